@@ -1,0 +1,1 @@
+"""Istio's configuration language, the subset minimesh speaks."""

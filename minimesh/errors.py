@@ -1,0 +1,72 @@
+"""The one small error tree of the mesh.
+
+A layer that cannot do its job raises a `MeshError`. Each error knows the HTTP
+status it becomes and the Envoy-style response flag that names it, so one place
+at the listener edge (`proxy/edge.py`) can turn any of them into a response
+carrying `x-minimesh-error` — the way linkerd2-proxy has a single `rescue`.
+"""
+
+
+class MeshError(Exception):
+    """A request the mesh itself answered instead of the upstream app."""
+
+    status = 502
+    flag = "DC"
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class NoRoute(MeshError):
+    status, flag = 404, "NR"
+
+
+class NoHealthyUpstream(MeshError):
+    status, flag = 503, "UH"
+
+
+class UpstreamConnectFailure(MeshError):
+    status, flag = 503, "UF"
+
+
+class UpstreamReset(MeshError):
+    status, flag = 503, "UC"
+
+
+class UpstreamTimeout(MeshError):
+    status, flag = 504, "UT"
+
+
+class Overflow(MeshError):
+    status, flag = 503, "UO"
+
+
+class BadRequest(MeshError):
+    status, flag = 400, "DPE"
+
+
+class HeadersTooLarge(MeshError):
+    status, flag = 431, "DPE"
+
+
+class ConfigError(Exception):
+    """A manifest minimesh will not accept: names the file, line and field."""
+
+    def __init__(self, message: str, *, source: str = "", line: int | None = None, field: str = ""):
+        self.message = message
+        self.source = source
+        self.line = line
+        self.field = field
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = self.source or "<manifest>"
+        if self.line is not None:
+            where += f":{self.line}"
+        what = f"{self.field}: " if self.field else ""
+        return f"{where}: {what}{self.message}"
+
+
+class UserError(Exception):
+    """Something the person at the keyboard can fix; the CLI prints it as one line."""

@@ -1,0 +1,1 @@
+"""Lessons: listing, showing and checking them against a live stack."""

@@ -1,0 +1,1 @@
+"""The data plane: sidecars and the gateway."""

@@ -1,0 +1,1 @@
+"""Running a lesson's topology as local processes."""
