@@ -32,5 +32,59 @@ def main():
     """minimesh — a service mesh built to be learned from."""
 
 
+# --- the mesh's own processes (started by the runner, or by hand) ---------
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=15010, show_default=True, type=int, help="Port for the /v1 API (0: any free port).")
+@click.option("--home", envvar="MINIMESH_HOME", default=".minimesh", show_default=True,
+              help="Where config, keys and state are kept.")
+@click.option("--instance-ttl", default=10.0, show_default=True, type=float,
+              help="Seconds without a heartbeat before an instance leaves the registry.")
+@friendly
+def control(host, port, home, instance_ttl):
+    """Run the control plane: registry, config store, watch API."""
+    from minimesh.control.server import run_control_plane
+
+    run_control_plane(host=host, port=port, home=home, instance_ttl=instance_ttl)
+
+
+@main.command()
+@click.option("--control", "control_url", required=True, envvar="MINIMESH_CONTROL_URL", help="Control plane URL.")
+@click.option("--service", required=True, help="The service this sidecar speaks for.")
+@click.option("--version", "version_", default="v1", show_default=True, help="The service version (a label).")
+@click.option("--instance", required=True, help="This instance's unique name.")
+@click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="Extra workload labels.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address the listeners bind to.")
+@click.option("--app-port", type=int, help="Where the app listens (inbound traffic goes there).")
+@click.option("--inbound-port", type=int, default=15006, show_default=True)
+@click.option("--outbound-port", type=int, default=15001, show_default=True)
+@click.option("--admin-port", type=int, default=15000, show_default=True)
+@click.option("--gateway", is_flag=True, help="Run as the mesh's ingress gateway instead of a sidecar.")
+@click.option("--listen-port", type=int, default=8080, show_default=True, help="Gateway: the public port.")
+@click.option("--default-service", default=None, help="Gateway: where a Host that names no service goes.")
+@click.option("--advertise-host", default=None, help="Address other sidecars use to reach this one.")
+@friendly
+def sidecar(control_url, service, version_, instance, labels, host, app_port, inbound_port,
+            outbound_port, admin_port, gateway, listen_port, default_service, advertise_host):
+    """Run a sidecar proxy beside one app instance (or the gateway)."""
+    from minimesh.proxy.sidecar import SidecarOptions, run_sidecar
+
+    label_map = {}
+    for item in labels:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UserError(f"--label {item!r} is not KEY=VALUE; write e.g. --label tier=backend")
+        label_map[key] = value
+    run_sidecar(SidecarOptions(
+        control_url=control_url, service=service, version=version_, instance=instance,
+        labels=label_map, host=host, app_port=app_port, inbound_port=inbound_port,
+        outbound_port=outbound_port, admin_port=admin_port, gateway=gateway,
+        listen_port=listen_port, default_service=default_service,
+        advertise_host=advertise_host or host,
+    ))
+
+
 if __name__ == "__main__":
     main()
