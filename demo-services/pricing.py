@@ -1,0 +1,41 @@
+"""pricing: what each toy costs. `GET /prices?ids=p1,p2` (no ids: every price).
+
+v2 is the canary of the canary lesson: it gives 10 % off, so which version
+answered is visible in every price.
+"""
+
+import asyncio
+import os
+
+from aiohttp import web
+
+import shop
+
+PRICES_V1 = {"p1": 24.0, "p2": 12.5, "p3": 3.9, "p4": 6.5, "p5": 4.2}
+VERSION = os.environ.get("VERSION", "v1")
+DISCOUNT = 0.10 if VERSION == "v2" else 0.0
+
+# --- the planted bug -----------------------------------------------------------
+# The canary lesson ships a v2 with a bug that only some requests hit — those
+# asking for item p3 — so that a small canary weight shows a small error rate.
+# Off unless the lesson sets it:
+#   PRICING_BUG=1 (or "error"): a request that includes p3 answers 503
+#   PRICING_BUG=slow:           a request that includes p3 takes 300 ms longer
+PRICING_BUG = os.environ.get("PRICING_BUG", "").strip().lower()
+BUGGY_ITEM = "p3"
+
+
+async def prices(request: web.Request) -> web.Response:
+    wanted = [i for i in request.query.get("ids", "").split(",") if i] or list(PRICES_V1)
+    if BUGGY_ITEM in wanted and PRICING_BUG in ("1", "error", "slow"):
+        if PRICING_BUG == "slow":
+            await asyncio.sleep(0.3)
+        else:
+            return shop.reply(request, {"error": f"pricing bug: cannot price {BUGGY_ITEM}"}, status=503)
+    found = {i: round(PRICES_V1[i] * (1 - DISCOUNT), 2) for i in wanted if i in PRICES_V1}
+    unknown = [i for i in wanted if i not in PRICES_V1]
+    return shop.reply(request, {"prices": found, "currency": "EUR", "unknown": unknown})
+
+
+if __name__ == "__main__":
+    shop.run(shop.create_app("pricing", [web.get("/prices", prices)]))
