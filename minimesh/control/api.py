@@ -1,0 +1,169 @@
+"""The /v1 HTTP API: thin handlers that turn JSON into ControlPlane calls.
+
+Every answer is JSON, errors included: {"error": "one line"} with 400 for a
+body the control plane cannot use, 404 for an unknown route or object. The
+contract is in notes/contracts.md ("Control plane HTTP API").
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from aiohttp import web
+
+from minimesh.control.plane import ControlPlane
+from minimesh.control.registry import InvalidRegistration, parse_registration
+from minimesh.control.store import DEFAULT_NAMESPACE
+from minimesh.errors import ConfigError
+
+log = logging.getLogger("minimesh.control")
+
+PLANE = web.AppKey("plane", ControlPlane)
+MAX_WATCH_TIMEOUT = 300.0
+
+
+def error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+class BadBody(Exception):
+    """A request body or parameter the API cannot use; becomes 400."""
+
+
+async def read_json(request: web.Request) -> dict:
+    try:
+        body = await request.json(loads=json.loads)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BadBody(f"request body is not valid JSON: {e}") from e
+    if not isinstance(body, dict):
+        raise BadBody("request body must be a JSON object")
+    return body
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler):
+    """One place where failures become JSON: bad bodies, unknown routes, wrong methods."""
+    try:
+        return await handler(request)
+    except BadBody as e:
+        return error(400, str(e))
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        message = f"no route for {request.method} {request.path}" if e.status == 404 else e.reason
+        return web.json_response({"error": message}, status=e.status, headers={
+            k: v for k, v in e.headers.items() if k.lower() == "allow"})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def register(request: web.Request) -> web.Response:
+    plane = request.app[PLANE]
+    try:
+        reg = parse_registration(await read_json(request))
+    except InvalidRegistration as e:
+        raise BadBody(str(e)) from e
+    plane.register(reg)
+    return web.json_response({"ttl": plane.registry.ttl})
+
+
+async def deregister(request: web.Request) -> web.Response:
+    name = request.match_info["instance"]
+    if not request.app[PLANE].deregister(name):
+        return error(404, f"no instance named {name!r}")
+    return web.json_response({"deregistered": name})
+
+
+async def instances(request: web.Request) -> web.Response:
+    plane = request.app[PLANE]
+    return web.json_response({"instances": [plane.instance_json(i) for i in plane.registry.instances()]})
+
+
+def watch_params(request: web.Request) -> tuple[str, str, float]:
+    node = request.query.get("node", "")
+    if not node:
+        raise BadBody("watch: the 'node' parameter names the asking proxy and is required")
+    try:
+        timeout = float(request.query.get("timeout", "30"))
+    except ValueError as e:
+        raise BadBody(f"watch: timeout must be a number of seconds, not {request.query['timeout']!r}") from e
+    if not 0 <= timeout <= MAX_WATCH_TIMEOUT:
+        raise BadBody(f"watch: timeout must be between 0 and {MAX_WATCH_TIMEOUT:g} seconds")
+    return node, request.query.get("version", ""), timeout
+
+
+async def watch(request: web.Request) -> web.Response:
+    plane = request.app[PLANE]
+    node, version, timeout = watch_params(request)
+
+    def ready() -> bool:
+        return plane.snapshot_version != version and not plane.held_for_warmup(version)
+
+    if await plane.feed.wait_until(ready, timeout):
+        return web.json_response(plane.snapshot())
+    return web.Response(status=204)
+
+
+async def ack(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    node, version, err = body.get("node"), body.get("version"), body.get("error")
+    if not isinstance(node, str) or not node or not isinstance(version, str):
+        raise BadBody("ack: 'node' and 'version' must be strings")
+    if err is not None and not isinstance(err, str):
+        raise BadBody("ack: 'error' must be null (ACK) or a string (NACK)")
+    request.app[PLANE].ack(node, version, err)
+    return web.json_response({"ok": True})
+
+
+async def apply_config(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    source = body.get("source") or "<api>"
+    if not isinstance(source, str):
+        raise BadBody("config: 'source' must be a string")
+    try:
+        result = request.app[PLANE].apply(body.get("manifests"), source)
+    except ConfigError as e:
+        log.info("apply %s refused: %s", source, e)
+        return error(400, str(e).replace("\n", " "))
+    return web.json_response({"version": result.version, "results": result.results})
+
+
+async def get_config(request: web.Request) -> web.Response:
+    store = request.app[PLANE].store
+    return web.json_response({"version": store.version, "resources": store.resources(request.query.get("kind"))})
+
+
+async def delete_config(request: web.Request) -> web.Response:
+    plane = request.app[PLANE]
+    kind, name = request.match_info["kind"], request.match_info["name"]
+    namespace = request.query.get("namespace", DEFAULT_NAMESPACE)
+    try:
+        found = plane.delete(kind, name, namespace)
+    except ConfigError as e:
+        return error(400, str(e).replace("\n", " "))
+    if not found:
+        return error(404, f"no {kind} named {name!r} in namespace {namespace!r}")
+    return web.json_response({"version": plane.store.version})
+
+
+async def status(request: web.Request) -> web.Response:
+    return web.json_response(request.app[PLANE].status())
+
+
+def build_app(plane: ControlPlane) -> web.Application:
+    app = web.Application(middlewares=[json_errors], client_max_size=16 * 1024 * 1024)
+    app[PLANE] = plane
+    app.router.add_get("/healthz", healthz)
+    app.router.add_post("/v1/register", register)
+    app.router.add_get("/v1/instances", instances)
+    app.router.add_delete("/v1/instances/{instance}", deregister)
+    app.router.add_get("/v1/watch", watch)
+    app.router.add_post("/v1/ack", ack)
+    app.router.add_post("/v1/config", apply_config)
+    app.router.add_get("/v1/config", get_config)
+    app.router.add_delete("/v1/config/{kind}/{name}", delete_config)
+    app.router.add_get("/v1/status", status)
+    return app

@@ -1,0 +1,107 @@
+"""The control plane's state in one place: registry, config store, ACKs, watch feed.
+
+Every mutation goes through here so that none can forget the two duties that
+follow a change: log it, and wake the watches (`feed.notify()`). The HTTP
+handlers in `api.py` only translate JSON to these calls and back.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from pathlib import Path
+from typing import Callable
+
+from minimesh.control.acks import AckBook
+from minimesh.control.registry import Instance, Registration, Registry
+from minimesh.control.snapshot import build_snapshot, snapshot_version
+from minimesh.control.store import ApplyResult, ConfigStore
+from minimesh.control.watch import ChangeFeed, held_for_warmup
+
+log = logging.getLogger("minimesh.control")
+
+
+class ControlPlane:
+    def __init__(self, home: Path, instance_ttl: float, warmup: float = 2.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self.home = Path(home)
+        self.clock = clock
+        self.warmup = warmup
+        self.started_at = clock()
+        # A fresh token per start: the snapshot version never repeats across restarts.
+        self.epoch = secrets.token_hex(4)
+        self.registry = Registry(instance_ttl, clock)
+        self.store = ConfigStore.load(self.home / "control" / "config.json")
+        self.acks = AckBook()
+        self.feed = ChangeFeed()
+
+    # --- reading ---------------------------------------------------------
+
+    @property
+    def snapshot_version(self) -> str:
+        return snapshot_version(self.store.version, self.epoch, self.registry.generation)
+
+    def snapshot(self) -> dict:
+        return build_snapshot(self.snapshot_version, self.store.version, self.store.resources(),
+                              self.registry.instances())
+
+    def held_for_warmup(self, client_version: str) -> bool:
+        return held_for_warmup(self.clock(), self.started_at, self.warmup, client_version)
+
+    def instance_json(self, inst: Instance) -> dict:
+        return {**inst.to_json(self.clock()), **self.acks.get(inst.name).to_json()}
+
+    def status(self) -> dict:
+        now = self.clock()
+        proxies = []
+        for inst in self.registry.instances():
+            reg = inst.registration
+            proxies.append({"node": reg.instance, "service": reg.service, "version": reg.version,
+                            "kind": reg.kind, **self.acks.get(reg.instance).to_json(),
+                            "age_s": round(now - inst.registered_at, 3)})
+        return {"config_version": self.store.version, "snapshot_version": self.snapshot_version,
+                "proxies": proxies}
+
+    # --- changing --------------------------------------------------------
+
+    def register(self, reg: Registration) -> None:
+        known = self.registry.get(reg.instance) is not None
+        if self.registry.register(reg):
+            log.info("%s %s (%s %s %s) inbound=%s", "updated" if known else "registered", reg.instance,
+                     reg.kind, reg.service, reg.version, reg.addresses.get("inbound"))
+            self.feed.notify()
+
+    def deregister(self, name: str) -> bool:
+        gone = self.registry.deregister(name)
+        if gone is None:
+            return False
+        self.acks.forget(name)
+        log.info("deregistered %s (%s)", name, gone.registration.service)
+        self.feed.notify()
+        return True
+
+    def expire(self) -> list[Instance]:
+        expired = self.registry.expire()
+        for inst in expired:
+            self.acks.forget(inst.name)
+            log.info("expired %s (%s): no heartbeat for %.1fs", inst.name, inst.registration.service,
+                     self.registry.ttl)
+        if expired:
+            self.feed.notify()
+        return expired
+
+    def apply(self, manifests: list, source: str) -> ApplyResult:
+        result = self.store.apply(manifests, source)
+        if result.changed:
+            self.feed.notify()
+        return result
+
+    def delete(self, kind: str, name: str, namespace: str) -> bool:
+        if self.store.delete(kind, name, namespace) is None:
+            return False
+        self.feed.notify()
+        return True
+
+    def ack(self, node: str, version: str, error: str | None) -> None:
+        self.acks.record(node, version, error)

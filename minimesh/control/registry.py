@@ -1,0 +1,141 @@
+"""The service registry: which instances are alive, and where they listen.
+
+A sidecar (or the gateway) registers itself and then repeats the very same
+call about once a second; that repetition *is* the heartbeat. Registration is
+idempotent on purpose: after a control plane restart the registry is empty,
+and the next heartbeat of every sidecar refills it without any special
+"re-register" path. An instance that stays silent for `ttl` seconds is
+expired — the mesh's equivalent of Kubernetes removing a pod from an
+Endpoints object when its readiness lapses.
+
+Every change that someone watching could notice (an instance joins, leaves,
+expires, or comes back with different addresses or labels) bumps
+`generation`; a heartbeat that changes nothing does not, so a steady mesh
+pushes no snapshots. Time comes from an injected `clock`, so expiry is tested
+without sleeping.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+KINDS = ("sidecar", "gateway")
+ADDRESS_ROLES = ("app", "inbound", "outbound", "admin")
+
+
+class InvalidRegistration(ValueError):
+    """A /v1/register body the control plane cannot use (becomes a 400)."""
+
+
+@dataclass(frozen=True)
+class Registration:
+    """What an instance says about itself when it registers."""
+
+    service: str
+    version: str
+    instance: str
+    kind: str
+    labels: dict[str, str]
+    addresses: dict[str, str | None]
+
+
+@dataclass(frozen=True)
+class Instance:
+    """A registered instance, with the times the registry keeps about it."""
+
+    registration: Registration
+    registered_at: float
+    last_seen: float
+
+    @property
+    def name(self) -> str:
+        return self.registration.instance
+
+    def to_json(self, now: float) -> dict:
+        r = self.registration
+        return {
+            "service": r.service, "version": r.version, "instance": r.instance, "kind": r.kind,
+            "labels": dict(r.labels), "addresses": dict(r.addresses),
+            "age_s": round(now - self.registered_at, 3),
+            "last_heartbeat_s": round(now - self.last_seen, 3),
+        }
+
+
+def parse_registration(body: object) -> Registration:
+    """Validate a /v1/register body; labels always carry app= and version=."""
+    if not isinstance(body, dict):
+        raise InvalidRegistration("register body must be a JSON object")
+    fields = {}
+    for key in ("service", "version", "instance"):
+        value = body.get(key)
+        if not isinstance(value, str) or not value:
+            raise InvalidRegistration(f"register: {key!r} must be a non-empty string")
+        fields[key] = value
+    kind = body.get("kind", "sidecar")
+    if kind not in KINDS:
+        raise InvalidRegistration(f"register: kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    labels = body.get("labels") or {}
+    if not isinstance(labels, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
+        raise InvalidRegistration("register: labels must be an object of string values")
+    addresses = body.get("addresses") or {}
+    if not isinstance(addresses, dict):
+        raise InvalidRegistration("register: addresses must be an object")
+    unknown = set(addresses) - set(ADDRESS_ROLES)
+    if unknown:
+        raise InvalidRegistration(f"register: unknown address role(s): {', '.join(sorted(unknown))}")
+    for role, addr in addresses.items():
+        if addr is not None and not isinstance(addr, str):
+            raise InvalidRegistration(f"register: addresses.{role} must be 'host:port' or null")
+    # The workload labels every selector can rely on, as Istio's app/version labels.
+    labels = {**labels, "app": labels.get("app", fields["service"]),
+              "version": labels.get("version", fields["version"])}
+    return Registration(kind=kind, labels=labels,
+                        addresses={role: addresses.get(role) for role in ADDRESS_ROLES}, **fields)
+
+
+class Registry:
+    """Instances keyed by name; expiry and a change generation."""
+
+    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic):
+        self.ttl = ttl
+        self.clock = clock
+        self.generation = 0
+        self._instances: dict[str, Instance] = {}
+
+    def register(self, reg: Registration) -> bool:
+        """Record a registration or heartbeat; True when watchers should hear of it."""
+        now = self.clock()
+        old = self._instances.get(reg.instance)
+        if old is not None and old.registration == reg:
+            self._instances[reg.instance] = dataclasses.replace(old, last_seen=now)
+            return False
+        registered_at = old.registered_at if old is not None else now
+        self._instances[reg.instance] = Instance(reg, registered_at=registered_at, last_seen=now)
+        self.generation += 1
+        return True
+
+    def deregister(self, name: str) -> Instance | None:
+        """A graceful leave; returns the instance that left, or None if unknown."""
+        gone = self._instances.pop(name, None)
+        if gone is not None:
+            self.generation += 1
+        return gone
+
+    def expire(self) -> list[Instance]:
+        """Remove every instance silent for longer than the TTL, and return them."""
+        now = self.clock()
+        expired = [i for i in self._instances.values() if now - i.last_seen > self.ttl]
+        for inst in expired:
+            del self._instances[inst.name]
+        if expired:
+            self.generation += 1
+        return expired
+
+    def get(self, name: str) -> Instance | None:
+        return self._instances.get(name)
+
+    def instances(self) -> list[Instance]:
+        return sorted(self._instances.values(), key=lambda i: i.name)

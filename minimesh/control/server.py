@@ -1,0 +1,113 @@
+"""Starting and running the control plane process (`minimesh control`).
+
+`start_control_plane` builds the state, binds the listener and starts the
+background expiry task; it returns the runner and the base URL, so tests and
+tools can run a control plane inside their own event loop. The blocking
+`run_control_plane` is what the CLI calls: it also sets up logging, uses
+uvloop when installed, and stops cleanly on SIGTERM or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+from aiohttp import web
+
+from minimesh.control.api import PLANE, build_app
+from minimesh.control.plane import ControlPlane
+from minimesh.control.store import atomic_write
+from minimesh.errors import UserError
+
+log = logging.getLogger("minimesh.control")
+
+WARMUP_ENV = "MINIMESH_CONTROL_WARMUP"  # seconds; tests set 0 to skip the warm-up hold
+
+
+def expiry_interval(ttl: float) -> float:
+    """Check a few times per TTL, so an instance leaves soon after it falls silent."""
+    return min(1.0, max(0.05, ttl / 4))
+
+
+async def _expire_forever(plane: ControlPlane) -> None:
+    while True:
+        await asyncio.sleep(expiry_interval(plane.registry.ttl))
+        plane.expire()
+
+
+async def _background(app: web.Application):
+    plane = app[PLANE]
+    task = asyncio.create_task(_expire_forever(plane))
+    # Held watches must be answered the moment the warm-up ends.
+    timer = asyncio.get_running_loop().call_later(plane.warmup, plane.feed.notify)
+    yield
+    timer.cancel()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def _url_host(host: str) -> str:
+    return "127.0.0.1" if host in ("", "0.0.0.0") else host
+
+
+async def start_control_plane(host: str, port: int, home: str | os.PathLike, instance_ttl: float,
+                              warmup: float = 2.0, clock: Callable[[], float] = time.monotonic
+                              ) -> tuple[web.AppRunner, str]:
+    """Start listening; returns (runner, base URL). Stop with `await runner.cleanup()`."""
+    plane = ControlPlane(Path(home), instance_ttl, warmup=warmup, clock=clock)
+    app = build_app(plane)
+    app.cleanup_ctx.append(_background)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    try:
+        await site.start()
+    except OSError as e:
+        await runner.cleanup()
+        if e.errno == errno.EADDRINUSE:
+            raise UserError(f"port {port} is already in use (control plane); "
+                            "stop whatever holds it or pass --port 0") from e
+        raise UserError(f"cannot listen on {host}:{port} (control plane): {e.strerror}") from e
+    bound_port = site._server.sockets[0].getsockname()[1]
+    url = f"http://{_url_host(host)}:{bound_port}"
+    atomic_write(plane.home / "control" / "url", url + "\n")
+    log.info("control plane listening on %s (config version %d, instance ttl %.1fs, warm-up %.1fs)",
+             url, plane.store.version, instance_ttl, warmup)
+    return runner, url
+
+
+async def _serve(host: str, port: int, home: str, instance_ttl: float, warmup: float) -> None:
+    runner, _url = await start_control_plane(host, port, home, instance_ttl, warmup)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        log.info("control plane stopping")
+        await runner.cleanup()
+
+
+def run_control_plane(host: str, port: int, home: str, instance_ttl: float, warmup: float | None = None) -> None:
+    """Blocking entry point of `minimesh control`; warm-up defaults to $MINIMESH_CONTROL_WARMUP or 2 s."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if warmup is None:
+        warmup = float(os.environ.get(WARMUP_ENV, "2.0"))
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(_serve(host, port, home, instance_ttl, warmup))
+    else:
+        uvloop.run(_serve(host, port, home, instance_ttl, warmup))

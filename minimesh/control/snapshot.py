@@ -1,0 +1,35 @@
+"""The snapshot: everything a proxy needs, as one JSON document.
+
+A snapshot is the config in force plus the endpoints of every service, built
+fresh from the store and the registry. Its version is an opaque string made
+of three parts — config version, an epoch token chosen at each control plane
+start, and the registry generation — so it changes whenever either input
+changes and never repeats across restarts (a restarted control plane starts
+its registry generation at 0 again; the new epoch keeps the string new).
+"""
+
+from __future__ import annotations
+
+from minimesh.control.registry import Instance
+
+
+def snapshot_version(config_version: int, epoch: str, registry_generation: int) -> str:
+    return f"{config_version}.{epoch}.{registry_generation}"
+
+
+def endpoints_by_service(instances: list[Instance]) -> dict:
+    """Only sidecars with an inbound listener receive mesh traffic; gateways do not."""
+    services: dict[str, dict] = {}
+    for inst in sorted(instances, key=lambda i: i.name):
+        reg = inst.registration
+        inbound = reg.addresses.get("inbound")
+        if reg.kind != "sidecar" or not inbound:
+            continue
+        services.setdefault(reg.service, {"endpoints": []})["endpoints"].append(
+            {"instance": reg.instance, "address": inbound, "labels": dict(reg.labels)})
+    return services
+
+
+def build_snapshot(version: str, config_version: int, resources: list[dict], instances: list[Instance]) -> dict:
+    return {"version": version, "config_version": config_version, "resources": list(resources),
+            "services": endpoints_by_service(instances)}
