@@ -1,0 +1,46 @@
+"""Cross-resource checks, the kind `istioctl analyze` reports.
+
+Each resource can be valid alone and still be wrong together with the
+others: a VirtualService that sends traffic to subset v2 of pricing is
+broken if no DestinationRule for pricing defines v2 (Envoy would answer
+503 NR: the cluster does not exist). These are returned as lines of text,
+not raised, because the caller decides: `minimesh apply` warns, a lesson
+check may fail.
+"""
+
+from collections.abc import Iterable
+
+from .destinationrule import DestinationRule
+from .resource import Resource
+from .virtualservice import Destination, VirtualService
+
+
+def check_references(resources: Iterable[Resource]) -> list[str]:
+    resources = list(resources)
+    subsets: dict[str, set[str]] = {}
+    for r in resources:
+        if isinstance(r, DestinationRule):
+            subsets.setdefault(r.host, set()).update(s.name for s in r.subsets)
+    problems = []
+    for vs in resources:
+        if not isinstance(vs, VirtualService):
+            continue
+        for i, route in enumerate(vs.http):
+            targets: list[tuple[str, Destination]] = [
+                (f"http[{i}].route[{j}]", rd.destination) for j, rd in enumerate(route.route)
+            ]
+            if route.mirror is not None:
+                targets.append((f"http[{i}].mirror", route.mirror))
+            for where, dest in targets:
+                if dest.subset is None or dest.subset in subsets.get(dest.host, set()):
+                    continue
+                if dest.host not in subsets:
+                    fix = f"no DestinationRule for host '{dest.host}' exists; add one defining subset '{dest.subset}'"
+                else:
+                    known = ", ".join(sorted(subsets[dest.host])) or "none"
+                    fix = f"the DestinationRule for '{dest.host}' defines: {known}"
+                problems.append(
+                    f"VirtualService {vs.namespace}/{vs.name} {where}: subset '{dest.subset}' "
+                    f"of host '{dest.host}' is not defined ({fix})"
+                )
+    return problems
