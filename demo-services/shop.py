@@ -132,6 +132,9 @@ ALWAYS_HEALTHY = ("/healthz", "/_fault")
 async def inject_faults(request: web.Request, handler):
     faults = request.app[FAULTS]
     if request.path not in request.app[UNFAULTED]:
+        # Take the whole request in before stalling, as a busy server would: if the
+        # client hangs up during the delay, the body is still here to act on.
+        await request.read()
         # Delay first, then the dice: a slow request can still fail, like a real overloaded server.
         if faults.delay_ms:
             await asyncio.sleep(faults.delay_ms / 1000)
