@@ -86,5 +86,83 @@ def sidecar(control_url, service, version_, instance, labels, host, app_port, in
     ))
 
 
+# --- a local stack: up, status, down (minimesh/runner) -----------------------
+
+CONTROL_OPTION = click.option(
+    "--control", "control_url", envvar="MINIMESH_CONTROL_URL", default=None,
+    help="Control plane URL (default: the running stack's, from MINIMESH_HOME).")
+
+
+@main.command()
+@click.argument("lesson_dir", type=click.Path(file_okay=False, path_type=str))
+@click.option("--detach", "-d", is_flag=True, help="Start in the background and return once ready.")
+@click.option("--gateway-port", type=int, default=8080, show_default=True, envvar="MINIMESH_GATEWAY_PORT",
+              help="The gateway's port on 127.0.0.1 (0: any free port).")
+@friendly
+def up(lesson_dir, detach, gateway_port):
+    """Start a lesson's topology: control plane, apps, sidecars, gateway."""
+    from minimesh.runner.stack import up as run_up
+
+    run_up(lesson_dir, detach=detach, gateway_port=gateway_port)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@CONTROL_OPTION
+@friendly
+def status(as_json, control_url):
+    """Show the running stack: addresses of every instance, config sync."""
+    from minimesh.runner.stack import status as run_status
+
+    run_status(as_json=as_json, control=control_url)
+
+
+@main.command()
+@friendly
+def down():
+    """Stop the running stack and every process it started."""
+    from minimesh.runner.stack import down as run_down
+
+    run_down()
+
+
+# --- config: apply, get, delete (kubectl's verbs) ---------------------------
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@CONTROL_OPTION
+@friendly
+def apply(files, control_url):
+    """Apply Istio manifests (all or nothing)."""
+    from minimesh.runner.config_commands import apply as run_apply
+
+    run_apply(list(files), control=control_url)
+
+
+@main.command()
+@click.argument("kind", required=False)
+@click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
+@CONTROL_OPTION
+@friendly
+def get(kind, output, control_url):
+    """Print the applied manifests (optionally of one KIND, e.g. virtualservice or vs)."""
+    from minimesh.runner.config_commands import get as run_get
+
+    run_get(kind, output=output, control=control_url)
+
+
+@main.command()
+@click.argument("kind")
+@click.argument("name")
+@CONTROL_OPTION
+@friendly
+def delete(kind, name, control_url):
+    """Delete one applied resource, e.g. `minimesh delete virtualservice payments`."""
+    from minimesh.runner.config_commands import delete as run_delete
+
+    run_delete(kind, name, control=control_url)
+
+
 if __name__ == "__main__":
     main()

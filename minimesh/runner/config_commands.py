@@ -1,0 +1,76 @@
+"""`minimesh apply`, `get` and `delete`: kubectl's verbs against the control plane.
+
+`apply` parses every file locally first, so a bad manifest is reported with
+its file, line and field and nothing is sent; the control plane checks the
+whole set again (references between resources) and applies all or nothing.
+Which control plane: `--control URL` (or MINIMESH_CONTROL_URL) if given, else
+the one recorded for the running stack in MINIMESH_HOME.
+"""
+
+import json
+
+import click
+import yaml
+
+from minimesh.errors import UserError
+from minimesh.runner import state as st
+from minimesh.runner.control_client import ControlClient
+
+# kubectl-style names for each kind: plural, singular and Istio's short name.
+KINDS = {
+    "VirtualService": ("virtualservices", "virtualservice", "vs"),
+    "DestinationRule": ("destinationrules", "destinationrule", "dr"),
+    "PeerAuthentication": ("peerauthentications", "peerauthentication", "pa"),
+    "AuthorizationPolicy": ("authorizationpolicies", "authorizationpolicy", "ap"),
+}
+
+
+def canonical_kind(name: str) -> str:
+    wanted = name.lower()
+    for kind, aliases in KINDS.items():
+        if wanted == kind.lower() or wanted in aliases:
+            return kind
+    raise UserError(f"unknown kind {name!r}; minimesh knows {', '.join(KINDS)}")
+
+
+def control_client(control: str | None, home: str | None = None) -> ControlClient:
+    if control:
+        return ControlClient(control)
+    home_path = st.resolve_home(home)
+    state = st.read_state(home_path)
+    if not state or not st.is_locked(home_path):
+        raise UserError(f"no stack is running in {home_path}; start one with `minimesh up LESSON_DIR` "
+                        "or pass --control URL")
+    return ControlClient(state["control_url"])
+
+
+def apply(files: list[str], *, control: str | None = None, home: str | None = None) -> None:
+    from minimesh.config import load_files
+
+    resources = load_files(files)  # ConfigError names file:line: field; nothing is sent
+    if not resources:
+        raise UserError(f"no manifests found in {', '.join(files)}")
+    client = control_client(control, home)
+    answer = client.apply([r.manifest for r in resources], source=", ".join(files))
+    for result in answer.get("results", []):
+        click.echo(f"{result['kind'].lower()}/{result['name']} {result['action']}")
+    click.echo(f"config version {answer.get('version')}")
+
+
+def get(kind: str | None, *, output: str = "yaml", control: str | None = None, home: str | None = None) -> None:
+    kind = canonical_kind(kind) if kind else None
+    answer = control_client(control, home).config(kind)
+    resources = [r for r in answer.get("resources", []) if kind is None or r.get("kind") == kind]
+    if output == "json":
+        click.echo(json.dumps({"version": answer.get("version"), "resources": resources}, indent=2))
+    elif resources:
+        click.echo(yaml.safe_dump_all(resources, sort_keys=False), nl=False)
+    else:
+        click.echo("No resources found.", err=True)
+
+
+def delete(kind: str, name: str, *, control: str | None = None, home: str | None = None) -> None:
+    kind = canonical_kind(kind)
+    answer = control_client(control, home).delete(kind, name)
+    click.echo(f"{kind.lower()}/{name} deleted")
+    click.echo(f"config version {answer.get('version')}")

@@ -1,0 +1,119 @@
+"""The stack plan: every process a lesson needs, with its command line and ports.
+
+Turning a Lesson into processes is a pure decision — no process is started
+here — so it can be read top to bottom and tested without sockets:
+
+    control plane        python -m minimesh.cli control --port P --home H
+    for every instance:  the app (PORT, SERVICE, VERSION, INSTANCE, HTTP_PROXY)
+                         and its sidecar (inbound → app, outbound ← app, admin)
+    gateway              a sidecar in gateway mode on the public port
+
+Each process also says how we know it is ready: the control plane and the
+proxies answer HTTP (`/healthz`, `/ready`), while an app is any program, so a
+TCP connect to its PORT is enough.
+"""
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from minimesh.runner.topology import Lesson
+
+HOST = "127.0.0.1"
+MESH = (sys.executable, "-m", "minimesh.cli")
+
+
+@dataclass(frozen=True)
+class Probe:
+    """How to tell a process is ready: an HTTP GET answering 200, or a TCP connect."""
+
+    port: int
+    path: str | None = None  # None: TCP connect is enough
+
+    def describe(self) -> str:
+        where = f"{HOST}:{self.port}"
+        return f"GET http://{where}{self.path}" if self.path else f"TCP {where}"
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    name: str                 # also the log file name: logs/<name>.log
+    role: str                 # control | app | sidecar | gateway
+    argv: tuple[str, ...]
+    probe: Probe
+    env: dict[str, str] = field(default_factory=dict)  # on top of the supervisor's environment
+    instance: str | None = None
+    ports: tuple[int, ...] = ()  # every port it listens on (so `down` can check they closed)
+
+
+@dataclass(frozen=True)
+class InstancePlan:
+    service: str
+    version: str
+    instance: str
+    app_port: int
+    inbound_port: int
+    outbound_port: int
+    admin_port: int
+
+
+@dataclass(frozen=True)
+class StackPlan:
+    control_url: str
+    gateway_url: str
+    control: ProcessSpec
+    gateway: ProcessSpec
+    instances: tuple[InstancePlan, ...]
+    workloads: tuple[ProcessSpec, ...]  # apps and sidecars, in instance order
+
+    @property
+    def processes(self) -> tuple[ProcessSpec, ...]:
+        return (self.control, *self.workloads, self.gateway)
+
+
+def plan_stack(lesson: Lesson, home: Path, gateway_port: int, next_port) -> StackPlan:
+    """Decide every process and port; `next_port()` hands out a free port."""
+    control_port = next_port()
+    control_url = f"http://{HOST}:{control_port}"
+    control = ProcessSpec(
+        name="control", role="control",
+        argv=(*MESH, "control", "--host", HOST, "--port", str(control_port), "--home", str(home)),
+        probe=Probe(control_port, "/healthz"), ports=(control_port,))
+
+    instances, workloads = [], []
+    for inst in lesson.instances():
+        ip = InstancePlan(inst.service, inst.version, inst.name,
+                          app_port=next_port(), inbound_port=next_port(),
+                          outbound_port=next_port(), admin_port=next_port())
+        instances.append(ip)
+        env = {**inst.spec.env,
+               "PORT": str(ip.app_port), "SERVICE": inst.service, "VERSION": inst.version,
+               "INSTANCE": inst.name,
+               # Both spellings: many HTTP clients prefer the lower-case one when both are set.
+               "HTTP_PROXY": f"http://{HOST}:{ip.outbound_port}",
+               "http_proxy": f"http://{HOST}:{ip.outbound_port}"}
+        workloads.append(ProcessSpec(
+            name=inst.name, role="app", argv=inst.spec.command, env=env,
+            probe=Probe(ip.app_port), instance=inst.name, ports=(ip.app_port,)))
+        labels = [arg for k, v in inst.spec.labels.items() for arg in ("--label", f"{k}={v}")]
+        workloads.append(ProcessSpec(
+            name=f"{inst.name}.sidecar", role="sidecar",
+            argv=(*MESH, "sidecar", "--control", control_url, "--service", inst.service,
+                  "--version", inst.version, "--instance", inst.name, *labels,
+                  "--app-port", str(ip.app_port), "--inbound-port", str(ip.inbound_port),
+                  "--outbound-port", str(ip.outbound_port), "--admin-port", str(ip.admin_port)),
+            probe=Probe(ip.admin_port, "/ready"), instance=inst.name,
+            ports=(ip.inbound_port, ip.outbound_port, ip.admin_port)))
+
+    gateway_admin = next_port()
+    gateway = ProcessSpec(
+        name="gateway", role="gateway",
+        argv=(*MESH, "sidecar", "--gateway", "--service", "gateway", "--instance", "gateway",
+              "--listen-port", str(gateway_port), "--admin-port", str(gateway_admin),
+              "--default-service", lesson.gateway, "--control", control_url),
+        probe=Probe(gateway_admin, "/ready"), instance="gateway",
+        ports=(gateway_port, gateway_admin))
+
+    return StackPlan(control_url=control_url, gateway_url=f"http://{HOST}:{gateway_port}",
+                     control=control, gateway=gateway, instances=tuple(instances),
+                     workloads=tuple(workloads))

@@ -1,0 +1,211 @@
+"""`minimesh up`, `status` and `down`: the user's handle on a local stack.
+
+`up` runs the supervisor in the foreground (Ctrl-C stops the stack) or, with
+`--detach`, starts it as a background process in its own session and returns
+once state.json says every instance is ready. `down` asks the supervisor to
+stop (SIGTERM) and then checks for itself that every recorded process is gone
+and every recorded port is closed — and if the supervisor is already dead, it
+finishes the job on the processes it left behind.
+"""
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from minimesh.errors import UserError
+from minimesh.runner import state as st
+from minimesh.runner.control_client import ControlClient
+from minimesh.runner.ports import GATEWAY_HINT, ensure_free, is_listening
+from minimesh.runner.supervisor import READY_TIMEOUT, Supervisor
+from minimesh.runner.topology import load_lesson
+
+DEFAULT_GATEWAY_PORT = 8080
+DOWN_TIMEOUT = 30.0
+
+
+def up(lesson_dir: str, *, detach: bool, gateway_port: int, home: str | None = None) -> None:
+    home_path = st.resolve_home(home)
+    lesson = load_lesson(lesson_dir)  # a missing lesson or a bad lesson.yaml fails here, in one line
+    _refuse_if_running(home_path)
+    if gateway_port:
+        ensure_free(gateway_port, "gateway", GATEWAY_HINT)
+    if detach:
+        state = _start_detached(lesson.dir, home_path, gateway_port)
+        click.echo(summary(state, foreground=False))
+        return
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    supervisor = Supervisor(lesson, home_path, gateway_port)
+    asyncio.run(supervisor.run(on_ready=lambda s: click.echo(summary(s, foreground=True))))
+
+
+def _refuse_if_running(home: Path) -> None:
+    if st.is_locked(home):
+        state = st.read_state(home) or {}
+        what = f" (lesson {state['lesson']}, gateway {state['gateway_url']})" if state.get("lesson") else ""
+        raise UserError(f"a stack is already running in {home}{what}; `minimesh down` stops it, "
+                        "or set MINIMESH_HOME to run a second one")
+
+
+def _start_detached(lesson_dir: Path, home: Path, gateway_port: int) -> dict:
+    """Start the supervisor in the background and wait for it to say "ready"."""
+    log_path = st.logs_dir(home) / "supervisor.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "minimesh.runner", "--home", str(home),
+             "--gateway-port", str(gateway_port), str(lesson_dir)],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True)  # its own session: closing this terminal does not stop it
+    deadline = time.monotonic() + READY_TIMEOUT + 10  # the supervisor gives up first, with details
+    while time.monotonic() < deadline:
+        state = st.read_state(home)
+        if state and state.get("supervisor_pid") == proc.pid and state.get("status") == "ready":
+            return state
+        if proc.poll() is not None:
+            raise UserError(_supervisor_error(log_path, proc.returncode))
+        time.sleep(0.05)
+    proc.terminate()
+    raise UserError(f"the stack was not ready after {READY_TIMEOUT:.0f}s; see {log_path}")
+
+
+def _supervisor_error(log_path: Path, code: int) -> str:
+    """The supervisor's own one-line error (it prints `minimesh: …` last), or where to look."""
+    lines = log_path.read_text(errors="replace").splitlines()
+    for line in reversed(lines):
+        if line.startswith("minimesh: "):
+            return line.removeprefix("minimesh: ")
+    return f"the supervisor exited with code {code} before the stack was ready; see {log_path}"
+
+
+def summary(state: dict, *, foreground: bool) -> str:
+    home = Path(state["home"])
+    prefix = "" if st.resolve_home(None) == home else f"MINIMESH_HOME={home} "
+    n = len(state.get("processes", {}))
+    stop = "Ctrl-C here, or " if foreground else ""
+    return "\n".join([
+        f"minimesh: {state.get('title') or 'the stack'} is up ({n} processes)",
+        f"  gateway  {state['gateway_url']}    try: curl {state['gateway_url']}/",
+        f"  control  {state['control_url']}",
+        f"  status   {prefix}minimesh status",
+        f"  logs     {state['logs']}/",
+        f"  stop     {stop}{prefix}minimesh down",
+    ])
+
+
+# --- status -------------------------------------------------------------------
+
+
+def status(*, as_json: bool, control: str | None = None, home: str | None = None) -> None:
+    home_path = st.resolve_home(home)
+    state = None if control else _running_state(home_path)
+    control_url = control or state["control_url"]
+    try:
+        cp = ControlClient(control_url, timeout=2.0).status()
+        cp_error = None
+    except UserError as e:
+        cp, cp_error = {}, str(e)
+    report = dict(state or {"control_url": control_url, "gateway_url": None, "instances": []})
+    report["control"] = cp if cp_error is None else {"error": cp_error}
+    proxies = {p.get("node"): p for p in cp.get("proxies", [])}
+    for inst in report["instances"]:
+        p = proxies.get(inst["instance"], {})
+        inst["acked_version"] = p.get("acked_version")
+        inst["nack_error"] = p.get("nack_error")
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(_status_text(report, cp, cp_error))
+
+
+def _running_state(home: Path) -> dict:
+    state = st.read_state(home)
+    if not state or not st.is_locked(home):
+        raise UserError(f"no stack is running in {home}; start one with `minimesh up LESSON_DIR`")
+    return state
+
+
+def _status_text(report: dict, cp: dict, cp_error: str | None) -> str:
+    out = []
+    if report.get("lesson"):
+        out.append(f"lesson   {report.get('title')} ({report['lesson']}) — {report.get('status')}")
+        out.append(f"gateway  {report['gateway_url']}")
+    if cp_error:
+        out.append(f"control  {report['control_url']} — DOWN: {cp_error}")
+    else:
+        out.append(f"control  {report['control_url']} — config version {cp.get('config_version')}")
+    snapshot = cp.get("snapshot_version")
+    procs = report.get("processes", {})
+    rows = [("INSTANCE", "APP", "INBOUND", "OUTBOUND", "ADMIN", "CONFIG", "RESTARTS")]
+    for inst in report["instances"]:
+        if inst.get("nack_error"):
+            synced = f"NACK: {inst['nack_error']}"
+        elif cp_error:
+            synced = "?"
+        else:
+            synced = "synced" if inst.get("acked_version") and inst["acked_version"] == snapshot \
+                else (inst.get("acked_version") or "not acked")
+        restarts = sum(procs.get(n, {}).get("restarts", 0) for n in (inst["instance"], inst["instance"] + ".sidecar"))
+        rows.append((inst["instance"], inst["app"], inst["inbound"], inst["outbound"], inst["admin"],
+                     synced, str(restarts)))
+    if len(rows) > 1:
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        out.append("")
+        out += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    return "\n".join(out)
+
+
+# --- down ----------------------------------------------------------------------
+
+
+def down(*, home: str | None = None) -> None:
+    home_path = st.resolve_home(home)
+    state = st.read_state(home_path) or {}
+    locked = st.is_locked(home_path)
+    if not locked and not state:
+        click.echo(f"minimesh: nothing is running in {home_path}")
+        return
+    supervisor = state.get("supervisor_pid") or (st.lock_holder(home_path) if locked else None)
+    if locked and st.pid_alive(supervisor):
+        os.kill(supervisor, signal.SIGTERM)
+        if not _wait(lambda: not st.pid_alive(supervisor), DOWN_TIMEOUT):
+            os.kill(supervisor, signal.SIGKILL)  # its children follow it (PR_SET_PDEATHSIG)
+            _wait(lambda: not st.pid_alive(supervisor), 5)
+    # Whatever the supervisor left behind (or all of it, if it was already dead).
+    leftovers = [p for p in st.recorded_pids(state) if st.pid_alive(p) and st.belongs_to_stack(p, home_path)]
+    _terminate(leftovers)
+    ports = st.recorded_ports(state)
+    if not _wait(lambda: not any(is_listening(p, timeout=0.2) for p in ports), 10):
+        still = [p for p in ports if is_listening(p, timeout=0.2)]
+        raise UserError(f"stopped the stack, but ports {', '.join(map(str, still))} still listen; "
+                        "something outside minimesh holds them")
+    st.remove_state(home_path)
+    click.echo(f"minimesh: stopped the stack in {home_path}")
+
+
+def _terminate(pids: list[int], grace: float = 5.0) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        if _wait(lambda: not any(st.pid_alive(p) for p in pids), grace):
+            return
+
+
+def _wait(condition, timeout: float, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        if condition():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)

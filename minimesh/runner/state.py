@@ -1,0 +1,145 @@
+"""A running stack's home: where its state.json, logs and lock live.
+
+`MINIMESH_HOME` (default `./.minimesh`) is one stack. The supervisor holds an
+exclusive lock on `<home>/supervisor.lock` for as long as it lives — the kernel
+drops the lock when the process dies, even by SIGKILL, so "is a stack running
+here?" never trusts a stale pid. `<home>/state.json` (written atomically) tells
+the other commands where everything is:
+
+    {"lesson", "control_url", "gateway_url", "supervisor_pid", "started_at",
+     "status": "starting" | "ready", "instances": [{service, version, instance,
+     app, inbound, outbound, admin, pids: {app, sidecar}}], "processes": {...}}
+"""
+
+import fcntl
+import json
+import os
+from pathlib import Path
+
+DEFAULT_HOME = ".minimesh"
+
+
+def resolve_home(value: str | None = None) -> Path:
+    """The stack's home as an absolute path (so children and `down` agree on it)."""
+    return Path(value or os.environ.get("MINIMESH_HOME") or DEFAULT_HOME).expanduser().resolve()
+
+
+def state_path(home: Path) -> Path:
+    return home / "state.json"
+
+
+def logs_dir(home: Path) -> Path:
+    return home / "logs"
+
+
+def read_state(home: Path) -> dict | None:
+    try:
+        return json.loads(state_path(home).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except json.JSONDecodeError:
+        return None  # half-written by a crashed older version; treat as absent
+
+
+def write_state(home: Path, state: dict) -> None:
+    """Write state.json atomically: readers see the old file or the new one, never half."""
+    path = state_path(home)
+    tmp = path.with_suffix(".json.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(state, f, indent=2)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def remove_state(home: Path) -> None:
+    state_path(home).unlink(missing_ok=True)
+
+
+class HomeLock:
+    """The supervisor's claim on a home; `acquire()` is False when another holds it."""
+
+    def __init__(self, home: Path):
+        self.path = home / "supervisor.lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        # The holder's pid, for `down` when state.json is not written yet.
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def is_locked(home: Path) -> bool:
+    """True while a supervisor holds this home."""
+    if not (home / "supervisor.lock").exists():
+        return False
+    probe = HomeLock(home)
+    if probe.acquire():
+        probe.release()
+        return False
+    return True
+
+
+def lock_holder(home: Path) -> int | None:
+    """The pid written into the lock file by its holder (meaningful only while locked)."""
+    try:
+        return int((home / "supervisor.lock").read_text().strip() or 0) or None
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def belongs_to_stack(pid: int, home: Path) -> bool:
+    """True when `pid` was started for this home (checked on Linux, where /proc shows the environment).
+
+    A pid in an old state.json may have been reused by an unrelated process; we never kill that.
+    """
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return f"MINIMESH_STACK={home}".encode() in f.read().split(b"\0")
+    except FileNotFoundError:
+        return os.path.isdir(f"/proc/{pid}") or not os.path.isdir("/proc")
+    except PermissionError:
+        return False
+
+
+def pid_alive(pid: int | None) -> bool:
+    """True when `pid` is a live process (a zombie waiting to be reaped counts as gone)."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            # The state letter follows the command name in parentheses, which may contain spaces.
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return os.path.exists(f"/proc/{pid}") or not os.path.isdir("/proc")
+
+
+def recorded_pids(state: dict) -> list[int]:
+    """Every child pid state.json knows about (the supervisor's excluded)."""
+    procs = state.get("processes") or {}
+    return [p["pid"] for p in procs.values() if p.get("pid")]
+
+
+def recorded_ports(state: dict) -> list[int]:
+    procs = state.get("processes") or {}
+    return sorted({port for p in procs.values() for port in p.get("ports", [])})
