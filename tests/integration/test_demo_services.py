@@ -103,6 +103,8 @@ async def test_identity_defaults_to_file_name_v1_and_pid(start, http):
     svc = start("catalog")
     _, body = await get_json(http, f"{svc.url}/healthz")
     assert (body["service"], body["version"], body["instance"]) == ("catalog", "v1", f"catalog-v1-{svc.pid}")
+    # SIGTERM is a clean shutdown.
+    assert svc.stop(echo_logs=False) == 0
 
 
 async def test_fault_knobs_read_and_change_at_run_time(start, http):
@@ -156,10 +158,15 @@ async def test_failure_rate_extremes(start, http, rate, expected):
     assert (await get_json(http, f"{svc.url}/_fault"))[0] == 200
 
 
-async def test_seeded_failure_rate_is_honest_and_repeatable(start, http):
+@pytest.mark.parametrize("twins", [
+    [{"SEED": "1234", "INSTANCE": "a"}, {"SEED": "1234", "INSTANCE": "b"}],
+    # No SEED: the seed comes from INSTANCE, stably across processes (crc32, not hash()).
+    [{"INSTANCE": "catalog-x"}, {"INSTANCE": "catalog-x"}],
+])
+async def test_seeded_failure_rate_is_honest_and_repeatable(start, http, twins):
     # Two instances with the same seed fail the same requests; the share is ~0.3.
     n, p = 400, 0.3
-    first, second = (start("catalog", FAILURE_RATE=str(p), SEED="1234") for _ in range(2))
+    first, second = (start("catalog", FAILURE_RATE=str(p), **env) for env in twins)
     patterns = []
     for svc in (first, second):
         pattern = []
