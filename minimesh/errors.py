@@ -12,6 +12,7 @@ class MeshError(Exception):
 
     status = 502
     flag = "DC"
+    layer = "proxy"  # which layer of the journey gave up, for x-minimesh-error
 
     def __init__(self, reason: str):
         super().__init__(reason)
@@ -20,34 +21,42 @@ class MeshError(Exception):
 
 class NoRoute(MeshError):
     status, flag = 404, "NR"
+    layer = "route"
 
 
 class NoHealthyUpstream(MeshError):
     status, flag = 503, "UH"
+    layer = "balancer"
 
 
 class UpstreamConnectFailure(MeshError):
     status, flag = 503, "UF"
+    layer = "connect"
 
 
 class UpstreamReset(MeshError):
     status, flag = 503, "UC"
+    layer = "connect"
 
 
 class UpstreamTimeout(MeshError):
     status, flag = 504, "UT"
+    layer = "timeout"
 
 
 class Overflow(MeshError):
     status, flag = 503, "UO"
+    layer = "breaker"
 
 
 class BadRequest(MeshError):
     status, flag = 400, "DPE"
+    layer = "listener"
 
 
 class HeadersTooLarge(MeshError):
     status, flag = 431, "DPE"
+    layer = "listener"
 
 
 class ConfigError(Exception):

@@ -1,0 +1,40 @@
+"""The sidecar's admin listener: what a learner (or the runner) asks a proxy.
+
+    /ready        200 once registered and holding a snapshot, else 503
+    /config_dump  the snapshot in force, and the last one refused (NACKed)
+    /stats        request counters (stats.py)
+
+Envoy's admin interface has the same three, under the same names.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+
+def build_admin(sidecar) -> web.Application:
+    async def ready(_):
+        if sidecar.is_ready():
+            return web.json_response({"ready": True, "version": sidecar.holder.current.version})
+        return web.json_response({"ready": False, "registered": sidecar.client.registered.is_set(),
+                                  "snapshot": sidecar.holder.received.is_set()}, status=503)
+
+    async def config_dump(_):
+        holder = sidecar.holder
+        return web.json_response({
+            "node": sidecar.identity,
+            "version": holder.current.version,
+            "config_version": holder.current.config_version,
+            "snapshot": holder.raw,
+            "last_nack": holder.last_nack,
+            "control_plane_reachable": sidecar.client.reachable,
+        })
+
+    async def stats(_):
+        return web.json_response(sidecar.stats.as_json())
+
+    app = web.Application()
+    app.router.add_get("/ready", ready)
+    app.router.add_get("/config_dump", config_dump)
+    app.router.add_get("/stats", stats)
+    return app

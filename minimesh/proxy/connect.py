@@ -1,0 +1,34 @@
+"""The innermost layer: send one attempt over a pooled connection.
+
+By the time a request gets here every decision is made — route, destination,
+endpoint — and all that is left is I/O. Later this is where mTLS wraps the
+connection.
+"""
+
+from __future__ import annotations
+
+from minimesh.proxy.message import Request, Response
+from minimesh.proxy.pool import UpstreamPool
+
+
+class Forward:
+    """Layer: send the request to the endpoint the balancer picked."""
+
+    def __init__(self, pool: UpstreamPool):
+        self.pool = pool
+
+    async def __call__(self, request: Request) -> Response:
+        return await self.pool.send(request.journey.endpoint, request)
+
+
+class PassThrough:
+    """Layer: send a request for a host outside the mesh straight to it (Istio's ALLOW_ANY)."""
+
+    def __init__(self, pool: UpstreamPool):
+        self.pool = pool
+
+    async def __call__(self, request: Request) -> Response:
+        authority = request.authority
+        address = authority if ":" in authority.rsplit("]", 1)[-1] else f"{authority}:80"
+        request.journey.endpoint = address
+        return await self.pool.send(address, request)

@@ -1,0 +1,86 @@
+"""The listener edge: where a request enters a layer stack and its answer leaves.
+
+This is the one place a `MeshError` becomes a response (linkerd's "rescue"):
+its status, a plain-text body, and `x-minimesh-error` naming the response flag,
+the layer that gave up and why. It is also where each request is written to
+the access log and counted, once per reporter.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from multidict import CIMultiDict
+
+from minimesh.errors import MeshError
+from minimesh.proxy.listener import read_request, write_response
+from minimesh.proxy.message import Request, Response
+
+access_log = logging.getLogger("minimesh.access")
+log = logging.getLogger("minimesh.proxy")
+
+
+def rescue(error: MeshError, direction: str) -> Response:
+    """The response the mesh itself gives for `error`."""
+    explanation = f"{error.flag} ({error.layer}, {direction}): {error.reason}"
+    headers = CIMultiDict({"content-type": "text/plain; charset=utf-8",
+                           "x-minimesh-error": explanation})
+    body = f"minimesh: {error.status} {explanation}\n".encode()
+    return Response(error.status, headers, body)
+
+
+class Edge:
+    """Turns aiohttp requests into minimesh ones, runs `route(request)`, and answers.
+
+    `route` is a coroutine that prepares the request's journey and returns the
+    layer stack to run it through (outbound, inbound and gateway differ there).
+    """
+
+    def __init__(self, direction: str, route, stats, reporter: dict):
+        self.direction = direction
+        self.route = route
+        self.stats = stats
+        self.reporter = reporter  # who we are: service, version, instance
+
+    async def __call__(self, raw):
+        request: Request | None = None
+        try:
+            request = await read_request(raw, self.direction)
+            stack = self.route(request)
+            response = await stack(request)
+        except MeshError as e:
+            if request is not None:
+                request.journey.flag(e.flag)
+            response = rescue(e, self.direction)
+        status = response.status
+        out = await write_response(raw, response)
+        if request is not None:
+            self._report(request, status)
+        return out
+
+    def _report(self, request: Request, status: int) -> None:
+        journey = request.journey
+        duration_ms = (time.monotonic() - journey.started) * 1000
+        self.stats.record(journey, status, duration_ms)
+        if access_log.isEnabledFor(logging.INFO):
+            access_log.info(json.dumps({
+                "ts": round(time.time(), 3),
+                "reporter": self.direction,
+                "source": self.reporter.get("instance"),
+                "method": request.method,
+                "authority": request.authority,
+                "path": request.path,
+                "status": status,
+                "flags": "".join(journey.flags) and ",".join(journey.flags) or "-",
+                "duration_ms": round(duration_ms, 2),
+                "service": journey.service,
+                "route": journey.route,
+                "subset": journey.subset,
+                "upstream": journey.endpoint,
+                "upstream_instance": journey.endpoint_instance,
+                "attempts": len(journey.attempts),
+                "external": journey.external,
+                "request_id": request.headers.get("x-request-id"),
+            }, separators=(",", ":")))

@@ -1,0 +1,37 @@
+"""The ingress gateway: the one way into the mesh from outside.
+
+It is a sidecar with no app of its own. A request's Host header names the
+mesh service it is for (`curl -H 'Host: pricing' GATEWAY/prices`); a Host that
+names no service goes to the lesson's default service (usually `web`), so a
+browser pointed at the gateway sees the shop. From there the request travels
+the same outbound stack as any sidecar's (outbound.py).
+"""
+
+from __future__ import annotations
+
+from minimesh.errors import NoRoute
+from minimesh.proxy.headers import add_forwarding
+from minimesh.proxy.message import Request
+from minimesh.proxy.outbound import build_outbound_stack, service_of
+
+
+class GatewayRouter:
+    def __init__(self, config_holder, pool, in_flight, default_service: str | None):
+        self.config_holder = config_holder
+        self.default_service = default_service
+        self.mesh = build_outbound_stack(pool, in_flight)
+
+    def __call__(self, request: Request):
+        config = self.config_holder.current
+        journey = request.journey
+        journey.config = config
+        client_ip = request.client.split(":")[0] if request.client else ""
+        add_forwarding(request.headers, client_ip)
+        service = service_of(request.authority)
+        if not config.is_service(service):
+            if not self.default_service:
+                raise NoRoute(f"Host {request.authority!r} names no mesh service and the gateway has no default")
+            service = self.default_service
+            request.authority = service
+        journey.service = service
+        return self.mesh

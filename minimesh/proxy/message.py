@@ -1,0 +1,96 @@
+"""minimesh's own small request and response types.
+
+Every layer of the data plane works on these, never on aiohttp's objects, so
+the HTTP transport (`transport.py`) can be swapped without touching a layer.
+
+A body is either `bytes` (small, already read — it can be sent again, which is
+what lets a request be retried) or an async iterator of chunks that streams
+through once.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import AsyncIterator, Awaitable, Callable
+
+from multidict import CIMultiDict
+
+Body = bytes | AsyncIterator[bytes]
+
+
+@dataclass
+class Attempt:
+    """One try at an upstream: which endpoint, and how it ended."""
+
+    endpoint: str
+    status: int | None = None
+    error: str | None = None
+    duration_ms: float = 0.0
+
+
+@dataclass
+class Journey:
+    """What the mesh decided for one request, for logs, stats and explanations."""
+
+    direction: str  # "outbound", "inbound" or "gateway"
+    service: str | None = None  # the mesh service the request is for
+    route: str | None = None  # the name of the VirtualService http route that matched
+    subset: str | None = None
+    external: bool = False  # outbound to a host that is not a mesh service
+    attempts: list[Attempt] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+    # Filled in by the layers as the request travels inwards:
+    config: object = None  # the MeshConfig in force when the request arrived
+    http_route: object = None  # the matched route (route.py)
+    cluster: object = None  # the service + subset picked (split.py)
+    endpoint: str | None = None  # the endpoint of the current attempt (balancer.py)
+    endpoint_instance: str | None = None
+
+    def flag(self, name: str) -> None:
+        if name not in self.flags:
+            self.flags.append(name)
+
+
+@dataclass
+class Request:
+    method: str
+    path: str  # origin-form: path and query, e.g. "/prices?ids=p1"
+    authority: str  # the host (and port) the request is for
+    headers: CIMultiDict
+    body: Body = b""
+    client: str = ""  # the downstream peer's address
+    journey: Journey = field(default_factory=lambda: Journey("outbound"))
+
+    @property
+    def replayable(self) -> bool:
+        """Only a body we hold in full can be sent a second time."""
+        return isinstance(self.body, bytes)
+
+
+@dataclass
+class Response:
+    status: int
+    headers: CIMultiDict
+    body: Body = b""
+    # Called once the body has been sent on (or dropped): returns the upstream
+    # connection to its pool.
+    release: Callable[[], Awaitable[None]] | None = None
+
+    async def discard(self) -> None:
+        """Drop this response without sending it on (e.g. before a retry)."""
+        if self.release is not None:
+            await self.release()
+            self.release = None
+
+
+# A layer is anything that turns a Request into a Response.
+Service = Callable[[Request], Awaitable[Response]]
+
+
+def text_response(status: int, text: str, headers: dict | None = None) -> Response:
+    h = CIMultiDict({"content-type": "text/plain; charset=utf-8"})
+    if headers:
+        h.update(headers)
+    return Response(status, h, (text + "\n").encode())

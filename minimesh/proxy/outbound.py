@@ -1,0 +1,64 @@
+"""The outbound journey: from the app's request to a chosen upstream endpoint.
+
+The app sends every request to its sidecar's outbound listener as to an HTTP
+forward proxy (`HTTP_PROXY`): `GET http://catalog/items`. If `catalog` is a
+mesh service the request travels the stack below; any other host is passed
+straight through (Istio's default `outboundTrafficPolicy: ALLOW_ANY`) and
+reported as external.
+
+The stack is built innermost first; read it bottom-up for the order a
+request meets the layers:
+"""
+
+from __future__ import annotations
+
+import random
+
+from minimesh.config import short_host
+from minimesh.proxy.balancer import Balance, InFlight
+from minimesh.proxy.connect import Forward, PassThrough
+from minimesh.proxy.headers import add_forwarding
+from minimesh.proxy.message import Request
+from minimesh.proxy.pool import UpstreamPool
+from minimesh.proxy.retry import Retry
+from minimesh.proxy.route import MatchRoute
+from minimesh.proxy.split import SplitTraffic
+from minimesh.proxy.timeout import RouteTimeout
+
+
+def build_outbound_stack(pool: UpstreamPool, in_flight: InFlight, rand: random.Random = random):
+    stack = Forward(pool)                  # 6. send over a pooled connection to the endpoint
+    stack = Balance(stack, in_flight, rand)  # 5. pick the endpoint (LEAST_REQUEST, ROUND_ROBIN, RANDOM)
+    stack = Retry(stack, rand=rand)        # 4. per-try timeout; retry per retryOn, with backoff
+    stack = RouteTimeout(stack)            # 3. the route's overall timeout
+    stack = SplitTraffic(stack, rand)      # 2. weighted destination -> service + subset
+    stack = MatchRoute(stack)              # 1. which VirtualService http route applies
+    return stack
+
+
+class OutboundRouter:
+    """Decides, per request, between the mesh stack and pass-through."""
+
+    def __init__(self, config_holder, pool: UpstreamPool, in_flight: InFlight):
+        self.config_holder = config_holder
+        self.mesh = build_outbound_stack(pool, in_flight)
+        self.passthrough = PassThrough(pool)
+
+    def __call__(self, request: Request):
+        config = self.config_holder.current
+        journey = request.journey
+        journey.config = config
+        add_forwarding(request.headers, "")
+        service = service_of(request.authority)
+        if config.is_service(service):
+            journey.service = service
+            return self.mesh
+        journey.external = True
+        journey.service = request.authority
+        return self.passthrough
+
+
+def service_of(authority: str) -> str:
+    """'catalog', 'catalog:80' and 'catalog.default.svc.cluster.local' all mean catalog."""
+    host = authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
+    return short_host(host.lower())

@@ -1,0 +1,138 @@
+"""Retries: try again when an attempt fails in a way worth trying again.
+
+Istio's `retries` block says how many times (`attempts` — retries, not counting
+the first try), how long each try may take (`perTryTimeout`), and on which
+failures (`retryOn`, Envoy's retry conditions):
+
+    5xx                     any 5xx answer, a reset, a connect failure, a per-try timeout
+    gateway-error           502, 503, 504 (a per-try timeout counts as 504)
+    reset                   the upstream closed or reset before answering
+    connect-failure         no connection could be made
+    refused-stream          the upstream refused the request before it was processed
+    retriable-4xx           409
+    retriable-status-codes  the status codes listed beside it (bare numbers in retryOn)
+    cancelled, deadline-exceeded, internal, resource-exhausted, unavailable
+                            the gRPC status of the same name in the grpc-status header
+
+Between tries we wait a "fully jittered" exponential backoff, as Envoy does:
+a random time in [0, base × (2^n − 1)], base 25 ms, capped at 250 ms. Jitter
+keeps a crowd of retrying clients from hammering an upstream in lockstep.
+
+A retry only happens when the request body can be sent again (we hold it in
+full). Note that a retry re-sends a POST too: a mesh does not know whether the
+app's operation is idempotent (lesson 02's break-it exercise).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass
+
+from minimesh.errors import MeshError, UpstreamConnectFailure, UpstreamReset, UpstreamTimeout
+from minimesh.proxy.message import Attempt, Request, Response, Service
+
+BACKOFF_BASE = 0.025
+BACKOFF_MAX = 0.25
+GRPC_CONDITIONS = {"cancelled": "1", "deadline-exceeded": "4", "resource-exhausted": "8",
+                   "unavailable": "14", "internal": "13"}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one attempt ended: an HTTP status, or a failure kind with no answer."""
+
+    status: int | None = None
+    failure: str | None = None  # "connect-failure", "reset", "timeout"
+    grpc_status: str | None = None
+
+
+def should_retry(policy, outcome: Outcome) -> bool:
+    """Pure decision: does the policy's `retryOn` cover this outcome?"""
+    on = set(policy.retry_on)
+    status, failure = outcome.status, outcome.failure
+    if failure == "connect-failure":
+        return bool(on & {"5xx", "gateway-error", "connect-failure", "reset"})
+    if failure == "refused-stream":
+        return bool(on & {"5xx", "refused-stream", "reset"})
+    if failure == "reset":
+        return bool(on & {"5xx", "reset"})
+    if failure == "timeout":
+        return bool(on & {"5xx", "gateway-error"})
+    if status is None:
+        return False
+    if "5xx" in on and status >= 500:
+        return True
+    if "gateway-error" in on and status in (502, 503, 504):
+        return True
+    if "retriable-4xx" in on and status == 409:
+        return True
+    if "retriable-status-codes" in on and status in policy.retriable_status_codes:
+        return True
+    return any(outcome.grpc_status == code for name, code in GRPC_CONDITIONS.items() if name in on)
+
+
+def backoff(retry_number: int, rand=random) -> float:
+    """Seconds to wait before retry number `retry_number` (1 for the first retry)."""
+    ceiling = min(BACKOFF_MAX, BACKOFF_BASE * (2 ** retry_number - 1))
+    return rand.random() * ceiling
+
+
+_FAILURE_OF = {UpstreamConnectFailure: "connect-failure", UpstreamReset: "reset", UpstreamTimeout: "timeout"}
+
+
+class Retry:
+    """Layer: run each attempt (with its per-try timeout) and retry as the policy says."""
+
+    def __init__(self, inner: Service, sleep=asyncio.sleep, rand: random.Random = random):
+        self.inner = inner
+        self.sleep = sleep
+        self.rand = rand
+
+    async def __call__(self, request: Request) -> Response:
+        journey = request.journey
+        policy = journey.http_route.retries
+        retries_left = policy.attempts if policy is not None and request.replayable else 0
+        retry_number = 0
+        while True:
+            attempt = Attempt(endpoint="")
+            response, error, outcome = await self._attempt(request, policy, attempt)
+            if retries_left <= 0 or not should_retry(policy, outcome):
+                break
+            if response is not None:
+                await response.discard()
+            retries_left -= 1
+            retry_number += 1
+            await self.sleep(backoff(retry_number, self.rand))
+        if retry_number and (error is not None or response.status >= 500):
+            journey.flag("URX")  # gave up: the retry limit was reached
+        if error is not None:
+            raise error
+        return response
+
+    async def _attempt(self, request, policy, attempt):
+        journey = request.journey
+        journey.attempts.append(attempt)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        per_try = policy.per_try_timeout if policy is not None else None
+        try:
+            async with asyncio.timeout(per_try):
+                response = await self.inner(request)
+        except TimeoutError as e:
+            error = UpstreamTimeout(f"attempt timed out after {per_try:g}s (perTryTimeout)")
+            error.__cause__ = e
+            return self._done(attempt, journey, loop, start, error=error), error, Outcome(failure="timeout")
+        except MeshError as e:
+            failure = _FAILURE_OF.get(type(e))
+            return self._done(attempt, journey, loop, start, error=e), e, Outcome(failure=failure)
+        self._done(attempt, journey, loop, start, status=response.status)
+        return response, None, Outcome(status=response.status, grpc_status=response.headers.get("grpc-status"))
+
+    @staticmethod
+    def _done(attempt, journey, loop, start, status=None, error=None):
+        attempt.endpoint = journey.endpoint or ""
+        attempt.status = status
+        attempt.error = f"{error.flag}: {error.reason}" if error is not None else None
+        attempt.duration_ms = (loop.time() - start) * 1000
+        return None

@@ -1,0 +1,140 @@
+"""A sidecar process: its listeners, its control-plane client, and its shutdown.
+
+    outbound  the app's HTTP_PROXY: the outbound journey (outbound.py)
+    inbound   in front of the app: the inbound journey (inbound.py)
+    admin     /ready, /config_dump, /stats (admin.py)
+
+In gateway mode there is one public listener instead of the first two
+(gateway.py). On SIGTERM the sidecar leaves the registry first, so callers
+stop picking it, then lets in-flight requests finish before it exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from minimesh.errors import UserError
+from minimesh.proxy.admin import build_admin
+from minimesh.proxy.balancer import InFlight
+from minimesh.proxy.discovery import ConfigHolder, ControlPlaneClient
+from minimesh.proxy.edge import Edge
+from minimesh.proxy.gateway import GatewayRouter
+from minimesh.proxy.inbound import InboundRouter
+from minimesh.proxy.listener import Listener
+from minimesh.proxy.outbound import OutboundRouter
+from minimesh.proxy.pool import UpstreamPool
+from minimesh.proxy.stats import Stats
+
+log = logging.getLogger("minimesh.proxy")
+
+DRAIN_GRACE = 1.0  # seconds between leaving the registry and closing listeners
+
+
+@dataclass
+class SidecarOptions:
+    control_url: str
+    service: str
+    instance: str
+    version: str = "v1"
+    labels: dict = field(default_factory=dict)
+    host: str = "127.0.0.1"
+    app_port: int | None = None
+    inbound_port: int = 15006
+    outbound_port: int = 15001
+    admin_port: int = 15000
+    gateway: bool = False
+    listen_port: int = 8080
+    default_service: str | None = None
+    advertise_host: str = "127.0.0.1"
+
+
+class Sidecar:
+    def __init__(self, opts: SidecarOptions):
+        self.opts = opts
+        self.identity = {"service": opts.service, "version": opts.version, "instance": opts.instance}
+        self.holder = ConfigHolder()
+        self.stats = Stats()
+        self.pool = UpstreamPool()
+        self.in_flight = InFlight()
+        self.listeners: list[Listener] = []
+        self.client: ControlPlaneClient | None = None
+
+    def is_ready(self) -> bool:
+        return self.client.registered.is_set() and self.holder.received.is_set()
+
+    async def start(self) -> None:
+        o = self.opts
+        if o.gateway:
+            router = GatewayRouter(self.holder, self.pool, self.in_flight, o.default_service)
+            self.listeners.append(Listener("gateway", Edge("gateway", router, self.stats, self.identity), o.host, o.listen_port))
+        else:
+            if o.app_port is None:
+                raise ValueError("a sidecar needs --app-port (or --gateway)")
+            outbound = OutboundRouter(self.holder, self.pool, self.in_flight)
+            inbound = InboundRouter(self.holder, self.pool, o.service, o.app_port)
+            self.listeners.append(Listener("outbound", Edge("outbound", outbound, self.stats, self.identity), o.host, o.outbound_port))
+            self.listeners.append(Listener("inbound", Edge("inbound", inbound, self.stats, self.identity), o.host, o.inbound_port))
+        self._admin_runner = web.AppRunner(build_admin(self), access_log=None, handle_signals=False)
+        for listener in self.listeners:
+            await listener.start()
+        await self._start_admin()
+        self.client = ControlPlaneClient(o.control_url, self._registration(), self.holder)
+        self.client.start()
+
+    async def _start_admin(self) -> None:
+        await self._admin_runner.setup()
+        site = web.TCPSite(self._admin_runner, self.opts.host, self.opts.admin_port)
+        try:
+            await site.start()
+        except OSError as e:
+            raise UserError(f"port {self.opts.admin_port} is already in use (sidecar admin); "
+                            f"stop whatever holds it or choose another port") from e
+        self.admin_port = site._server.sockets[0].getsockname()[1]
+
+    def _registration(self) -> dict:
+        o = self.opts
+        ports = {listener.name: listener.port for listener in self.listeners}
+        at = lambda port: f"{o.advertise_host}:{port}" if port else None  # noqa: E731
+        labels = {"app": o.service, "version": o.version, **o.labels}
+        return {
+            **self.identity, "kind": "gateway" if o.gateway else "sidecar", "labels": labels,
+            "addresses": {"app": f"127.0.0.1:{o.app_port}" if o.app_port else None,
+                          "inbound": at(ports.get("inbound")), "outbound": at(ports.get("outbound")),
+                          "admin": at(self.admin_port)},
+        }
+
+    async def stop(self) -> None:
+        if self.client is not None:
+            await self.client.stop(deregister=True)
+            # Callers learn we left with their next snapshot; give it a moment
+            # before the listeners close, so no new request finds a closed door.
+            await asyncio.sleep(DRAIN_GRACE)
+        for listener in self.listeners:
+            await listener.stop()
+        await self._admin_runner.cleanup()
+        await self.pool.close()
+
+
+async def serve(opts: SidecarOptions) -> None:
+    sidecar = Sidecar(opts)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await sidecar.start()
+    log.info("sidecar %s ready to serve (control plane %s)", opts.instance, opts.control_url)
+    await stop.wait()
+    log.info("sidecar %s shutting down", opts.instance)
+    await sidecar.stop()
+
+
+def run_sidecar(opts: SidecarOptions) -> None:
+    from minimesh.logs import run_async, setup_logging
+
+    setup_logging()
+    run_async(serve(opts))

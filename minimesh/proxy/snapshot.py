@@ -1,0 +1,120 @@
+"""A sidecar's view of the mesh: the control plane's snapshot, parsed and checked.
+
+The control plane sends plain JSON; here it becomes frozen objects the layers
+can read without further checks. Anything wrong raises `ConfigError`, and the
+sidecar NACKs that snapshot and keeps serving with its last good one — the
+same contract as Envoy's xDS: a bad update is refused, never half-applied.
+
+Clusters are worked out once per snapshot, not per request: for each service,
+its endpoints, and for each DestinationRule subset, the endpoints whose labels
+match the subset's labels, together with the load-balancing policy in force.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from minimesh.config import DestinationRule, VirtualService, parse_resource, short_host
+from minimesh.errors import ConfigError
+
+DEFAULT_LOAD_BALANCER = "LEAST_REQUEST"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    instance: str
+    address: str  # "host:port" of the instance's inbound listener
+    labels: tuple[tuple[str, str], ...] = ()
+
+    def has_labels(self, wanted) -> bool:
+        mine = dict(self.labels)
+        return all(mine.get(k) == v for k, v in wanted)
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """Where one (service, subset) pair of a route can send requests."""
+
+    service: str
+    subset: str | None
+    endpoints: tuple[Endpoint, ...]
+    load_balancer: str = DEFAULT_LOAD_BALANCER
+
+    @property
+    def name(self) -> str:
+        return f"{self.service}|{self.subset}" if self.subset else self.service
+
+
+@dataclass(frozen=True)
+class MeshConfig:
+    version: str = ""
+    config_version: int = 0
+    virtual_services: dict[str, VirtualService] = field(default_factory=dict)
+    destination_rules: dict[str, DestinationRule] = field(default_factory=dict)
+    clusters: dict[tuple[str, str | None], Cluster] = field(default_factory=dict)
+    resources: tuple = ()  # every parsed resource, for policies other layers read
+
+    def is_service(self, host: str) -> bool:
+        return (short_host(host), None) in self.clusters
+
+    def cluster(self, service: str, subset: str | None) -> Cluster | None:
+        return self.clusters.get((service, subset))
+
+
+def parse_snapshot(doc: dict) -> MeshConfig:
+    """Turn a /v1/watch answer into a MeshConfig, or raise ConfigError."""
+    if not isinstance(doc, dict) or "version" not in doc:
+        raise ConfigError("snapshot is not an object with a version", source="<snapshot>")
+    resources = tuple(parse_resource(m, source="<snapshot>") for m in doc.get("resources", []))
+    virtual_services: dict[str, VirtualService] = {}
+    destination_rules: dict[str, DestinationRule] = {}
+    for r in sorted(resources, key=lambda r: r.name):
+        if isinstance(r, VirtualService):
+            for host in r.hosts:
+                # Istio merges VirtualServices for one host only on gateways;
+                # for sidecars the first (by name) wins, as here.
+                virtual_services.setdefault(short_host(host), r)
+        elif isinstance(r, DestinationRule):
+            destination_rules.setdefault(short_host(r.host), r)
+
+    clusters = {}
+    for service, info in doc.get("services", {}).items():
+        endpoints = tuple(_endpoint(e) for e in info.get("endpoints", []))
+        rule = destination_rules.get(service)
+        base_lb = _load_balancer(rule.traffic_policy if rule else None) or DEFAULT_LOAD_BALANCER
+        clusters[(service, None)] = Cluster(service, None, endpoints, base_lb)
+        for subset in rule.subsets if rule else ():
+            wanted = tuple(dict(subset.labels).items())
+            members = tuple(e for e in endpoints if e.has_labels(wanted))
+            lb = _load_balancer(subset.traffic_policy) or base_lb
+            clusters[(service, subset.name)] = Cluster(service, subset.name, members, lb)
+    # A DestinationRule may name a service that has no instance yet: its
+    # subsets exist, empty, so a route to them answers 503 UH, not 404 NR.
+    for service, rule in destination_rules.items():
+        clusters.setdefault((service, None), Cluster(service, None, (), _load_balancer(rule.traffic_policy) or DEFAULT_LOAD_BALANCER))
+        for subset in rule.subsets:
+            clusters.setdefault((service, subset.name), Cluster(service, subset.name, ()))
+
+    return MeshConfig(
+        version=str(doc["version"]),
+        config_version=int(doc.get("config_version", 0)),
+        virtual_services=virtual_services,
+        destination_rules=destination_rules,
+        clusters=clusters,
+        resources=resources,
+    )
+
+
+def _endpoint(e: dict) -> Endpoint:
+    try:
+        host, _, port = e["address"].rpartition(":")
+        int(port)
+        labels = tuple(sorted((str(k), str(v)) for k, v in e.get("labels", {}).items()))
+        return Endpoint(instance=str(e["instance"]), address=e["address"], labels=labels)
+    except (KeyError, ValueError, AttributeError, TypeError) as err:
+        raise ConfigError(f"bad endpoint {e!r}: needs instance and address host:port",
+                          source="<snapshot>", field="services.endpoints") from err
+
+
+def _load_balancer(policy) -> str | None:
+    return policy.load_balancer if policy is not None else None

@@ -1,0 +1,48 @@
+"""Weighted destinations: the traffic split behind canaries and blue/green.
+
+A route lists destinations with weights; each request picks one at random in
+proportion to its weight (Envoy's weighted clusters). The choice is made once
+per request — retries stay on the destination picked here, as in Envoy.
+"""
+
+from __future__ import annotations
+
+import random
+
+from minimesh.errors import NoHealthyUpstream
+from minimesh.proxy.message import Request, Response, Service
+
+
+def pick_destination(destinations, rand: random.Random = random):
+    """Choose one of (destination, weight) entries by weight; zero weights never win."""
+    total = sum(d.weight for d in destinations)
+    if total <= 0:
+        return destinations[0] if len(destinations) == 1 else None
+    point = rand.random() * total
+    for d in destinations:
+        point -= d.weight
+        if point < 0 and d.weight > 0:
+            return d
+    return next(d for d in reversed(destinations) if d.weight > 0)
+
+
+class SplitTraffic:
+    """Layer: pick the route's destination, then the cluster (service + subset) it names."""
+
+    def __init__(self, inner: Service, rand: random.Random = random):
+        self.inner = inner
+        self.rand = rand
+
+    async def __call__(self, request: Request) -> Response:
+        journey = request.journey
+        chosen = pick_destination(journey.http_route.route, self.rand)
+        if chosen is None:
+            raise NoHealthyUpstream(f"route {journey.route} gives every destination weight 0")
+        dest = chosen.destination
+        cluster = journey.config.cluster(dest.host, dest.subset)
+        if cluster is None:
+            what = f"subset {dest.subset!r} of {dest.host}" if dest.subset else f"service {dest.host}"
+            raise NoHealthyUpstream(f"{what} is not known to the mesh (no DestinationRule subset or no instances)")
+        journey.cluster = cluster
+        journey.subset = dest.subset
+        return await self.inner(request)
