@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from minimesh import config as mesh_config
+from minimesh.config import DEFAULT_NAMESPACE
 from minimesh.errors import ConfigError, UserError
 
 log = logging.getLogger("minimesh.control")
 
-DEFAULT_NAMESPACE = "default"
 Key = tuple[str, str, str]  # (kind, namespace, name)
 
 
@@ -46,31 +46,16 @@ def atomic_write(path: Path, text: str) -> None:
         raise
 
 
-def resource_key(doc: dict) -> Key:
-    """(kind, namespace, name) of a manifest that parse_resource accepted."""
-    meta = doc.get("metadata") or {}
-    return (doc["kind"], meta.get("namespace") or DEFAULT_NAMESPACE, meta["name"])
-
-
 def describe(key: Key) -> str:
     kind, namespace, name = key
     return f"{kind}/{name}" if namespace == DEFAULT_NAMESPACE else f"{kind}/{namespace}/{name}"
 
 
-def _check_shape(doc: object, source: str) -> None:
-    # Just enough to compute a key safely; parse_resource does the real validation.
-    if not isinstance(doc, dict):
-        raise ConfigError("a manifest must be a mapping", source=source)
-    meta = doc.get("metadata")
-    if not isinstance(doc.get("kind"), str) or not isinstance(meta, dict) or not isinstance(meta.get("name"), str):
-        raise ConfigError("a manifest needs kind and metadata.name", source=source)
-
-
-def _check_references(parsed: list) -> None:
-    """Run the config package's cross-resource check; a returned problem list counts too."""
+def _check_references(parsed: list, source: str = "") -> None:
+    """The cross-resource check (e.g. a route to an undefined subset) over the whole config."""
     problems = mesh_config.check_references(parsed)
     if problems:
-        raise ConfigError("; ".join(str(p) for p in problems))
+        raise ConfigError("; ".join(problems), source=source)
 
 
 @dataclass(frozen=True)
@@ -98,9 +83,8 @@ class ConfigStore:
             data = json.loads(path.read_text(encoding="utf-8"))
             store.version = int(data["version"])
             for doc in data["resources"]:
-                _check_shape(doc, str(path))
-                store._parsed[resource_key(doc)] = mesh_config.parse_resource(doc, str(path))
-                store._docs[resource_key(doc)] = doc
+                item = mesh_config.parse_resource(doc, str(path))
+                store._parsed[item.key], store._docs[item.key] = item, item.manifest
         except (ValueError, KeyError, TypeError, ConfigError) as e:
             raise UserError(f"{path}: stored config cannot be loaded ({e}); fix or remove the file") from e
         log.info("loaded config version %d (%d resources) from %s", store.version, len(store._docs), path)
@@ -117,13 +101,12 @@ class ConfigStore:
         docs, parsed = dict(self._docs), dict(self._parsed)
         results = []
         for doc in manifests:
-            _check_shape(doc, source)
             item = mesh_config.parse_resource(doc, source)
-            key = resource_key(doc)
-            action = ("created" if key not in docs else "unchanged" if docs[key] == doc else "configured")
-            docs[key], parsed[key] = doc, item
+            key, manifest = item.key, item.manifest  # the manifest as Istio would store it
+            action = ("created" if key not in docs else "unchanged" if docs[key] == manifest else "configured")
+            docs[key], parsed[key] = manifest, item
             results.append({"kind": key[0], "name": key[2], "action": action})
-        _check_references(list(parsed.values()))
+        _check_references(list(parsed.values()), source)
         changed = any(r["action"] != "unchanged" for r in results)
         if changed:
             self._commit(docs, parsed)
@@ -143,7 +126,8 @@ class ConfigStore:
         try:
             _check_references(list(parsed.values()))
         except ConfigError as e:
-            raise ConfigError(f"cannot delete {describe(key)}: {e.message}") from e
+            raise ConfigError(f"cannot delete {describe(key)}: {e.message}; delete or change that first",
+                              source="delete") from e
         self._commit(docs, parsed)
         log.info("delete %s: version %d", describe(key), self.version)
         return key

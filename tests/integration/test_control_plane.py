@@ -252,3 +252,14 @@ def test_port_in_use_is_one_clear_line(tmp_path):
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == [
         f"minimesh: port {port} is already in use (control plane); stop whatever holds it or pass --port 0"]
+
+
+async def test_delete_that_would_break_a_reference_is_refused(api):
+    # The VirtualService routes to subset v1, which only the DestinationRule defines.
+    await api.post("/v1/config", {"manifests": [dr("v1"), vs("v1")], "source": "shop.yaml"})
+    status, body = await api.call("DELETE", "/v1/config/DestinationRule/pricing")
+    assert status == 400 and "subset 'v1'" in body["error"]
+    assert (await api.get("/v1/config"))[1]["version"] == 1
+    # Removing the route first frees the rule.
+    assert (await api.call("DELETE", "/v1/config/virtualservice/pricing")) == (200, {"version": 2})
+    assert (await api.call("DELETE", "/v1/config/DestinationRule/pricing")) == (200, {"version": 3})
