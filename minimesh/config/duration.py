@@ -21,7 +21,7 @@ def parse_duration(text: str) -> float:
     """Return the duration in seconds; raise ValueError with a hint otherwise."""
     if not isinstance(text, str):
         raise ValueError(f"expected a duration string like '1s' or '250ms', got {text!r}")
-    s = text.strip()
+    s = text  # no stripping: Kubernetes refuses " 1s", so minimesh does too
     if s == "0":  # Go accepts a bare zero, and only zero, without a unit.
         return 0.0
     if not s:
@@ -47,6 +47,10 @@ def parse_duration(text: str) -> float:
 def format_duration(seconds: float) -> str:
     """The shortest Istio-style spelling of a duration, for messages and `minimesh get`."""
     if seconds and seconds < 1:
-        ms = seconds * 1000
-        return f"{ms:g}ms"
-    return f"{seconds:g}s"
+        return f"{_plain(seconds * 1000)}ms"
+    return f"{_plain(seconds)}s"
+
+
+def _plain(x: float) -> str:
+    # Never exponent notation ("1e+06"): Go's syntax has none.
+    return f"{x:.6f}".rstrip("0").rstrip(".")

@@ -15,6 +15,7 @@ from aiohttp import web
 from minimesh.control.plane import ControlPlane
 from minimesh.control.registry import InvalidRegistration, parse_registration
 from minimesh.control.store import DEFAULT_NAMESPACE
+from minimesh.control.watch import should_answer
 from minimesh.errors import ConfigError
 
 log = logging.getLogger("minimesh.control")
@@ -100,7 +101,7 @@ async def watch(request: web.Request) -> web.Response:
     node, version, timeout = watch_params(request)
 
     def ready() -> bool:
-        return plane.snapshot_version != version and not plane.held_for_warmup(version)
+        return should_answer(plane.snapshot_version, version, plane.held_for_warmup(version))
 
     if await plane.feed.wait_until(ready, timeout):
         return web.json_response(plane.snapshot())

@@ -77,7 +77,7 @@ async def start_control_plane(host: str, port: int, home: str | os.PathLike, ins
             raise UserError(f"port {port} is already in use (control plane); "
                             "stop whatever holds it or pass --port 0") from e
         raise UserError(f"cannot listen on {host}:{port} (control plane): {e.strerror}") from e
-    bound_port = site._server.sockets[0].getsockname()[1]
+    bound_port = runner.addresses[0][1]
     url = f"http://{_url_host(host)}:{bound_port}"
     atomic_write(plane.home / "control" / "url", url + "\n")
     log.info("control plane listening on %s (config version %d, instance ttl %.1fs, warm-up %.1fs)",

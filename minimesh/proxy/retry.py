@@ -121,11 +121,13 @@ class Retry:
                 response = await self.inner(request)
         except TimeoutError as e:
             error = UpstreamTimeout(f"attempt timed out after {per_try:g}s (perTryTimeout)")
+            error.layer = "retry"
             error.__cause__ = e
-            return self._done(attempt, journey, loop, start, error=error), error, Outcome(failure="timeout")
+            self._done(attempt, journey, loop, start, error=error)
+            return None, error, Outcome(failure="timeout")
         except MeshError as e:
-            failure = _FAILURE_OF.get(type(e))
-            return self._done(attempt, journey, loop, start, error=e), e, Outcome(failure=failure)
+            self._done(attempt, journey, loop, start, error=e)
+            return None, e, Outcome(failure=_FAILURE_OF.get(type(e)))
         self._done(attempt, journey, loop, start, status=response.status)
         return response, None, Outcome(status=response.status, grpc_status=response.headers.get("grpc-status"))
 
@@ -135,4 +137,3 @@ class Retry:
         attempt.status = status
         attempt.error = f"{error.flag}: {error.reason}" if error is not None else None
         attempt.duration_ms = (loop.time() - start) * 1000
-        return None
