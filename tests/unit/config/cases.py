@@ -1,0 +1,370 @@
+"""Manifests minimesh must accept and must refuse, shared by the config tests.
+
+A rejected case marks the line the error must point at with `# <-`, so the
+expected line number cannot drift from the text. `crd` says what Istio's CRD
+schema makes of the same manifest: True when it accepts it (minimesh refuses
+a real feature it does not implement, or a rule Istio's admission webhook
+enforces beyond the schema, like weights adding up to 100), False when the
+schema refuses it too (a typo, a bad value) — tests/unit/config/test_istio_contract.py holds
+minimesh to that.
+"""
+
+from dataclasses import dataclass
+
+VS = """\
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: pricing
+spec:
+  hosts: [pricing]
+  http:
+"""
+
+DR = """\
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: pricing
+spec:
+  host: pricing
+"""
+
+ACCEPTED = {
+    "vs-minimal": VS + """\
+  - route:
+    - destination: {host: pricing}
+""",
+    "vs-everything": """\
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: pricing
+  namespace: default
+  labels: {app: pricing}
+spec:
+  hosts:
+  - pricing.default.svc.cluster.local
+  http:
+  - name: canary-by-header
+    match:
+    - name: tester
+      headers:
+        x-canary: {exact: "yes"}
+        User-Agent: {regex: ".*Firefox.*"}
+      uri: {prefix: /prices}
+      method: {exact: GET}
+    - uri: {regex: "/prices/[0-9]+"}
+    route:
+    - destination: {host: pricing, subset: v2}
+  - name: split
+    route:
+    - destination: {host: pricing, subset: v1}
+      weight: 90
+    - destination: {host: pricing, subset: v2}
+      weight: 10
+    timeout: 2s
+    retries:
+      attempts: 3
+      perTryTimeout: 500ms
+      retryOn: 5xx,connect-failure,503
+    fault:
+      delay:
+        fixedDelay: 1.5s
+        percentage: {value: 10}
+      abort:
+        httpStatus: 503
+        percentage: {value: 0.5}
+    mirror: {host: pricing, subset: v2}
+    mirrorPercentage: {value: 25.5}
+""",
+    "vs-v1beta1": VS.replace("networking.istio.io/v1", "networking.istio.io/v1beta1") + """\
+  - route:
+    - destination: {host: pricing}
+""",
+    "vs-v1alpha3": VS.replace("networking.istio.io/v1", "networking.istio.io/v1alpha3") + """\
+  - route:
+    - destination: {host: pricing}
+""",
+    "dr-everything": DR + """\
+  trafficPolicy:
+    loadBalancer: {simple: ROUND_ROBIN}
+    connectionPool:
+      http: {http1MaxPendingRequests: 10, maxRequestsPerConnection: 1, maxRetries: 3}
+    outlierDetection:
+      consecutive5xxErrors: 3
+      interval: 5s
+      baseEjectionTime: 1m
+      maxEjectionPercent: 50
+  subsets:
+  - name: v1
+    labels: {version: v1}
+  - name: v2
+    labels: {version: v2}
+    trafficPolicy:
+      loadBalancer: {simple: RANDOM}
+""",
+    "dr-outlier-defaults": DR + """\
+  trafficPolicy:
+    outlierDetection: {}
+""",
+    "pa-strict": """\
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default}
+spec:
+  mtls: {mode: STRICT}
+""",
+    "pa-selector-v1beta1": """\
+apiVersion: security.istio.io/v1beta1
+kind: PeerAuthentication
+metadata: {name: payments}
+spec:
+  selector:
+    matchLabels: {app: payments}
+  mtls: {mode: PERMISSIVE}
+""",
+    "authz-allow": """\
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: payments-from-web}
+spec:
+  selector:
+    matchLabels: {app: payments}
+  action: ALLOW
+  rules:
+  - from:
+    - source: {principals: ["cluster.local/ns/default/sa/web"]}
+    to:
+    - operation: {methods: [POST], paths: ["/pay", "/admin/*"]}
+""",
+    "authz-deny-all": """\
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-all}
+spec: {}
+""",
+}
+
+
+@dataclass(frozen=True)
+class Rejected:
+    text: str
+    field: str
+    message: str  # a fragment of the one-line message
+    crd: bool | None  # does Istio's CRD schema accept it? None: not visible once parsed
+
+    @property
+    def line(self) -> int:
+        return next(i for i, line in enumerate(self.text.splitlines(), 1) if "# <-" in line)
+
+
+def _vs(route_yaml: str) -> str:
+    return VS + route_yaml
+
+
+REJECTED = {
+    "unknown-field-typo": Rejected(_vs("""\
+  - route:
+    - destination: {host: pricing}
+    retriez: {attempts: 3}  # <-
+"""), "spec.http[0].retriez", "unknown field 'retriez'; did you mean 'retries'?", crd=False),
+    "istio-field-not-supported": Rejected(_vs("""\
+  - route:
+    - destination: {host: pricing}
+    corsPolicy: {allowOrigins: [{exact: "https://example.com"}]}  # <-
+"""), "spec.http[0].corsPolicy", "not supported by minimesh (supported: name, match", crd=True),
+    "negative-attempts": Rejected(_vs("""\
+  - route:
+    - destination: {host: pricing}
+    retries:
+      attempts: -1  # <-
+"""), "spec.http[0].retries.attempts", "at least 0", crd=True),
+    "weight-over-100": Rejected(_vs("""\
+  - route:
+    - destination: {host: pricing, subset: v1}
+      weight: 101  # <-
+    - destination: {host: pricing, subset: v2}
+      weight: 0
+"""), "spec.http[0].route[0].weight", "between 0 and 100", crd=True),
+    "weight-negative": Rejected(_vs("""\
+  - route:
+    - destination: {host: pricing}
+      weight: -5  # <-
+"""), "spec.http[0].route[0].weight", "between 0 and 100", crd=True),
+    "weights-not-100": Rejected(_vs("""\
+  - route:  # <-
+    - destination: {host: pricing, subset: v1}
+      weight: 60
+    - destination: {host: pricing, subset: v2}
+      weight: 30
+"""), "spec.http[0].route", "add up to 90", crd=True),
+    "weight-not-a-number": Rejected(_vs("""\
+  - route:
+    - destination: {host: pricing}
+      weight: "50"  # <-
+"""), "spec.http[0].route[0].weight", "expected a whole number", crd=False),
+    "bad-duration": Rejected(_vs("""\
+  - route:
+    - destination: {host: pricing}
+    timeout: 5 seconds  # <-
+"""), "spec.http[0].timeout", "invalid duration", crd=False),
+    "zero-duration": Rejected(_vs("""\
+  - route:
+    - destination: {host: pricing}
+    timeout: 0s  # <-
+"""), "spec.http[0].timeout", "at least 1ms", crd=False),
+    "bad-regex": Rejected(_vs("""\
+  - match:
+    - uri: {regex: "/items/(["}  # <-
+    route:
+    - destination: {host: pricing}
+"""), "spec.http[0].match[0].uri.regex", "invalid regex", crd=True),
+    "non-re2-regex": Rejected(_vs("""\
+  - match:
+    - uri: {regex: "/(?!admin).*"}  # <-
+    route:
+    - destination: {host: pricing}
+"""), "spec.http[0].match[0].uri.regex", "RE2", crd=True),
+    "two-string-match-kinds": Rejected(_vs("""\
+  - match:
+    - uri: {exact: /a, prefix: /b}  # <-
+    route:
+    - destination: {host: pricing}
+"""), "spec.http[0].match[0].uri", "exactly one of exact, prefix or regex", crd=False),
+    "percentage-over-100": Rejected(_vs("""\
+  - route:
+    - destination: {host: pricing}
+    fault:
+      abort:
+        httpStatus: 503
+        percentage: {value: 150}  # <-
+"""), "spec.http[0].fault.abort.percentage.value", "between 0 and 100", crd=True),
+    "missing-route": Rejected(_vs("""\
+  - name: nowhere  # <-
+    timeout: 1s
+"""), "spec.http[0].route", "'route' is required", crd=True),
+    "missing-destination-host": Rejected(_vs("""\
+  - route:
+    - destination: {subset: v1}  # <-
+"""), "spec.http[0].route[0].destination.host", "'host' is required", crd=False),
+    "unknown-retry-condition": Rejected(_vs("""\
+  - route:
+    - destination: {host: pricing}
+    retries: {attempts: 2, retryOn: "5xx,flaky"}  # <-
+"""), "spec.http[0].retries.retryOn", "unknown retry condition 'flaky'", crd=True),
+    "missing-hosts": Rejected("""\
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: x}
+spec:  # <-
+  http: []
+""", "spec.hosts", "'hosts' is required", crd=True),
+    "missing-name": Rejected("""\
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:  # <-
+  namespace: default
+spec: {hosts: [pricing]}
+""", "metadata.name", "'name' is required", crd=False),
+    "unknown-kind": Rejected("""\
+apiVersion: networking.istio.io/v1
+kind: VirtualServce  # <-
+metadata: {name: x}
+spec: {hosts: [pricing]}
+""", "kind", "'VirtualServce' is not an Istio kind", crd=False),
+    "istio-kind-not-supported": Rejected("""\
+apiVersion: networking.istio.io/v1
+kind: Gateway  # <-
+metadata: {name: x}
+spec: {selector: {istio: ingressgateway}}
+""", "kind", "'Gateway' is not supported by minimesh", crd=True),
+    "wrong-api-version": Rejected("""\
+apiVersion: networking.istio.io/v2  # <-
+kind: VirtualService
+metadata: {name: x}
+spec: {hosts: [pricing]}
+""", "apiVersion", "use networking.istio.io/v1", crd=False),
+    "security-kind-networking-group": Rejected("""\
+apiVersion: networking.istio.io/v1  # <-
+kind: PeerAuthentication
+metadata: {name: x}
+spec: {mtls: {mode: STRICT}}
+""", "apiVersion", "use security.istio.io/v1", crd=False),
+    "lb-unknown-enum": Rejected(DR + """\
+  trafficPolicy:
+    loadBalancer: {simple: FOO}  # <-
+""", "spec.trafficPolicy.loadBalancer.simple", "unknown value 'FOO'; expected one of: ROUND_ROBIN", crd=False),
+    "lb-istio-only-enum": Rejected(DR + """\
+  trafficPolicy:
+    loadBalancer: {simple: PASSTHROUGH}  # <-
+""", "spec.trafficPolicy.loadBalancer.simple", "not supported by minimesh", crd=True),
+    "lb-consistent-hash": Rejected(DR + """\
+  trafficPolicy:
+    loadBalancer:
+      consistentHash: {httpHeaderName: x-user}  # <-
+""", "spec.trafficPolicy.loadBalancer.consistentHash", "not supported by minimesh", crd=True),
+    "subset-policy-tls": Rejected(DR + """\
+  subsets:
+  - name: v1
+    labels: {version: v1}
+    trafficPolicy:
+      tls: {mode: ISTIO_MUTUAL}  # <-
+""", "spec.subsets[0].trafficPolicy.tls", "not supported by minimesh", crd=True),
+    "duplicate-subset": Rejected(DR + """\
+  subsets:
+  - name: v1
+    labels: {version: v1}
+  - name: v1  # <-
+    labels: {version: v2}
+""", "spec.subsets[1].name", "defined twice", crd=True),
+    "outlier-bad-interval": Rejected(DR + """\
+  trafficPolicy:
+    outlierDetection:
+      interval: soon  # <-
+""", "spec.trafficPolicy.outlierDetection.interval", "invalid duration", crd=False),
+    "max-ejection-over-100": Rejected(DR + """\
+  trafficPolicy:
+    outlierDetection:
+      maxEjectionPercent: 120  # <-
+""", "spec.trafficPolicy.outlierDetection.maxEjectionPercent", "between 0 and 100", crd=True),
+    "mtls-bad-mode": Rejected("""\
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default}
+spec:
+  mtls: {mode: strict}  # <-
+""", "spec.mtls.mode", "unknown value 'strict'; expected one of: STRICT", crd=False),
+    "authz-custom-action": Rejected("""\
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: ext}
+spec:
+  action: CUSTOM  # <-
+""", "spec.action", "not supported by minimesh", crd=True),
+    "authz-namespaces": Rejected("""\
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: x}
+spec:
+  rules:
+  - from:
+    - source:
+        namespaces: [default]  # <-
+""", "spec.rules[0].from[0].source.namespaces", "not supported by minimesh", crd=True),
+    "selector-wildcard": Rejected("""\
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: x}
+spec:
+  selector:
+    matchLabels:
+      app: "pay*"  # <-
+""", "spec.selector.matchLabels.app", "must not contain '*'", crd=False),
+    "duplicate-key": Rejected(_vs("""\
+  - route:
+    - destination: {host: pricing}
+    timeout: 1s
+    timeout: 2s  # <-
+"""), "spec.http[0].timeout", "duplicate key 'timeout'", crd=None),
+}

@@ -1,0 +1,210 @@
+"""Loading manifests: what is accepted, what is refused, and where the error points."""
+
+import pytest
+import yaml
+
+from minimesh.config import (
+    DEFAULT_LOAD_BALANCER, DEFAULT_RETRY, AuthorizationPolicy, DestinationRule, PeerAuthentication,
+    VirtualService, check_references, load_file, load_files, load_manifests, parse_resource, short_host,
+)
+from minimesh.errors import ConfigError
+
+from .cases import ACCEPTED, REJECTED, VS
+
+
+@pytest.mark.parametrize("name", sorted(ACCEPTED))
+def test_accepted_manifests_load(name):
+    (resource,) = load_manifests(ACCEPTED[name], f"{name}.yaml")
+    assert resource.name
+    assert resource.manifest == yaml.safe_load(ACCEPTED[name])
+
+
+@pytest.mark.parametrize("name", sorted(REJECTED))
+def test_rejected_manifests_name_file_line_and_field(name):
+    case = REJECTED[name]
+    with pytest.raises(ConfigError) as caught:
+        load_manifests(case.text, "lesson/step.yaml")
+    error = caught.value
+    assert (error.source, error.line, error.field) == ("lesson/step.yaml", case.line, case.field)
+    assert case.message in error.message
+    assert "\n" not in str(error)
+    assert str(error).startswith(f"lesson/step.yaml:{case.line}: {case.field}: ")
+
+
+@pytest.mark.parametrize("name", sorted(n for n in REJECTED if REJECTED[n].crd is not None))
+def test_parse_resource_refuses_the_same_without_lines(name):
+    case = REJECTED[name]
+    with pytest.raises(ConfigError) as caught:
+        parse_resource(yaml.safe_load(case.text))
+    assert (caught.value.source, caught.value.line, caught.value.field) == ("<snapshot>", None, case.field)
+
+
+def test_parse_resource_round_trips_a_manifest():
+    (loaded,) = load_manifests(ACCEPTED["vs-everything"])
+    assert parse_resource(loaded.manifest) == loaded
+
+
+@pytest.mark.parametrize("text, line, message", [
+    ("kind: [unclosed\n", 2, "YAML syntax error"),
+    ("a: 1\n b: 2\n", 2, "YAML syntax error"),
+    ("- just\n- a list\n", 1, "expected a mapping"),
+    (ACCEPTED["vs-minimal"] + "---\n42\n", 11, "expected a mapping"),
+    ("apiVersion: networking.istio.io/v1\nkind: Sidecar\n", 2, "'Sidecar' is not supported by minimesh"),
+    ("kind: VirtualService\napiVersion: networking.istio.io/v1\nspec: {hosts: [a]}\n", 1, "'metadata' with a 'name'"),
+])
+def test_malformed_documents(text, line, message):
+    with pytest.raises(ConfigError) as caught:
+        load_manifests(text, "bad.yaml")
+    assert message in caught.value.message
+    assert caught.value.line == line
+
+
+def test_multi_document_skips_empty_documents_and_keeps_order():
+    text = "---\n" + ACCEPTED["vs-minimal"] + "---\n---\n# only a comment\n---\n" + ACCEPTED["dr-everything"]
+    kinds = [r.kind for r in load_manifests(text)]
+    assert kinds == ["VirtualService", "DestinationRule"]
+
+
+def test_error_in_second_document_points_at_its_line_in_the_file():
+    first = ACCEPTED["vs-minimal"]
+    second = ACCEPTED["dr-everything"].replace("simple: ROUND_ROBIN", "simple: NOPE")
+    with pytest.raises(ConfigError) as caught:
+        load_manifests(first + "---\n" + second)
+    expected = (first + "---\n" + second).splitlines().index("    loadBalancer: {simple: NOPE}") + 1
+    assert caught.value.line == expected
+
+
+def test_same_resource_twice_in_one_input_is_refused():
+    with pytest.raises(ConfigError, match="appears twice"):
+        load_manifests(ACCEPTED["vs-minimal"] + "---\n" + ACCEPTED["vs-minimal"])
+
+
+def test_load_file_and_files_name_the_path(tmp_path):
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text(ACCEPTED["vs-minimal"])
+    bad.write_text(REJECTED["unknown-field-typo"].text)
+    assert [r.name for r in load_files([good, str(good).replace("good", "good")])] == ["pricing", "pricing"]
+    with pytest.raises(ConfigError) as caught:
+        load_files([good, bad])
+    assert caught.value.source == str(bad)
+    with pytest.raises(ConfigError, match="cannot read file"):
+        load_file(tmp_path / "missing.yaml")
+
+
+def test_virtual_service_model_and_defaults():
+    (vs,) = load_manifests(ACCEPTED["vs-everything"])
+    assert isinstance(vs, VirtualService)
+    assert vs.key == ("VirtualService", "default", "pricing")
+    assert vs.hosts == ("pricing",)  # the long Kubernetes name is shortened
+    canary, split = vs.http
+    assert canary.route[0].weight == 100  # a lone destination gets it all
+    assert canary.retries is None and canary.retry_policy == DEFAULT_RETRY
+    assert canary.timeout is None
+    assert dict(canary.match[0].headers).keys() == {"x-canary", "user-agent"}
+    assert [(d.destination.subset, d.weight) for d in split.route] == [("v1", 90), ("v2", 10)]
+    assert split.timeout == 2.0
+    assert split.retries.attempts == 3 and split.retries.per_try_timeout == 0.5
+    assert split.retries.retry_on == ("5xx", "connect-failure", "retriable-status-codes")
+    assert split.retries.retriable_status_codes == (503,)
+    assert (split.fault.delay.fixed_delay, split.fault.delay.percentage) == (1.5, 10.0)
+    assert (split.fault.abort.http_status, split.fault.abort.percentage) == (503, 0.5)
+    assert split.mirror.subset == "v2" and split.mirror_percentage == 25.5
+    assert hash(vs) == hash(load_manifests(ACCEPTED["vs-everything"])[0])
+
+
+@pytest.mark.parametrize("route_yaml, expected", [
+    # Istio: a split destination without a weight gets 0.
+    ("    - destination: {host: pricing, subset: v1}\n      weight: 100\n"
+     "    - destination: {host: pricing, subset: v2}\n", [100, 0]),
+    ("    - destination: {host: pricing}\n      weight: 0\n", [0]),
+    ("    - destination: {host: pricing}\n", [100]),
+    ("    - destination: {host: a}\n      weight: 33\n    - destination: {host: b}\n      weight: 33\n"
+     "    - destination: {host: c}\n      weight: 34\n", [33, 33, 34]),
+])
+def test_weights(route_yaml, expected):
+    (vs,) = load_manifests(VS + "  - route:\n" + route_yaml)
+    assert [d.weight for d in vs.http[0].route] == expected
+
+
+@pytest.mark.parametrize("retries_yaml, attempts, retry_on, codes", [
+    ("{attempts: 4}", 4, DEFAULT_RETRY.retry_on, (503,)),  # retryOn unset: Istio's default conditions
+    ("{perTryTimeout: 1s}", 0, DEFAULT_RETRY.retry_on, (503,)),  # attempts unset: 0, retries off
+    ("{attempts: 1, retryOn: gateway-error}", 1, ("gateway-error",), ()),
+    ("{attempts: 1, retryOn: '503, 504'}", 1, ("retriable-status-codes",), (503, 504)),
+    ("{attempts: 1, retryOn: 'reset,retriable-status-codes,502'}", 1, ("reset", "retriable-status-codes"), (502,)),
+])
+def test_retry_on(retries_yaml, attempts, retry_on, codes):
+    (vs,) = load_manifests(VS + f"  - route:\n    - destination: {{host: pricing}}\n    retries: {retries_yaml}\n")
+    retries = vs.http[0].retries
+    assert (retries.attempts, retries.retry_on, retries.retriable_status_codes) == (attempts, retry_on, codes)
+
+
+def test_default_retry_is_istios():
+    assert DEFAULT_RETRY.attempts == 2 and DEFAULT_RETRY.per_try_timeout is None
+    assert DEFAULT_RETRY.retry_on == (
+        "connect-failure", "refused-stream", "unavailable", "cancelled", "retriable-status-codes")
+    assert DEFAULT_RETRY.retriable_status_codes == (503,)
+
+
+def test_destination_rule_model_and_defaults():
+    (dr,) = load_manifests(ACCEPTED["dr-everything"])
+    assert isinstance(dr, DestinationRule)
+    assert dr.traffic_policy.load_balancer == "ROUND_ROBIN"
+    pool = dr.traffic_policy.connection_pool
+    assert (pool.http1_max_pending_requests, pool.max_requests_per_connection, pool.max_retries) == (10, 1, 3)
+    od = dr.traffic_policy.outlier_detection
+    assert (od.consecutive_5xx_errors, od.interval, od.base_ejection_time, od.max_ejection_percent) == (3, 5.0, 60.0, 50)
+    assert dr.subset("v2").labels == {"version": "v2"}
+    assert dr.subset("v3") is None
+    assert dr.policy_for("v2").load_balancer == "RANDOM"
+    assert dr.policy_for("v1") is dr.traffic_policy
+    (defaults,) = load_manifests(ACCEPTED["dr-outlier-defaults"])
+    od = defaults.traffic_policy.outlier_detection
+    assert (od.consecutive_5xx_errors, od.interval, od.base_ejection_time, od.max_ejection_percent) == (5, 10.0, 30.0, 10)
+    assert defaults.traffic_policy.load_balancer is None and DEFAULT_LOAD_BALANCER == "LEAST_REQUEST"
+
+
+def test_security_models():
+    (strict,) = load_manifests(ACCEPTED["pa-strict"])
+    assert isinstance(strict, PeerAuthentication) and strict.mtls_mode == "STRICT" and strict.selector is None
+    (selected,) = load_manifests(ACCEPTED["pa-selector-v1beta1"])
+    assert selected.selector == {"app": "payments"} and selected.selector.selects({"app": "payments", "version": "v1"})
+    (allow,) = load_manifests(ACCEPTED["authz-allow"])
+    assert isinstance(allow, AuthorizationPolicy) and allow.action == "ALLOW"
+    web = "cluster.local/ns/default/sa/web"
+    assert allow.matches(web, "POST", "/pay")
+    assert allow.matches(web, "POST", "/admin/refunds?x=1")
+    assert not allow.matches(web, "GET", "/pay")
+    assert not allow.matches("cluster.local/ns/default/sa/catalog", "POST", "/pay")
+    assert not allow.matches(None, "POST", "/pay")  # plaintext peer: no principal
+    (deny_all,) = load_manifests(ACCEPTED["authz-deny-all"])
+    assert deny_all.rules == () and not deny_all.matches(web, "GET", "/")
+
+
+@pytest.mark.parametrize("host, short", [
+    ("catalog", "catalog"),
+    ("catalog.default.svc.cluster.local", "catalog"),
+    ("Catalog.default.svc.cluster.local", "catalog"),
+    ("catalog.default", "catalog.default"),  # Istio does not expand this either
+    ("catalog.other.svc.cluster.local", "catalog.other.svc.cluster.local"),
+    ("httpbin.org", "httpbin.org"),
+])
+def test_short_host(host, short):
+    assert short_host(host) == short
+
+
+def test_check_references_flags_undefined_subsets():
+    vs_text = VS + """\
+  - route:
+    - destination: {host: pricing, subset: v1}
+      weight: 50
+    - destination: {host: pricing, subset: v3}
+      weight: 50
+    mirror: {host: catalog, subset: v2}
+"""
+    resources = load_manifests(vs_text + "---\n" + ACCEPTED["dr-everything"])
+    problems = check_references(resources)
+    assert len(problems) == 2
+    assert "http[0].route[1]: subset 'v3' of host 'pricing'" in problems[0] and "defines: v1, v2" in problems[0]
+    assert "http[0].mirror: subset 'v2' of host 'catalog'" in problems[1] and "no DestinationRule" in problems[1]
+    assert check_references(load_manifests(ACCEPTED["vs-everything"] + "---\n" + ACCEPTED["dr-everything"])) == []
