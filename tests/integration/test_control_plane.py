@@ -263,3 +263,9 @@ async def test_delete_that_would_break_a_reference_is_refused(api):
     # Removing the route first frees the rule.
     assert (await api.call("DELETE", "/v1/config/virtualservice/pricing")) == (200, {"version": 2})
     assert (await api.call("DELETE", "/v1/config/DestinationRule/pricing")) == (200, {"version": 3})
+
+
+async def test_sigterm_stops_cleanly(cp):
+    cp.proc.terminate()
+    assert cp.proc.wait(timeout=10) == 0
+    assert "control plane stopping" in cp.logs()
