@@ -9,6 +9,7 @@ the last thing each probe saw, or as soon as a process exits during start-up.
 """
 
 import asyncio
+import json
 import time
 
 from minimesh.errors import UserError
@@ -70,3 +71,59 @@ async def wait_ready(children: list[Child], deadline: float, clock=time.monotoni
     finally:
         for t in tasks:
             t.cancel()
+
+
+async def get_json(port: int, path: str, timeout: float = 2.0) -> dict | None:
+    """GET http://127.0.0.1:port/path and parse the JSON body; None on any failure."""
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(HOST, port), timeout)
+    except (OSError, asyncio.TimeoutError):
+        return None
+    try:
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nConnection: close\r\n\r\n".encode())
+        raw = await asyncio.wait_for(reader.read(), timeout)
+        head, _, body = raw.partition(b"\r\n\r\n")
+        if b" 200 " not in head.split(b"\r\n", 1)[0] + b" ":
+            return None
+        if b"transfer-encoding: chunked" in head.lower():
+            body = _dechunk(body)
+        return json.loads(body)
+    except (OSError, asyncio.TimeoutError, ValueError):
+        return None
+    finally:
+        writer.close()
+
+
+def _dechunk(body: bytes) -> bytes:
+    out = b""
+    while body:
+        size_line, _, rest = body.partition(b"\r\n")
+        size = int(size_line.split(b";")[0] or b"0", 16)
+        if size == 0:
+            break
+        out, body = out + rest[:size], rest[size + 2:]
+    return out
+
+
+def unsynced(status: dict, nodes: set[str]) -> list[str]:
+    """The proxies that have not yet acked the control plane's current snapshot."""
+    current = status.get("snapshot_version")
+    acked = {p.get("node") for p in status.get("proxies", []) if p.get("acked_version") == current}
+    return sorted(nodes - acked)
+
+
+async def wait_converged(control_port: int, nodes: set[str], deadline: float, clock=time.monotonic) -> None:
+    """Wait until every proxy in `nodes` has ACKed the same snapshot the control plane holds.
+
+    A proxy's /ready only says it holds *a* snapshot; one taken before the last
+    instance registered lacks that endpoint. Once all ACK the current version,
+    every proxy knows every endpoint, and the first request through the gateway works.
+    """
+    waiting = sorted(nodes)
+    while clock() < deadline:
+        status = await get_json(control_port, "/v1/status")
+        waiting = unsynced(status, nodes) if status else ["control plane"]
+        if not waiting:
+            return
+        await asyncio.sleep(POLL)
+    raise UserError(f"not in sync with the control plane in time: {', '.join(waiting)}")

@@ -6,7 +6,8 @@ concurrently, because a 2-core laptop spends most of start-up importing Python:
 1. the control plane and every app (apps do not need the mesh to listen);
 2. once the control plane answers /healthz: the lesson's manifests are applied,
    then every sidecar and the gateway start;
-3. once every probe passes, state.json says "ready" and `on_ready` runs.
+3. once every probe passes and every proxy has ACKed the control plane's
+   current snapshot, state.json says "ready" and `on_ready` runs.
 
 Then the supervisor only waits: a child that dies is restarted (see
 process.py), and SIGTERM or SIGINT stops everything — proxies first, so they
@@ -27,7 +28,7 @@ from minimesh.runner.control_client import ControlClient
 from minimesh.runner.plan import HOST, StackPlan, plan_stack
 from minimesh.runner.ports import GATEWAY_HINT, PortAllocator, ensure_free
 from minimesh.runner.process import Child, ChildFailed
-from minimesh.runner.readiness import wait_ready
+from minimesh.runner.readiness import wait_converged, wait_ready
 from minimesh.runner.topology import Lesson
 
 log = logging.getLogger("minimesh.runner")
@@ -145,8 +146,10 @@ class Supervisor:
             await asyncio.gather(*(c.start() for c in proxies))
         except ChildFailed as e:
             raise UserError(f"{e.child.spec.name}: {e}") from e
-        # Wave 3: everyone answers.
+        # Wave 3: everyone answers, and every proxy holds the same, latest snapshot.
         await wait_ready([*apps, *proxies], deadline, self.clock)
+        nodes = {c.spec.instance for c in proxies}
+        await wait_converged(control.spec.probe.port, nodes, deadline, self.clock)
 
     def _apply_manifests(self) -> None:
         if not self.lesson.manifests:

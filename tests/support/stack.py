@@ -1,0 +1,124 @@
+"""Test helpers for whole local stacks: run the CLI as a user would, always clean up.
+
+    with running_stack(write_lesson(tmp_path, {...}), tmp_path / "home") as stack:
+        stack.status()           # `minimesh status --json`, parsed
+        stack.cli("apply", f)    # any CLI command against this stack's home
+
+Every stack gets its own MINIMESH_HOME and `--gateway-port 0`, so tests never
+collide with each other or with a learner's stack on 8080; teardown always
+runs `minimesh down` and then makes sure no process of that stack survives.
+"""
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from minimesh.runner.state import pid_alive, read_state
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO = REPO / "demo-services"
+
+
+def cli(*args: str, home: Path, timeout: float = 90, cwd: Path | None = None,
+        env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run `minimesh ARGS` in a subprocess with MINIMESH_HOME=home; output captured as text."""
+    full_env = {k: v for k, v in os.environ.items()
+                if k not in ("MINIMESH_CONTROL_URL", "MINIMESH_GATEWAY_PORT", "HTTP_PROXY", "http_proxy")}
+    full_env.update({"MINIMESH_HOME": str(home), **(env or {})})
+    return subprocess.run([sys.executable, "-m", "minimesh.cli", *args], env=full_env, cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def write_lesson(directory: Path, services: dict[str, dict], *, gateway: str | None = None,
+                 title: str = "Test lesson", manifests: list[str] | None = None) -> Path:
+    """Write lesson.yaml; `services` maps service → {version: spec}, e.g.
+    {"catalog": {"v1": {"command": ["python", str(DEMO / "catalog.py")], "replicas": 2}}}."""
+    directory.mkdir(parents=True, exist_ok=True)
+    doc = {"title": title, "services": {s: {"versions": v} for s, v in services.items()}}
+    if gateway:
+        doc["gateway"] = gateway
+    if manifests:
+        doc["manifests"] = manifests
+    (directory / "lesson.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    return directory
+
+
+def demo(name: str, **spec) -> dict:
+    """A version spec running one of the demo services."""
+    return {"command": ["python", str(DEMO / f"{name}.py")], **spec}
+
+
+def wait_for(condition, timeout: float = 15.0, interval: float = 0.05, what: str = "condition"):
+    """Poll `condition()` until it returns something truthy; fail the test at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+@dataclass
+class Stack:
+    lesson: Path
+    home: Path
+    up_result: subprocess.CompletedProcess
+
+    def cli(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
+        return cli(*args, home=self.home, **kwargs)
+
+    def status(self) -> dict:
+        r = self.cli("status", "--json")
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+    def state(self) -> dict | None:
+        return read_state(self.home)
+
+    def all_pids(self) -> list[int]:
+        state = self.state() or {}
+        return [state.get("supervisor_pid")] + [p["pid"] for p in state.get("processes", {}).values()]
+
+
+def start_stack(lesson: Path, home: Path) -> Stack:
+    r = cli("up", str(lesson), "--detach", "--gateway-port", "0", home=home)
+    assert r.returncode == 0, f"up failed: {r.stderr}\n{_logs(home)}"
+    return Stack(lesson, home, r)
+
+
+def stop_stack(home: Path, pids: list[int]) -> None:
+    """`minimesh down`, then SIGKILL anything of the stack that is somehow still alive."""
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        cli("down", home=home, timeout=60)
+    for pid in pids:
+        if pid and pid_alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def running_stack(lesson: Path, home: Path):
+    stack = start_stack(lesson, home)
+    pids = stack.all_pids()
+    try:
+        yield stack
+    finally:
+        stop_stack(home, pids + stack.all_pids())
+
+
+def _logs(home: Path, tail: int = 15) -> str:
+    out = []
+    for log in sorted((home / "logs").glob("*.log")):
+        lines = log.read_text(errors="replace").splitlines()[-tail:]
+        out.append(f"--- {log.name}\n" + "\n".join(lines))
+    return "\n".join(out)
