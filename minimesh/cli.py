@@ -164,5 +164,73 @@ def delete(kind, name, control_url):
     run_delete(kind, name, control=control_url)
 
 
+
+# --- lessons -----------------------------------------------------------------
+
+
+@main.group()
+def lesson():
+    """List, show, step through and check the lessons."""
+
+
+@lesson.command("list")
+@friendly
+def lesson_list():
+    """The lessons, in order."""
+    from minimesh.lesson import commands
+
+    commands.list_lessons()
+
+
+@lesson.command("show")
+@click.argument("ref")
+@friendly
+def lesson_show(ref):
+    """A lesson's steps and the commands of each (REF: 02, retries or 02-retries)."""
+    from minimesh.lesson import commands
+
+    commands.show(ref)
+
+
+@lesson.command("step")
+@click.argument("ref")
+@click.argument("number", type=int)
+@CONTROL_OPTION
+@friendly
+def lesson_step(ref, number, control_url):
+    """Put step NUMBER of a lesson in force: its manifests and fault knobs."""
+    from minimesh.lesson import commands
+
+    commands.step(ref, number, control=control_url)
+
+
+@lesson.command("check")
+@click.argument("ref")
+@click.option("--step", "number", type=int, default=None,
+              help="The step to check (default: the current one).")
+@CONTROL_OPTION
+@click.option("--gateway", "gateway_url", envvar="MINIMESH_GATEWAY_URL", default=None,
+              help="Gateway URL (default: the running stack's).")
+@friendly
+def lesson_check(ref, number, control_url, gateway_url):
+    """Verify the live stack against a lesson step; say what is missing."""
+    from minimesh.lesson import commands
+
+    if not commands.check(ref, number, control=control_url, gateway=gateway_url):
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("target")
+@click.option("--failure-rate", type=click.FloatRange(0, 1), default=None, help="Share of requests answered 503.")
+@click.option("--delay-ms", type=click.FloatRange(0), default=None, help="Added latency per request.")
+@CONTROL_OPTION
+@friendly
+def fault(target, failure_rate, delay_ms, control_url):
+    """Set an app's fault knobs at run time (TARGET: an instance or a whole service)."""
+    from minimesh.lesson import commands
+
+    commands.fault(target, failure_rate, delay_ms, control=control_url)
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,174 @@
+"""`minimesh lesson check`: is the live stack where this step of the lesson says?
+
+A step is checked in three stages, and each failure says how to fix it:
+
+1. its manifests are in force (the control plane holds the same spec);
+2. its fault knobs are set on the apps;
+3. its checks: traffic through the gateway, measured against expectations.
+
+The first two catch "forgot to apply"; the third shows the mesh doing what
+the lesson teaches — the numbers a learner would see in the TUI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import aiohttp
+
+from minimesh.config import load_file
+from minimesh.lesson.steps import Step
+from minimesh.lesson.traffic import Traffic, send_traffic
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    what: str
+    detail: str = ""
+    hint: str = ""
+
+
+@dataclass
+class Stack:
+    """Where a running lesson is: the control plane, the gateway, each instance's addresses."""
+
+    control_url: str
+    gateway_url: str
+    instances: list[dict]  # from the control plane's /v1/instances
+
+    def targets(self, name: str) -> list[dict]:
+        """Instances named `name`, or every instance of service `name`."""
+        return [i for i in self.instances if i.get("kind") == "sidecar"
+                and name in (i["instance"], i["service"])]
+
+
+async def load_stack(control_url: str, gateway_url: str) -> Stack:
+    async with aiohttp.ClientSession(trust_env=False) as http:
+        async with http.get(f"{control_url}/v1/instances") as resp:
+            instances = (await resp.json())["instances"]
+    return Stack(control_url, gateway_url, instances)
+
+
+def manifests_in_force(step: Step, stored: list[dict], lesson_ref: str) -> list[Verdict]:
+    by_key = {(m["kind"], m["metadata"]["name"]): m for m in stored}
+    verdicts = []
+    for file in step.manifests:
+        for resource in load_file(file):
+            name = f"{resource.kind.lower()}/{resource.name}"
+            have = by_key.get((resource.kind, resource.name))
+            ok = have is not None and have.get("spec") == resource.manifest.get("spec")
+            verdicts.append(Verdict(
+                ok, f"{name} from {file.name} is in force",
+                "" if ok else ("it is not applied" if have is None else "a different version of it is applied"),
+                "" if ok else f"run: minimesh apply {file}   (or: minimesh lesson step {lesson_ref} {step.number})"))
+    return verdicts
+
+
+async def faults_in_force(step: Step, stack: Stack, lesson_ref: str) -> list[Verdict]:
+    verdicts = []
+    async with aiohttp.ClientSession(trust_env=False, timeout=aiohttp.ClientTimeout(total=5)) as http:
+        for target, knobs in step.faults:
+            for inst in stack.targets(target):
+                try:
+                    async with http.get(f"http://{inst['addresses']['app']}/_fault") as resp:
+                        have = await resp.json()
+                except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as e:
+                    verdicts.append(Verdict(False, f"{inst['instance']} answers its fault knobs", str(e)))
+                    continue
+                wrong = {k: have.get(k) for k, v in knobs if abs(float(have.get(k, -1)) - v) > 1e-9}
+                want = " ".join(f"--{k.replace('_', '-')} {v:g}" for k, v in knobs)
+                verdicts.append(Verdict(
+                    not wrong, f"{inst['instance']} has {', '.join(f'{k}={v:g}' for k, v in knobs)}",
+                    f"it has {wrong}" if wrong else "",
+                    f"run: minimesh fault {inst['instance']} {want}   (or: minimesh lesson step {lesson_ref} {step.number})"))
+    return verdicts
+
+
+async def _outbound_counts(stack: Stack, service: str) -> tuple[int, int]:
+    """(requests, attempts) all sidecars have sent to `service` so far."""
+    requests = attempts = 0
+    async with aiohttp.ClientSession(trust_env=False, timeout=aiohttp.ClientTimeout(total=5)) as http:
+        for inst in stack.instances:
+            async with http.get(f"http://{inst['addresses']['admin']}/stats") as resp:
+                stats = await resp.json()
+            requests += sum(r["count"] for r in stats["requests"]
+                            if r["direction"] in ("outbound", "gateway") and r["service"] == service)
+            attempts += sum(a["count"] for a in stats["attempts"]
+                            if a["direction"] in ("outbound", "gateway") and a["service"] == service)
+    return requests, attempts
+
+
+def judge(kind: str, args: dict, traffic: Traffic, counts: tuple[int, int] | None) -> Verdict:
+    """One expectation against measured traffic: pure, so it is tested without a stack."""
+    n = len(traffic.answers)
+    if kind == "success_rate":
+        rate = traffic.success_rate
+        ok = args.get("min", 0) <= rate <= args.get("max", 1)
+        return Verdict(ok, f"success rate {_range(args)}", f"measured {rate:.1%} of {n}")
+    if kind == "latency_p95_ms":
+        p95 = traffic.percentile_ms(0.95)
+        return Verdict(p95 <= args["max"], f"p95 latency under {args['max']} ms", f"measured {p95:.0f} ms")
+    if kind == "spread":
+        served = [a.served_by(args["service"]) for a in traffic.answers if a.served_by(args["service"])]
+        counts_by = {i: served.count(i) for i in set(served)}
+        even = len(served) / args["instances"] if served else 0
+        within = args.get("within", 0.1)
+        ok = len(counts_by) == args["instances"] and all(abs(c - even) <= within * even for c in counts_by.values())
+        shown = ", ".join(f"{i}: {c}" for i, c in sorted(counts_by.items()))
+        return Verdict(ok, f"{args['service']} load spread over {args['instances']} instances within ±{within:.0%} of even",
+                       f"measured {shown}")
+    if kind == "share":
+        instance = args["instance"]
+        service = instance.rsplit("-", 2)[0]
+        served = [a.served_by(service) for a in traffic.answers if a.served_by(service)]
+        share = served.count(instance) / max(1, len(served))
+        ok = args.get("min", 0) <= share <= args.get("max", 1)
+        return Verdict(ok, f"{instance} serves {_range(args)} of {service}'s requests",
+                       f"measured {share:.1%} of {len(served)}")
+    if kind == "attempts_per_request":
+        requests, attempts = counts
+        ratio = attempts / requests if requests else 0.0
+        ok = args.get("min", 0) <= ratio <= args.get("max", float("inf"))
+        return Verdict(ok, f"attempts per request to {args['service']} {_range(args, pct=False)}",
+                       f"measured {ratio:.2f} ({attempts} attempts for {requests} requests)")
+    raise ValueError(f"unknown expectation {kind}")
+
+
+async def run_checks(step: Step, stack: Stack) -> list[Verdict]:
+    verdicts = []
+    for check in step.checks:
+        services = [args["service"] for kind, args in check.expect if kind == "attempts_per_request"]
+        before = {s: await _outbound_counts(stack, s) for s in services}
+        traffic = await send_traffic(stack.gateway_url, check.send)
+        after = {s: await _outbound_counts(stack, s) for s in services}
+        for kind, args in check.expect:
+            counts = None
+            if kind == "attempts_per_request":
+                s = args["service"]
+                counts = (after[s][0] - before[s][0], after[s][1] - before[s][1])
+            v = judge(kind, args, traffic, counts)
+            verdicts.append(Verdict(v.ok, f"{check.name}: {v.what}", v.detail))
+    return verdicts
+
+
+async def check_step(step: Step, stack: Stack, stored: list[dict], lesson_ref: str) -> list[Verdict]:
+    verdicts = manifests_in_force(step, stored, lesson_ref)
+    verdicts += await faults_in_force(step, stack, lesson_ref)
+    if all(v.ok for v in verdicts):
+        verdicts += await run_checks(step, stack)
+    return verdicts
+
+
+def _range(args: dict, pct: bool = True) -> str:
+    fmt = (lambda x: f"{x:.1%}") if pct else (lambda x: f"{x:g}")
+    if "min" in args and "max" in args:
+        return f"between {fmt(args['min'])} and {fmt(args['max'])}"
+    if "min" in args:
+        return f"at least {fmt(args['min'])}"
+    return f"at most {fmt(args['max'])}"
+
+
+def run(coro):
+    return asyncio.run(coro)

@@ -1,0 +1,130 @@
+"""The `minimesh lesson …` and `minimesh fault` commands, over a running stack."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aiohttp
+import click
+
+from minimesh.errors import UserError
+from minimesh.lesson.catalog import all_lessons, load_guide
+from minimesh.lesson.check import Stack, check_step, load_stack, manifests_in_force
+from minimesh.runner import state as st
+from minimesh.runner.config_commands import control_client
+
+STEP_FILE = "lesson-step.json"
+
+
+def list_lessons() -> None:
+    for path in all_lessons():
+        guide = load_guide(str(path))
+        click.echo(f"{path.name:<20} {guide.lesson.title}  ({len(guide.steps)} steps)")
+
+
+def show(ref: str) -> None:
+    guide = load_guide(ref)
+    click.echo(f"{guide.lesson.dir.name}: {guide.lesson.title}")
+    click.echo(f"Start it:  minimesh up {guide.lesson.dir}")
+    click.echo(f"Read it:   {guide.lesson.dir / 'README.md'}\n")
+    for step in guide.steps:
+        click.echo(f"  step {step.number}  {step.title}")
+        for path in step.manifests:
+            click.echo(f"          minimesh apply {path}")
+        for target, knobs in step.faults:
+            click.echo(f"          minimesh fault {target} " + " ".join(f"--{k.replace('_', '-')} {v:g}" for k, v in knobs))
+        if step.look:
+            click.echo(f"          look: {step.look}")
+
+
+def _where(control: str | None, gateway: str | None, home: str | None) -> tuple[str, str, object]:
+    client = control_client(control, home)
+    if gateway is None:
+        state = st.read_state(st.resolve_home(home))
+        if control or not state:
+            raise UserError("pass --gateway URL too when checking a stack given by --control")
+        gateway = state["gateway_url"]
+    return client.url, gateway.rstrip("/"), client
+
+
+def step(ref: str, number: int, *, control=None, home=None) -> None:
+    """Put a step's manifests and fault knobs in force, and remember it as the current step."""
+    guide = load_guide(ref)
+    chosen = guide.step(number)
+    control_url, gateway_url, client = _where(control, "", home)
+    if chosen.manifests:
+        from minimesh.runner.config_commands import apply
+        apply([str(p) for p in chosen.manifests], control=control_url)
+    stack = asyncio.run(load_stack(control_url, gateway_url))
+    for target, knobs in chosen.faults:
+        asyncio.run(set_fault(stack, target, dict(knobs)))
+    _remember(home, guide.lesson.dir.name, number)
+    click.echo(f"step {number} of {guide.lesson.dir.name} in force: {chosen.title}")
+    if chosen.look:
+        click.echo(f"look: {chosen.look}")
+
+
+def check(ref: str, number: int | None, *, control=None, gateway=None, home=None) -> bool:
+    guide = load_guide(ref)
+    control_url, gateway_url, client = _where(control, gateway, home)
+    stored = client.config()["resources"]
+    stack = asyncio.run(load_stack(control_url, gateway_url))
+    if number is None:
+        number = _current_step(home, guide, stored)
+    chosen = guide.step(number)
+    click.echo(f"Checking {guide.lesson.dir.name}, step {number}: {chosen.title}")
+    verdicts = asyncio.run(check_step(chosen, stack, stored, guide.lesson.dir.name[:2]))
+    for v in verdicts:
+        mark = "✓" if v.ok else "✗"
+        click.echo(f"  {mark} {v.what}" + (f" — {v.detail}" if v.detail else ""))
+        if v.hint:
+            click.echo(f"      hint: {v.hint}")
+    ok = all(v.ok for v in verdicts)
+    click.echo("PASS" if ok else "FAIL: the stack is not where this step expects it (see the hints above)")
+    return ok
+
+
+async def set_fault(stack: Stack, target: str, knobs: dict) -> list[str]:
+    instances = stack.targets(target)
+    if not instances:
+        names = ", ".join(sorted({i["instance"] for i in stack.instances if i.get("kind") == "sidecar"}))
+        raise UserError(f"no instance or service named {target!r}; the instances are: {names}")
+    done = []
+    async with aiohttp.ClientSession(trust_env=False, timeout=aiohttp.ClientTimeout(total=5)) as http:
+        for inst in instances:
+            async with http.put(f"http://{inst['addresses']['app']}/_fault", json=knobs) as resp:
+                answer = await resp.json()
+                if resp.status != 200:
+                    raise UserError(f"{inst['instance']} refused the fault: {answer.get('error', answer)}")
+            done.append(f"{inst['instance']}: failure_rate={answer['failure_rate']:g} delay_ms={answer['delay_ms']:g}")
+    return done
+
+
+def fault(target: str, failure_rate, delay_ms, *, control=None, home=None) -> None:
+    knobs = {k: v for k, v in (("failure_rate", failure_rate), ("delay_ms", delay_ms)) if v is not None}
+    control_url = control_client(control, home).url
+    stack = asyncio.run(load_stack(control_url, ""))
+    if not knobs:
+        raise UserError("say what to set: --failure-rate 0.3 and/or --delay-ms 200")
+    for line in asyncio.run(set_fault(stack, target, knobs)):
+        click.echo(line)
+
+
+def _remember(home, lesson: str, number: int) -> None:
+    path = st.resolve_home(home) / STEP_FILE
+    path.write_text(json.dumps({"lesson": lesson, "step": number}))
+
+
+def _current_step(home, guide, stored: list[dict]) -> int:
+    """The step last put in force with `lesson step`; else the last whose manifests are in force."""
+    try:
+        saved = json.loads((st.resolve_home(home) / STEP_FILE).read_text())
+        if saved.get("lesson") == guide.lesson.dir.name:
+            return saved["step"]
+    except (OSError, ValueError):
+        pass
+    for candidate in reversed(guide.steps):
+        if candidate.manifests and all(v.ok for v in manifests_in_force(candidate, stored, "")):
+            return candidate.number
+    return 1

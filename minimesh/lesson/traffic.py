@@ -1,0 +1,82 @@
+"""Sending a lesson's traffic through the gateway, and what came back.
+
+Each answer records its status, how long it took, and who served it — the
+demo shop names itself in every JSON answer (`service`, `version`,
+`instance`, and `upstreams` for web), which is all a check needs to see load
+balancing, canaries and retries from the outside.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from minimesh.lesson.steps import Send
+
+
+@dataclass
+class Answer:
+    status: int
+    latency_ms: float
+    body: dict | None = None
+    error: str | None = None
+
+    def served_by(self, service: str) -> str | None:
+        """The instance of `service` that answered (directly, or as one of web's upstreams)."""
+        body = self.body or {}
+        if body.get("service") == service:
+            return body.get("instance")
+        for upstream in body.get("upstreams") or []:
+            if isinstance(upstream, dict) and upstream.get("service") == service:
+                return upstream.get("instance")
+        return None
+
+
+@dataclass
+class Traffic:
+    answers: list[Answer] = field(default_factory=list)
+
+    @property
+    def success_rate(self) -> float:
+        return sum(1 for a in self.answers if 200 <= a.status < 400) / max(1, len(self.answers))
+
+    def percentile_ms(self, p: float) -> float:
+        latencies = sorted(a.latency_ms for a in self.answers)
+        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] if latencies else 0.0
+
+
+async def send_traffic(gateway_url: str, send: Send) -> Traffic:
+    """Send `send.count` requests with `send.concurrency` in flight at most."""
+    traffic = Traffic()
+    headers = dict(send.headers)
+    if send.host:
+        headers["Host"] = send.host
+    todo = iter(range(send.count))
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(timeout=timeout, trust_env=False) as session:
+        async def worker():
+            for _ in todo:
+                traffic.answers.append(await _one(session, gateway_url, send, headers))
+        await asyncio.gather(*(worker() for _ in range(send.concurrency)))
+    return traffic
+
+
+async def _one(session, gateway_url: str, send: Send, headers: dict) -> Answer:
+    start = time.perf_counter()
+    try:
+        async with session.request(send.method, gateway_url.rstrip("/") + send.path,
+                                   headers=headers, json=send.json) as resp:
+            raw = await resp.read()
+            status = resp.status
+    except (aiohttp.ClientError, OSError, TimeoutError) as e:
+        return Answer(0, (time.perf_counter() - start) * 1000, error=str(e) or type(e).__name__)
+    latency = (time.perf_counter() - start) * 1000
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = None
+    return Answer(status, latency, body if isinstance(body, dict) else None)
