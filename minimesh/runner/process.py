@@ -7,9 +7,11 @@ That is how the control plane comes back after a SIGKILL while its sidecars
 keep serving from their last snapshot.
 
 No orphans. Every child asks the kernel (Linux `prctl(PR_SET_PDEATHSIG)`) to
-kill it when the supervisor dies, even by SIGKILL; and it stays in the
-supervisor's process group, so `down` can signal the whole group as a last
-resort. On macOS there is no PDEATHSIG; the process group has to do.
+kill it when the supervisor dies, even by SIGKILL. (macOS has no PDEATHSIG;
+there `minimesh down` kills the pids state.json recorded.) Each child runs in
+a process group of its own, so a Ctrl-C in the terminal reaches only the
+supervisor, which then stops the children in order — proxies before the
+control plane they deregister from.
 """
 
 import asyncio
@@ -83,7 +85,7 @@ class Child:
                 self.proc = await asyncio.create_subprocess_exec(
                     *self.spec.argv, env={**self.base_env, **self.spec.env},
                     stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=asyncio.subprocess.STDOUT,
-                    preexec_fn=_die_with_parent_preexec(os.getpid()))
+                    preexec_fn=_die_with_parent_preexec(os.getpid()), process_group=0)
             except OSError as e:
                 raise ChildFailed(self, f"could not start {self.spec.argv[0]}: {e.strerror}") from e
         self.started_at = time.monotonic()
