@@ -209,3 +209,20 @@ def test_apply_get_delete_and_a_bad_file_changes_nothing(lesson, tmp_path):
         assert json.loads(stack.cli("get", "-o", "json").stdout)["resources"] == []
         r = stack.cli("delete", "virtualservice", "catalog")
         assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_two_homes_run_two_stacks_and_a_lesson_applies_its_manifests(lesson, tmp_path):
+    # The second lesson brings its own starting config, applied at `up`.
+    second = write_lesson(tmp_path / "second", {"catalog": {"v1": demo("catalog")}}, manifests=["vs.yaml"])
+    (second / "vs.yaml").write_text(VS)
+
+    with running_stack(lesson, tmp_path / "one") as one, running_stack(second, tmp_path / "two") as two:
+        a, b = one.status(), two.status()
+        assert a["control_url"] != b["control_url"] and a["gateway_url"] != b["gateway_url"]
+        assert json.loads(two.cli("get", "-o", "json").stdout)["resources"][0]["metadata"]["name"] == "catalog"
+        assert json.loads(one.cli("get", "-o", "json").stdout)["resources"] == []
+
+        # Stopping one leaves the other serving.
+        assert one.cli("down").returncode == 0
+        code, body = http_get(b["gateway_url"] + "/items")
+        assert code == 200 and json.loads(body)["service"] == "catalog"
