@@ -82,7 +82,7 @@ async def faults_in_force(step: Step, stack: Stack, lesson_ref: str) -> list[Ver
                 verdicts.append(Verdict(
                     not wrong, f"{inst['instance']} has {', '.join(f'{k}={v:g}' for k, v in knobs)}",
                     f"it has {wrong}" if wrong else "",
-                    f"run: minimesh fault {inst['instance']} {want}   (or: minimesh lesson step {lesson_ref} {step.number})"))
+                    "" if not wrong else f"run: minimesh fault {inst['instance']} {want}   (or: minimesh lesson step {lesson_ref} {step.number})"))
     return verdicts
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import aiohttp
 import click
@@ -54,8 +55,13 @@ def step(ref: str, number: int, *, control=None, home=None) -> None:
     chosen = guide.step(number)
     control_url, gateway_url, client = _where(control, "", home)
     if chosen.manifests:
-        from minimesh.runner.config_commands import apply
-        apply([str(p) for p in chosen.manifests], control=control_url)
+        from minimesh.config import load_files
+
+        resources = load_files([str(p) for p in chosen.manifests])
+        answer = client.apply([r.manifest for r in resources], source=", ".join(map(str, chosen.manifests)))
+        for result in answer.get("results", []):
+            click.echo(f"{result['kind'].lower()}/{result['name']} {result['action']}")
+        wait_for_rollout(client, answer["version"])
     stack = asyncio.run(load_stack(control_url, gateway_url))
     for target, knobs in chosen.faults:
         asyncio.run(set_fault(stack, target, dict(knobs)))
@@ -63,6 +69,21 @@ def step(ref: str, number: int, *, control=None, home=None) -> None:
     click.echo(f"step {number} of {guide.lesson.dir.name} in force: {chosen.title}")
     if chosen.look:
         click.echo(f"look: {chosen.look}")
+
+
+def wait_for_rollout(client, config_version: int, timeout: float = 10.0) -> None:
+    """Return once every proxy has ACKed a snapshot with `config_version` (or newer)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        proxies = client.status()["proxies"]
+        # The control plane's snapshot versions read "<config version>.<epoch>.<registry generation>".
+        behind = [p["node"] for p in proxies
+                  if int((p.get("acked_version") or "0").split(".")[0]) < config_version]
+        if not behind:
+            return
+        if time.monotonic() > deadline:
+            raise UserError(f"config version {config_version} not ACKed within {timeout:g}s by: {', '.join(behind)}")
+        time.sleep(0.05)
 
 
 def check(ref: str, number: int | None, *, control=None, gateway=None, home=None) -> bool:
