@@ -111,7 +111,9 @@ def status(*, as_json: bool, control: str | None = None, home: str | None = None
         cp = ControlClient(control_url, timeout=2.0).status()
         cp_error = None
     except UserError as e:
-        cp, cp_error = {}, str(e)
+        if state is None:
+            raise  # only a control plane was asked about, and it does not answer
+        cp, cp_error = {}, str(e)  # the stack's own record still tells the user something
     report = dict(state or {"control_url": control_url, "gateway_url": None, "instances": []})
     report["control"] = cp if cp_error is None else {"error": cp_error}
     proxies = {p.get("node"): p for p in cp.get("proxies", [])}
