@@ -131,7 +131,8 @@ class Supervisor:
             lock.release()
 
     async def _start(self) -> None:
-        deadline = self.clock() + self.ready_timeout
+        started = self.clock()
+        deadline = started + self.ready_timeout
         control = self.children["control"]
         apps = [self.children[p.name] for p in self.plan.workloads if p.role == "app"]
         proxies = [self.children[p.name] for p in self.plan.workloads if p.role == "sidecar"]
@@ -141,6 +142,7 @@ class Supervisor:
             # Wave 1: the control plane and the apps.
             await asyncio.gather(*(c.start() for c in [control, *apps]))
             await wait_ready([control], deadline, self.clock)
+            log.info("control plane ready after %.1fs", self.clock() - started)
             # Wave 2: the lesson's starting config, then the proxies that will fetch it.
             self._apply_manifests()
             await asyncio.gather(*(c.start() for c in proxies))
@@ -148,8 +150,10 @@ class Supervisor:
             raise UserError(f"{e.child.spec.name}: {e}") from e
         # Wave 3: everyone answers, and every proxy holds the same, latest snapshot.
         await wait_ready([*apps, *proxies], deadline, self.clock)
+        log.info("every process ready after %.1fs", self.clock() - started)
         nodes = {c.spec.instance for c in proxies}
         await wait_converged(control.spec.probe.port, nodes, deadline, self.clock)
+        log.info("every proxy in sync after %.1fs", self.clock() - started)
 
     def _apply_manifests(self) -> None:
         if not self.lesson.manifests:
