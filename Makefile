@@ -1,0 +1,30 @@
+# The two commands a newcomer runs:  make demo   and   make test
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup demo test unit down clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,load]'
+	touch $(STAMP)
+
+setup: $(STAMP)  ## create .venv and install minimesh with its test tools
+
+demo: setup  ## start lesson 1 (the shop behind sidecars) in the foreground; Ctrl-C stops it
+	$(BIN)/minimesh up lessons/01-hello-mesh
+
+test: setup  ## every test: unit, integration (real sockets, processes), end-to-end lessons
+	$(BIN)/python -m pytest
+
+unit: setup
+	$(BIN)/python -m pytest tests/unit
+
+down:
+	-$(BIN)/minimesh down
+
+clean: down
+	rm -rf $(VENV) .minimesh .pytest_cache
