@@ -66,7 +66,9 @@ async def start_control_plane(host: str, port: int, home: str | os.PathLike, ins
     plane = ControlPlane(Path(home), instance_ttl, warmup=warmup, clock=clock)
     app = build_app(plane)
     app.cleanup_ctx.append(_background)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    # Open watches are long polls a sidecar simply re-opens, so shutdown need
+    # not wait for them.
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     try:
@@ -100,14 +102,9 @@ async def _serve(host: str, port: int, home: str, instance_ttl: float, warmup: f
 
 def run_control_plane(host: str, port: int, home: str, instance_ttl: float, warmup: float | None = None) -> None:
     """Blocking entry point of `minimesh control`; warm-up defaults to $MINIMESH_CONTROL_WARMUP or 2 s."""
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from minimesh.logs import run_async, setup_logging
+
+    setup_logging()
     if warmup is None:
         warmup = float(os.environ.get(WARMUP_ENV, "2.0"))
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(_serve(host, port, home, instance_ttl, warmup))
-    else:
-        uvloop.run(_serve(host, port, home, instance_ttl, warmup))
+    run_async(_serve(host, port, home, instance_ttl, warmup))
