@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .fields import (
-    At, check_fields, duration, integer, mapping, percentage, require, sequence, string, strings,
+    At, check_fields, duration, integer, mapping, percentage, require, sequence, string,
 )
 from .match import HTTPMatchRequest, parse_match
 from .resource import Resource, short_host

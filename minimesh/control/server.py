@@ -15,7 +15,6 @@ import errno
 import logging
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import Callable
