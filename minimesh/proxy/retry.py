@@ -91,8 +91,8 @@ class Retry:
 
     async def __call__(self, request: Request) -> Response:
         journey = request.journey
-        policy = journey.http_route.retries
-        retries_left = policy.attempts if policy is not None and request.replayable else 0
+        policy = journey.http_route.retry_policy  # Istio's default when the route sets none
+        retries_left = policy.attempts if request.replayable else 0
         retry_number = 0
         while True:
             attempt = Attempt(endpoint="")
@@ -115,7 +115,7 @@ class Retry:
         journey.attempts.append(attempt)
         loop = asyncio.get_running_loop()
         start = loop.time()
-        per_try = policy.per_try_timeout if policy is not None else None
+        per_try = policy.per_try_timeout
         try:
             async with asyncio.timeout(per_try):
                 response = await self.inner(request)

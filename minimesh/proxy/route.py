@@ -10,28 +10,14 @@ with the NR ("no route") flag.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from minimesh.config import DEFAULT_RETRY, Destination, HTTPRouteDestination, VirtualService
+from minimesh.config import Destination, HTTPRoute, HTTPRouteDestination, VirtualService
 from minimesh.errors import NoRoute
 from minimesh.proxy.message import Request, Response, Service
 
 
-@dataclass(frozen=True)
-class DefaultRoute:
+def default_route(service: str) -> HTTPRoute:
     """What a host without a VirtualService gets: itself, whole, retried Istio's way."""
-
-    name: str
-    route: tuple
-    timeout: float | None = None
-    retries: object = DEFAULT_RETRY
-    fault: object = None
-    mirror: object = None
-    mirror_percentage: object = None
-
-
-def default_route(service: str) -> DefaultRoute:
-    return DefaultRoute(name="default", route=(HTTPRouteDestination(Destination(service, None), 100),))
+    return HTTPRoute(name="default", match=(), route=(HTTPRouteDestination(Destination(service, None), 100),))
 
 
 def match_route(vs: VirtualService | None, service: str, method: str, path: str, headers):
