@@ -339,3 +339,22 @@ async def run_mesh(home: Path, ttl: float = 10.0, warmup: float = 0.0, fixed_por
             mesh.dump_logs()
         if ok:
             assert not bad, f"sidecars did not exit 0 on SIGTERM: {bad} (after {time.monotonic() - started:.1f}s)"
+
+
+# --- manifests ---------------------------------------------------------------------------------
+
+
+def virtual_service(host: str, **route) -> dict:
+    """A VirtualService with one http route to `host`; `route` adds timeout, retries, match..."""
+    return {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"name": host},
+            "spec": {"hosts": [host], "http": [{"route": [{"destination": {"host": host}}], **route}]}}
+
+
+def destination_rule(host: str, lb: str | None = None, subsets: list | None = None) -> dict:
+    spec: dict = {"host": host}
+    if lb:
+        spec["trafficPolicy"] = {"loadBalancer": {"simple": lb}}
+    if subsets:
+        spec["subsets"] = subsets
+    return {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule", "metadata": {"name": host},
+            "spec": spec}
