@@ -69,7 +69,7 @@ def test_route_without_match_catches_everything_after_earlier_routes():
 
 def test_no_virtual_service_gives_the_default_route_with_istio_retries():
     got = match_route(None, "catalog", "GET", "/items", CIMultiDict())
-    assert got.retries == DEFAULT_RETRY
+    assert got.retry_policy == DEFAULT_RETRY
     assert got.timeout is None
     [only] = got.route
     assert (only.destination.host, only.destination.subset, only.weight) == ("catalog", None, 100)
