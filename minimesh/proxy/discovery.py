@@ -105,6 +105,10 @@ class ControlPlaneClient:
                 self._gone(e)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
+            except Exception:  # a bug must not end the watch: log it, keep the last good config
+                log.exception("watch failed; keeping snapshot %s", self.holder.current.version or "none")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     async def _take(self, doc: dict) -> None:
         version = str(doc.get("version", ""))

@@ -97,15 +97,16 @@ class Retry:
         while True:
             attempt = Attempt(endpoint="")
             response, error, outcome = await self._attempt(request, policy, attempt)
-            if retries_left <= 0 or not should_retry(policy, outcome):
+            retriable = should_retry(policy, outcome)
+            if retries_left <= 0 or not retriable:
                 break
             if response is not None:
                 await response.discard()
             retries_left -= 1
             retry_number += 1
             await self.sleep(backoff(retry_number, self.rand))
-        if retry_number and (error is not None or response.status >= 500):
-            journey.flag("URX")  # gave up: the retry limit was reached
+        if retry_number and retriable:
+            journey.flag("URX")  # gave up on an answer worth retrying: the retry limit was reached
         if error is not None:
             raise error
         return response

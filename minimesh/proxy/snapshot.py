@@ -63,8 +63,7 @@ class MeshConfig:
 
 def parse_snapshot(doc: dict) -> MeshConfig:
     """Turn a /v1/watch answer into a MeshConfig, or raise ConfigError."""
-    if not isinstance(doc, dict) or "version" not in doc:
-        raise ConfigError("snapshot is not an object with a version", source="<snapshot>")
+    _check_shape(doc)
     resources = tuple(parse_resource(m, source="<snapshot>") for m in doc.get("resources", []))
     virtual_services: dict[str, VirtualService] = {}
     destination_rules: dict[str, DestinationRule] = {}
@@ -103,6 +102,25 @@ def parse_snapshot(doc: dict) -> MeshConfig:
         clusters=clusters,
         resources=resources,
     )
+
+
+def _check_shape(doc) -> None:
+    """Refuse a snapshot whose outline is wrong before reading any of it."""
+    def fail(message, field=""):
+        raise ConfigError(message, source="<snapshot>", field=field)
+
+    if not isinstance(doc, dict) or "version" not in doc:
+        fail("snapshot is not an object with a version")
+    if isinstance(doc.get("config_version", 0), bool) or not isinstance(doc.get("config_version", 0), int):
+        fail("must be an integer", "config_version")
+    if not isinstance(doc.get("resources", []), list):
+        fail("must be a list of manifests", "resources")
+    services = doc.get("services", {})
+    if not isinstance(services, dict):
+        fail("must be a map of service name to endpoints", "services")
+    for name, info in services.items():
+        if not isinstance(info, dict) or not isinstance(info.get("endpoints", []), list):
+            fail("must be an object with an endpoints list", f"services.{name}")
 
 
 def _endpoint(e: dict) -> Endpoint:
