@@ -5,7 +5,7 @@ the first try), how long each try may take (`perTryTimeout`), and on which
 failures (`retryOn`, Envoy's retry conditions):
 
     5xx                     any 5xx answer, a reset, a connect failure, a per-try timeout
-    gateway-error           502, 503, 504 (a per-try timeout counts as 504)
+    gateway-error           502, 503, 504 (a per-try timeout counts as 504, a reset as 503)
     reset                   the upstream closed or reset before answering
     connect-failure         no connection could be made
     refused-stream          the upstream refused the request before it was processed
@@ -53,10 +53,12 @@ def should_retry(policy, outcome: Outcome) -> bool:
     status, failure = outcome.status, outcome.failure
     if failure == "connect-failure":
         return bool(on & {"5xx", "gateway-error", "connect-failure", "reset"})
+    # Envoy counts an upstream reset as a 5xx (it becomes one), so both
+    # 5xx and gateway-error retry it.
     if failure == "refused-stream":
-        return bool(on & {"5xx", "refused-stream", "reset"})
+        return bool(on & {"5xx", "gateway-error", "refused-stream", "reset"})
     if failure == "reset":
-        return bool(on & {"5xx", "reset"})
+        return bool(on & {"5xx", "gateway-error", "reset"})
     if failure == "timeout":
         return bool(on & {"5xx", "gateway-error"})
     if status is None:

@@ -43,6 +43,8 @@ F = lambda kind: Outcome(failure=kind)  # noqa: E731
     ("gateway-error", S(502), True), ("gateway-error", S(503), True), ("gateway-error", S(504), True),
     ("gateway-error", S(500), False), ("gateway-error", S(501), False),
     ("gateway-error", F("timeout"), True), ("gateway-error", F("connect-failure"), True),
+    # Envoy counts a reset as a 5xx, which gateway-error retries as well.
+    ("gateway-error", F("reset"), True), ("gateway-error", F("refused-stream"), True),
     # connect-failure: nothing else
     ("connect-failure", F("connect-failure"), True), ("connect-failure", F("reset"), False),
     ("connect-failure", S(503), False), ("connect-failure", F("timeout"), False),
