@@ -98,12 +98,13 @@ CONTROL_OPTION = click.option(
 @click.option("--detach", "-d", is_flag=True, help="Start in the background and return once ready.")
 @click.option("--gateway-port", type=int, default=8080, show_default=True, envvar="MINIMESH_GATEWAY_PORT",
               help="The gateway's port on 127.0.0.1 (0: any free port).")
+@click.option("--keep-config", is_flag=True, help="Keep the config applied in this home's last run.")
 @friendly
-def up(lesson_dir, detach, gateway_port):
+def up(lesson_dir, detach, gateway_port, keep_config):
     """Start a lesson's topology: control plane, apps, sidecars, gateway."""
     from minimesh.runner.stack import up as run_up
 
-    run_up(lesson_dir, detach=detach, gateway_port=gateway_port)
+    run_up(lesson_dir, detach=detach, gateway_port=gateway_port, keep_config=keep_config)
 
 
 @main.command()

@@ -31,12 +31,15 @@ DEFAULT_GATEWAY_PORT = 8080
 DOWN_TIMEOUT = 30.0
 
 
-def up(lesson_dir: str, *, detach: bool, gateway_port: int, home: str | None = None) -> None:
+def up(lesson_dir: str, *, detach: bool, gateway_port: int, home: str | None = None,
+       keep_config: bool = False) -> None:
     home_path = st.resolve_home(home)
     lesson = load_lesson(lesson_dir)  # a missing lesson or a bad lesson.yaml fails here, in one line
     _refuse_if_running(home_path)
     if gateway_port:
         ensure_free(gateway_port, "gateway", GATEWAY_HINT)
+    if not keep_config:
+        _forget_config(home_path)
     if detach:
         state = _start_detached(lesson.dir, home_path, gateway_port)
         click.echo(summary(state, foreground=False))
@@ -44,6 +47,18 @@ def up(lesson_dir: str, *, detach: bool, gateway_port: int, home: str | None = N
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     supervisor = Supervisor(lesson, home_path, gateway_port)
     asyncio.run(supervisor.run(on_ready=lambda s: click.echo(summary(s, foreground=True))))
+
+
+def _forget_config(home: Path) -> None:
+    """A new `up` starts from Istio's defaults, as a new cluster would.
+
+    Within a running stack the control plane keeps what was applied across its
+    own restarts (control/config.json); it is only a fresh `up` that forgets,
+    so one lesson's VirtualServices never leak into the next.
+    """
+    config = home / "control" / "config.json"
+    if config.exists():
+        config.unlink()
 
 
 def _refuse_if_running(home: Path) -> None:
