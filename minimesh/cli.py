@@ -132,13 +132,16 @@ def down():
 
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--wait", is_flag=True, help="Return once every proxy has ACKed the new config (or fail naming those that did not).")
+@click.option("--timeout", type=click.FloatRange(0), default=10.0, show_default=True,
+              help="With --wait: seconds to wait for every ACK.")
 @CONTROL_OPTION
 @friendly
-def apply(files, control_url):
+def apply(files, wait, timeout, control_url):
     """Apply Istio manifests (all or nothing)."""
     from minimesh.runner.config_commands import apply as run_apply
 
-    run_apply(list(files), control=control_url)
+    run_apply(list(files), control=control_url, wait=wait, timeout=timeout)
 
 
 @main.command()

@@ -154,6 +154,23 @@ async def status(request: web.Request) -> web.Response:
     return web.json_response(request.app[PLANE].status())
 
 
+async def rollout(request: web.Request) -> web.Response:
+    """GET /v1/rollout?version=N&timeout=S: long-poll until config N is ACKed by every proxy
+    (converged) or NACKed by one (failed), or the timeout passes; answers where it stands."""
+    plane = request.app[PLANE]
+    try:
+        version = int(request.query.get("version", plane.store.version))
+        timeout = float(request.query.get("timeout", "0"))
+    except ValueError as e:
+        raise BadBody("rollout: version must be an integer and timeout a number of seconds") from e
+    if not 0 <= version <= plane.store.version:
+        raise BadBody(f"rollout: config version {version} does not exist (the newest is {plane.store.version})")
+    if not 0 <= timeout <= MAX_WATCH_TIMEOUT:
+        raise BadBody(f"rollout: timeout must be between 0 and {MAX_WATCH_TIMEOUT:g} seconds")
+    await plane.rollout_feed.wait_until(lambda: plane.rollout(version).done, timeout)
+    return web.json_response(plane.rollout(version).to_json())
+
+
 def build_app(plane: ControlPlane) -> web.Application:
     app = web.Application(middlewares=[json_errors], client_max_size=16 * 1024 * 1024)
     app[PLANE] = plane
@@ -167,4 +184,5 @@ def build_app(plane: ControlPlane) -> web.Application:
     app.router.add_get("/v1/config", get_config)
     app.router.add_delete("/v1/config/{kind}/{name}", delete_config)
     app.router.add_get("/v1/status", status)
+    app.router.add_get("/v1/rollout", rollout)
     return app

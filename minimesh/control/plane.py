@@ -15,7 +15,8 @@ from typing import Callable
 
 from minimesh.control.acks import AckBook
 from minimesh.control.registry import Instance, Registration, Registry
-from minimesh.control.snapshot import build_snapshot, snapshot_version
+from minimesh.control.rollout import Rollout, RolloutBook
+from minimesh.control.snapshot import build_snapshot, config_version_of, snapshot_version
 from minimesh.control.store import ApplyResult, ConfigStore
 from minimesh.control.watch import ChangeFeed, held_for_warmup
 
@@ -35,6 +36,9 @@ class ControlPlane:
         self.store = ConfigStore.load(self.home / "control" / "config.json")
         self.acks = AckBook()
         self.feed = ChangeFeed()
+        # Rollouts: which config version each proxy runs; wakes `/v1/rollout` waiters.
+        self.rollouts = RolloutBook(clock)
+        self.rollout_feed = ChangeFeed()
 
     # --- reading ---------------------------------------------------------
 
@@ -50,7 +54,12 @@ class ControlPlane:
         return held_for_warmup(self.clock(), self.started_at, self.warmup, client_version)
 
     def instance_json(self, inst: Instance) -> dict:
-        return {**inst.to_json(self.clock()), **self.acks.get(inst.name).to_json()}
+        return {**inst.to_json(self.clock()), **self.acks.get(inst.name).to_json(),
+                "acked_config_version": self.rollouts.acked_config_version(inst.name)}
+
+    def rollout(self, config_version: int) -> Rollout:
+        """Where config `config_version` stands: which proxies ACKed, NACKed, or are still pending."""
+        return self.rollouts.progress(config_version, [i.name for i in self.registry.instances()])
 
     def status(self) -> dict:
         now = self.clock()
@@ -59,6 +68,7 @@ class ControlPlane:
             reg = inst.registration
             proxies.append({"node": reg.instance, "service": reg.service, "version": reg.version,
                             "kind": reg.kind, **self.acks.get(reg.instance).to_json(),
+                            "acked_config_version": self.rollouts.acked_config_version(reg.instance),
                             "age_s": round(now - inst.registered_at, 3)})
         return {"config_version": self.store.version, "snapshot_version": self.snapshot_version,
                 "proxies": proxies}
@@ -71,37 +81,46 @@ class ControlPlane:
             log.info("%s %s (%s %s %s) inbound=%s", "updated" if known else "registered", reg.instance,
                      reg.kind, reg.service, reg.version, reg.addresses.get("inbound"))
             self.feed.notify()
+            self.rollout_feed.notify()
 
     def deregister(self, name: str) -> bool:
         gone = self.registry.deregister(name)
         if gone is None:
             return False
         self.acks.forget(name)
+        self.rollouts.forget(name)
         log.info("deregistered %s (%s)", name, gone.registration.service)
         self.feed.notify()
+        self.rollout_feed.notify()
         return True
 
     def expire(self) -> list[Instance]:
         expired = self.registry.expire()
         for inst in expired:
             self.acks.forget(inst.name)
+            self.rollouts.forget(inst.name)
             log.info("expired %s (%s): no heartbeat for %.1fs", inst.name, inst.registration.service,
                      self.registry.ttl)
         if expired:
             self.feed.notify()
+            self.rollout_feed.notify()
         return expired
 
     def apply(self, manifests: list, source: str) -> ApplyResult:
         result = self.store.apply(manifests, source)
         if result.changed:
+            self.rollouts.committed(result.version)
             self.feed.notify()
         return result
 
     def delete(self, kind: str, name: str, namespace: str) -> bool:
         if self.store.delete(kind, name, namespace) is None:
             return False
+        self.rollouts.committed(self.store.version)
         self.feed.notify()
         return True
 
     def ack(self, node: str, version: str, error: str | None) -> None:
         self.acks.record(node, version, error)
+        self.rollouts.record(node, config_version_of(version), error)
+        self.rollout_feed.notify()

@@ -17,6 +17,12 @@ def snapshot_version(config_version: int, epoch: str, registry_generation: int) 
     return f"{config_version}.{epoch}.{registry_generation}"
 
 
+def config_version_of(version: str) -> int | None:
+    """The config version a snapshot version was built from (None if it is not one of ours)."""
+    head = version.split(".", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
 def endpoints_by_service(instances: list[Instance]) -> dict:
     """Only sidecars with an inbound listener receive mesh traffic; gateways do not."""
     services: dict[str, dict] = {}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 
 import aiohttp
 import click
@@ -61,7 +60,7 @@ def step(ref: str, number: int, *, control=None, home=None) -> None:
         answer = client.apply([r.manifest for r in resources], source=", ".join(map(str, chosen.manifests)))
         for result in answer.get("results", []):
             click.echo(f"{result['kind'].lower()}/{result['name']} {result['action']}")
-        wait_for_rollout(client, answer["version"])
+        click.echo(wait_for_rollout(client, answer["version"]).describe())
     stack = asyncio.run(load_stack(control_url, gateway_url))
     for target, knobs in chosen.faults:
         asyncio.run(set_fault(stack, target, dict(knobs)))
@@ -71,19 +70,11 @@ def step(ref: str, number: int, *, control=None, home=None) -> None:
         click.echo(f"look: {chosen.look}")
 
 
-def wait_for_rollout(client, config_version: int, timeout: float = 10.0) -> None:
-    """Return once every proxy has ACKed a snapshot with `config_version` (or newer)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        proxies = client.status()["proxies"]
-        # The control plane's snapshot versions read "<config version>.<epoch>.<registry generation>".
-        behind = [p["node"] for p in proxies
-                  if int((p.get("acked_version") or "0").split(".")[0]) < config_version]
-        if not behind:
-            return
-        if time.monotonic() > deadline:
-            raise UserError(f"config version {config_version} not ACKed within {timeout:g}s by: {', '.join(behind)}")
-        time.sleep(0.05)
+def wait_for_rollout(client, config_version: int, timeout: float = 10.0):
+    """Return once every proxy has ACKed config `config_version` (or newer); see runner/rollout.py."""
+    from minimesh.runner.rollout import wait_for_rollout as wait
+
+    return wait(client, config_version, timeout)
 
 
 def check(ref: str, number: int | None, *, control=None, gateway=None, home=None) -> bool:

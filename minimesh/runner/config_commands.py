@@ -44,7 +44,9 @@ def control_client(control: str | None, home: str | None = None) -> ControlClien
     return ControlClient(state["control_url"])
 
 
-def apply(files: list[str], *, control: str | None = None, home: str | None = None) -> None:
+def apply(files: list[str], *, control: str | None = None, home: str | None = None,
+          wait: bool = False, timeout: float = 10.0) -> None:
+    """Apply all or nothing; with `wait`, return once every proxy ACKed the new version (rollout.py)."""
     from minimesh.config import load_files
 
     resources = load_files(files)  # ConfigError names file:line: field; nothing is sent
@@ -55,6 +57,10 @@ def apply(files: list[str], *, control: str | None = None, home: str | None = No
     for result in answer.get("results", []):
         click.echo(f"{result['kind'].lower()}/{result['name']} {result['action']}")
     click.echo(f"config version {answer.get('version')}")
+    if wait:
+        from minimesh.runner.rollout import wait_for_rollout
+
+        click.echo(wait_for_rollout(client, int(answer["version"]), timeout).describe())
 
 
 def get(kind: str | None, *, output: str = "yaml", control: str | None = None, home: str | None = None) -> None:

@@ -135,6 +135,7 @@ def status(*, as_json: bool, control: str | None = None, home: str | None = None
     for inst in report["instances"]:
         p = proxies.get(inst["instance"], {})
         inst["acked_version"] = p.get("acked_version")
+        inst["acked_config_version"] = p.get("acked_config_version")
         inst["nack_error"] = p.get("nack_error")
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -158,25 +159,36 @@ def _status_text(report: dict, cp: dict, cp_error: str | None) -> str:
         out.append(f"control  {report['control_url']} — DOWN: {cp_error}")
     else:
         out.append(f"control  {report['control_url']} — config version {cp.get('config_version')}")
-    snapshot = cp.get("snapshot_version")
     procs = report.get("processes", {})
+    registered = {p.get("node") for p in cp.get("proxies", [])}
     rows = [("INSTANCE", "APP", "INBOUND", "OUTBOUND", "ADMIN", "CONFIG", "RESTARTS")]
     for inst in report["instances"]:
-        if inst.get("nack_error"):
-            synced = f"NACK: {inst['nack_error']}"
-        elif cp_error:
-            synced = "?"
-        else:
-            synced = "synced" if inst.get("acked_version") and inst["acked_version"] == snapshot \
-                else (inst.get("acked_version") or "not acked")
+        synced = "?" if cp_error else _config_column(inst, cp.get("config_version"), inst["instance"] in registered)
         restarts = sum(procs.get(n, {}).get("restarts", 0) for n in (inst["instance"], inst["instance"] + ".sidecar"))
         rows.append((inst["instance"], inst["app"], inst["inbound"], inst["outbound"], inst["admin"],
                      synced, str(restarts)))
+    # Proxies with no app of their own (the gateway) have a config too.
+    known = {inst["instance"] for inst in report["instances"]}
+    for p in cp.get("proxies", []):
+        if p.get("node") not in known:
+            rows.append((p["node"], "-", "-", "-", "-", _config_column(p, cp.get("config_version"), True), "-"))
     if len(rows) > 1:
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         out.append("")
         out += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     return "\n".join(out)
+
+
+def _config_column(proxy: dict, current, registered: bool) -> str:
+    """The config version a proxy has ACKed, against the control plane's current one."""
+    if not registered:
+        return "not registered"
+    if proxy.get("nack_error"):
+        return f"NACK: {proxy['nack_error']}"
+    acked = proxy.get("acked_config_version")
+    if acked is None:
+        return "not acked"
+    return f"v{acked} ✓" if acked == current else f"v{acked} (behind v{current})"
 
 
 # --- down ----------------------------------------------------------------------
