@@ -99,3 +99,22 @@ def dotted(path: Path) -> str:
     for part in path:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
+
+
+def read_file(path) -> Document:
+    """One YAML document from a file (an empty file reads as None); see read_documents."""
+    from pathlib import Path as FilePath
+
+    documents = read_documents(FilePath(path).read_text(encoding="utf-8"), str(path))
+    if len(documents) > 1:
+        raise ConfigError("holds more than one YAML document; expected one", source=str(path))
+    return documents[0] if documents else Document(None, {})
+
+
+def line_of(lines: dict[Path, int], path: Path) -> int | None:
+    """The line of `path`, or of its nearest ancestor that has one."""
+    while path:
+        if path in lines:
+            return lines[path]
+        path = path[:-1]
+    return lines.get(())

@@ -8,7 +8,7 @@ from pathlib import Path
 from minimesh.errors import UserError
 from minimesh.lesson.steps import Step, parse_steps
 from minimesh.runner.topology import Lesson, load_lesson
-from minimesh.runner.yaml_lines import line_of, load_file_with_lines
+from minimesh.config.source import line_of, read_file
 
 
 def lessons_root() -> Path:
@@ -53,7 +53,7 @@ class LessonGuide:
 def load_guide(ref: str) -> LessonGuide:
     lesson = load_lesson(find_lesson(ref))
     source = lesson.dir / "lesson.yaml"
-    _, lines = load_file_with_lines(source)
+    lines = read_file(source).lines
     steps = parse_steps(lesson.steps, lesson_dir=lesson.dir, source=str(source),
                         line_of=lambda path: line_of(lines, path))
     return LessonGuide(lesson, steps)

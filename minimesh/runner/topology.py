@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from minimesh.errors import ConfigError, UserError
-from minimesh.runner.yaml_lines import line_of, load_file_with_lines
+from minimesh.config.source import line_of, read_file
 
 LESSON_FILE = "lesson.yaml"
 TOP_KEYS = {"title", "gateway", "services", "description", "manifests", "steps"}
@@ -83,7 +83,8 @@ def load_lesson(lesson_dir: str | Path) -> Lesson:
     path = lesson_dir / LESSON_FILE
     if not path.is_file():
         raise UserError(f"{lesson_dir} has no {LESSON_FILE}; a lesson folder needs one (see DESIGN.md)")
-    data, lines = load_file_with_lines(path)
+    document = read_file(path)
+    data, lines = document.value, document.lines
     return parse_lesson(data, lines, source=str(path), lesson_dir=lesson_dir)
 
 
