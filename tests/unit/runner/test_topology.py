@@ -93,7 +93,7 @@ def test_script_next_to_a_lesson_outside_a_repo_is_found(tmp_path):
     ("title: T\nmanifests: [missing.yaml]\nservices:\n  web: {versions: {v1: {command: [python, demo-services/web.py]}}}\n",
      2, "manifests.0", "does not exist"),
     ("title: T\nservices:\n  web: {version: {}}\n", 3, "services.web.version", "unknown field"),
-    ("title: [unclosed\n", 2, "", "not valid YAML"),
+    ("title: [unclosed\n", 2, "", "YAML syntax error"),
 ])
 def test_bad_lesson_names_file_line_and_field(tmp_path, text, line, field, words):
     lesson_dir = write_lesson(tmp_path, text)
