@@ -236,5 +236,22 @@ def fault(target, failure_rate, delay_ms, control_url):
 
     commands.fault(target, failure_rate, delay_ms, control=control_url)
 
+
+# --- Docker Compose (minimesh/runner/compose.py) -----------------------------
+
+
+@main.command()
+@click.argument("lesson_dirs", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=str))
+@click.option("--check", is_flag=True, help="Exit 1 if a committed compose file differs from what its lesson generates.")
+@click.option("-o", "--output", default=None, help="Write here instead of compose/NN-slug.yaml ('-': stdout).")
+@friendly
+def compose(lesson_dirs, check, output):
+    """Generate each lesson's Docker Compose file, compose/NN-slug.yaml (default: every lesson)."""
+    from minimesh.runner.compose import compose_lessons
+
+    if not compose_lessons(list(lesson_dirs), check=check, output=output):
+        sys.exit(1)
+
+
 if __name__ == "__main__":
     main()

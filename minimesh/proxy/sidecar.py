@@ -103,7 +103,9 @@ class Sidecar:
         labels = {"app": o.service, "version": o.version, **o.labels}
         return {
             **self.identity, "kind": "gateway" if o.gateway else "sidecar", "labels": labels,
-            "addresses": {"app": f"127.0.0.1:{o.app_port}" if o.app_port else None,
+            # The app shares our network namespace, so it is reachable where we are
+            # (127.0.0.1 locally; the container's address in Docker Compose).
+            "addresses": {"app": at(o.app_port),
                           "inbound": at(ports.get("inbound")), "outbound": at(ports.get("outbound")),
                           "admin": at(self.admin_port)},
         }

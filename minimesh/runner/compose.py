@@ -1,0 +1,216 @@
+"""A lesson as a Docker Compose stack: `minimesh compose LESSON_DIR`.
+
+The same lesson.yaml that `minimesh up` runs as local processes becomes one
+compose file, `compose/NN-slug.yaml`, with the shape a learner will meet again
+in Kubernetes:
+
+    control              the control plane; its home (config, CA keys) on a
+                         named volume so it survives a restart; port 15010
+    <instance>           one container per app instance (`catalog-v1-0`), the
+                         demo service listening on 8080 inside
+    <instance>-sidecar   its sidecar, sharing the app's network namespace
+                         (`network_mode: service:<instance>`) — a pod of two:
+                         the app reaches its sidecar on 127.0.0.1, just as in
+                         a Kubernetes pod
+    gateway              a sidecar in gateway mode, published on port 8080
+
+Start order comes from health checks: sidecars and gateway wait for a healthy
+control plane, the gateway for every healthy sidecar, so `up -d` returns with
+the mesh nearly ready. The image has no curl, so each check is a Python line.
+
+Two decisions deserve a word:
+
+- A sidecar advertises its container's IP address, not a name. Other containers reach it either way, but only an address also
+  works from the host, where `minimesh fault` and `minimesh lesson check` set
+  fault knobs and read each sidecar's /stats (on Linux the host routes to
+  compose's bridge networks; on macOS run them in a container instead:
+  `docker compose exec control minimesh lesson check …`).
+- A sidecar lives in its app's network namespace, so when the app container
+  dies the namespace goes with it and the sidecar is left with a loopback
+  interface only: it can no longer heartbeat, and the instance leaves the
+  registry when its registration expires. When the app container is back,
+  the sidecar container exits and `restart: unless-stopped` starts it again
+  in the app's new namespace (see compose_pod.py).
+
+The output is deterministic: `--check` regenerates it and compares, so a test
+fails when a committed compose file drifts from its lesson.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from minimesh.errors import UserError
+from minimesh.runner.topology import Instance, Lesson, load_lesson
+
+IMAGE = "minimesh:local"
+WORKDIR = Path("/opt/minimesh")        # where compose/Dockerfile puts the repository
+CONTROL_PORT = 15010
+GATEWAY_PORT = 8080
+APP_PORT = 8080                        # every app listens here, in its own namespace
+INBOUND_PORT, OUTBOUND_PORT, ADMIN_PORT = 15006, 15001, 15000
+CONTROL_HOME = "/var/lib/minimesh"
+CONTROL_URL = f"http://control:{CONTROL_PORT}"
+
+def healthcheck(test: str) -> dict:
+    return {"test": ["CMD", "python", "-c", test], "interval": "2s", "timeout": "3s",
+            "retries": 30, "start_period": "2s"}
+
+
+def http_ok(port: int, path: str) -> dict:
+    return healthcheck(f'import urllib.request; urllib.request.urlopen("http://127.0.0.1:{port}{path}", timeout=2)')
+
+
+def tcp_open(port: int) -> dict:
+    return healthcheck(f'import socket; socket.create_connection(("127.0.0.1", {port}), 2)')
+
+
+def in_container(lesson: Lesson, command: tuple[str, ...]) -> list[str]:
+    """The lesson's command as the image runs it: paths relative to the repository."""
+    repo = lesson.dir.parent.parent
+    out = []
+    for arg in command:
+        path = Path(arg)
+        if arg == command[0] and path.name.startswith("python"):
+            out.append("python")
+        elif path.is_absolute():
+            try:
+                out.append(str(path.relative_to(repo)))
+            except ValueError:
+                raise UserError(f"{arg} is outside the repository {repo}, so the image does not hold it; "
+                                f"compose runs only programs from the minimesh checkout") from None
+        else:
+            out.append(arg)
+    return out
+
+
+def sidecar_command(args: list[str]) -> list[str]:
+    """`minimesh sidecar …` under compose_pod, which advertises this container's
+    address and rejoins the app's namespace after the app restarts."""
+    return ["python", "-m", "minimesh.runner.compose_pod", "--", *args]
+
+
+def control_service() -> dict:
+    return {
+        "image": IMAGE,
+        # One service builds the image; every other service uses it by name.
+        "build": {"context": "..", "dockerfile": "compose/Dockerfile", "network": "host",
+                  "args": {"BASE_IMAGE": "${MINIMESH_BASE_IMAGE:-python:3.11-slim}"}},
+        "command": ["minimesh", "control", "--host", "0.0.0.0", "--port", str(CONTROL_PORT),
+                    "--home", CONTROL_HOME],
+        "ports": [f"127.0.0.1:{CONTROL_PORT}:{CONTROL_PORT}"],
+        "volumes": [f"control-home:{CONTROL_HOME}"],
+        "healthcheck": http_ok(CONTROL_PORT, "/healthz"),
+        "restart": "unless-stopped",
+    }
+
+
+def app_service(lesson: Lesson, inst: Instance) -> dict:
+    env = {**inst.spec.env, "HOST": "0.0.0.0", "PORT": str(APP_PORT), "SERVICE": inst.service,
+           "VERSION": inst.version, "INSTANCE": inst.name,
+           # Both spellings: many HTTP clients prefer the lower-case one when both are set.
+           "HTTP_PROXY": f"http://127.0.0.1:{OUTBOUND_PORT}", "http_proxy": f"http://127.0.0.1:{OUTBOUND_PORT}"}
+    return {
+        "image": IMAGE,
+        "command": in_container(lesson, inst.spec.command),
+        "environment": env,
+        "healthcheck": tcp_open(APP_PORT),
+        "restart": "unless-stopped",
+    }
+
+
+def sidecar_service(inst: Instance) -> dict:
+    labels = [arg for k, v in inst.spec.labels.items() for arg in ("--label", f"{k}={v}")]
+    args = ["minimesh", "sidecar", "--control", CONTROL_URL, "--service", inst.service,
+            "--version", inst.version, "--instance", inst.name, *labels, "--host", "0.0.0.0",
+            "--app-port", str(APP_PORT), "--inbound-port", str(INBOUND_PORT),
+            "--outbound-port", str(OUTBOUND_PORT), "--admin-port", str(ADMIN_PORT)]
+    return {
+        "image": IMAGE,
+        "network_mode": f"service:{inst.name}",
+        "command": sidecar_command(args),
+        "depends_on": {"control": {"condition": "service_healthy"},
+                       inst.name: {"condition": "service_started"}},
+        "healthcheck": http_ok(ADMIN_PORT, "/ready"),
+        "restart": "unless-stopped",
+    }
+
+
+def gateway_service(lesson: Lesson) -> dict:
+    args = ["minimesh", "sidecar", "--gateway", "--service", "gateway", "--instance", "gateway",
+            "--control", CONTROL_URL, "--host", "0.0.0.0", "--listen-port", str(GATEWAY_PORT),
+            "--admin-port", str(ADMIN_PORT), "--default-service", lesson.gateway]
+    return {
+        "image": IMAGE,
+        "command": sidecar_command(args),
+        "ports": [f"127.0.0.1:{GATEWAY_PORT}:{GATEWAY_PORT}"],
+        "depends_on": {"control": {"condition": "service_healthy"},
+                       **{f"{i.name}-sidecar": {"condition": "service_healthy"} for i in lesson.instances()}},
+        "healthcheck": http_ok(ADMIN_PORT, "/ready"),
+        "restart": "unless-stopped",
+    }
+
+
+def compose_model(lesson: Lesson) -> dict:
+    """The compose file as data (a pure function of the lesson)."""
+    services = {"control": control_service()}
+    for inst in lesson.instances():
+        services[inst.name] = app_service(lesson, inst)
+        services[f"{inst.name}-sidecar"] = sidecar_service(inst)
+    services["gateway"] = gateway_service(lesson)
+    return {"services": services, "volumes": {"control-home": {}}}
+
+
+def compose_path(lesson_dir: Path) -> Path:
+    """compose/NN-slug.yaml beside the lessons folder."""
+    lesson_dir = Path(lesson_dir).resolve()
+    return lesson_dir.parent.parent / "compose" / f"{lesson_dir.name}.yaml"
+
+
+def render(lesson: Lesson) -> str:
+    name = lesson.dir.name
+    header = (f"# {lesson.title}: lessons/{name} as a Docker Compose stack.\n"
+              f"# Generated by `minimesh compose lessons/{name}` — edit lesson.yaml, not this file.\n"
+              f"#   docker compose -f compose/{name}.yaml up        (gateway: http://localhost:{GATEWAY_PORT},\n"
+              f"#                                                  control plane: http://localhost:{CONTROL_PORT})\n"
+              f"# No registry? compose/make-base-image.sh, then MINIMESH_BASE_IMAGE=minimesh-base:bookworm.\n")
+    body = yaml.dump(compose_model(lesson), Dumper=_Dumper, sort_keys=False, width=110, allow_unicode=True)
+    return header + body
+
+
+class _Dumper(yaml.SafeDumper):
+    """Mappings as blocks, lists on one line: a command reads like a command."""
+
+
+_Dumper.add_representer(list, lambda dumper, data: dumper.represent_sequence(
+    "tag:yaml.org,2002:seq", data, flow_style=True))
+
+
+def compose_lessons(lesson_dirs: list, *, check: bool = False, output: str | None = None) -> bool:
+    """Write each lesson's compose file; with check, say which are out of date (False if any)."""
+    if not lesson_dirs:
+        from minimesh.lesson.catalog import all_lessons
+
+        lesson_dirs = all_lessons()
+    if output and len(lesson_dirs) > 1:
+        raise UserError("-o names one file; give one lesson folder with it")
+    up_to_date = True
+    for lesson_dir in lesson_dirs:
+        lesson = load_lesson(lesson_dir)
+        path = Path(output) if output else compose_path(lesson.dir)
+        text = render(lesson)
+        if output == "-":
+            print(text, end="")
+        elif check:
+            if not path.is_file() or path.read_text() != text:
+                up_to_date = False
+                print(f"{path} is out of date; run: minimesh compose lessons/{lesson.dir.name}")
+            else:
+                print(f"{path} is up to date")
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            print(f"wrote {path}")
+    return up_to_date
