@@ -42,12 +42,16 @@ def main():
               help="Where config, keys and state are kept.")
 @click.option("--instance-ttl", default=10.0, show_default=True, type=float,
               help="Seconds without a heartbeat before an instance leaves the registry.")
+@click.option("--cert-ttl", envvar="MINIMESH_CERT_TTL", default="24h", show_default=True,
+              help="Lifetime of the certificates the mesh CA signs (e.g. 20s, 1h); sidecars renew at half-life.")
 @friendly
-def control(host, port, home, instance_ttl):
-    """Run the control plane: registry, config store, watch API."""
+def control(host, port, home, instance_ttl, cert_ttl):
+    """Run the control plane: registry, config store, watch API, CA."""
     from minimesh.control.server import run_control_plane
+    from minimesh.pki.ttl import parse_cert_ttl
 
-    run_control_plane(host=host, port=port, home=home, instance_ttl=instance_ttl)
+    run_control_plane(host=host, port=port, home=home, instance_ttl=instance_ttl,
+                      cert_ttl=parse_cert_ttl(cert_ttl))
 
 
 @main.command()

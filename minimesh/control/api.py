@@ -14,9 +14,11 @@ from aiohttp import web
 
 from minimesh.control.plane import ControlPlane
 from minimesh.control.registry import InvalidRegistration, parse_registration
+from minimesh.control.signing import TokenRefused
 from minimesh.control.store import DEFAULT_NAMESPACE
 from minimesh.control.watch import should_answer
 from minimesh.errors import ConfigError
+from minimesh.pki.ca import CSRRefused
 
 log = logging.getLogger("minimesh.control")
 
@@ -64,10 +66,12 @@ async def healthz(request: web.Request) -> web.Response:
 async def register(request: web.Request) -> web.Response:
     plane = request.app[PLANE]
     try:
-        reg = parse_registration(await read_json(request))
+        body = await read_json(request)
+        reg = parse_registration(body)
     except InvalidRegistration as e:
         raise BadBody(str(e)) from e
-    plane.register(reg)
+    certificate = body.get("certificate")  # what the sidecar holds now, for `minimesh status`
+    plane.register(reg, certificate if isinstance(certificate, dict) else None)
     return web.json_response({"ttl": plane.registry.ttl})
 
 
@@ -171,6 +175,28 @@ async def rollout(request: web.Request) -> web.Response:
     return web.json_response(plane.rollout(version).to_json())
 
 
+async def sign(request: web.Request) -> web.Response:
+    """POST /v1/sign {"service","instance","csr"} with `Authorization: Bearer <join token>`."""
+    body = await read_json(request)
+    service, instance, csr = body.get("service"), body.get("instance", ""), body.get("csr")
+    if not isinstance(service, str) or not isinstance(csr, str) or not isinstance(instance, str):
+        raise BadBody("sign: 'service' and 'csr' (PEM) must be strings")
+    auth = request.headers.get("Authorization", "")
+    token = auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else None
+    signer = request.app[PLANE].signer
+    try:
+        issued = signer.sign(service, instance, csr, token, peer=request.remote or "")
+    except TokenRefused as e:
+        return error(403, str(e))
+    except CSRRefused as e:
+        log.info("refused CSR for %s (instance %s): %s", service, instance, e)
+        return error(400, f"sign: {e}")
+    cert = issued.certificate
+    return web.json_response({"certificate": issued.pem, "trust_bundle": signer.trust_bundle,
+                              "spiffe_id": issued.identity, "serial": issued.serial,
+                              "not_after": cert.not_valid_after_utc.timestamp()})
+
+
 def build_app(plane: ControlPlane) -> web.Application:
     app = web.Application(middlewares=[json_errors], client_max_size=16 * 1024 * 1024)
     app[PLANE] = plane
@@ -184,5 +210,6 @@ def build_app(plane: ControlPlane) -> web.Application:
     app.router.add_get("/v1/config", get_config)
     app.router.add_delete("/v1/config/{kind}/{name}", delete_config)
     app.router.add_get("/v1/status", status)
+    app.router.add_post("/v1/sign", sign)
     app.router.add_get("/v1/rollout", rollout)
     return app

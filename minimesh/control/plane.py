@@ -16,6 +16,7 @@ from typing import Callable
 from minimesh.control.acks import AckBook
 from minimesh.control.registry import Instance, Registration, Registry
 from minimesh.control.rollout import Rollout, RolloutBook
+from minimesh.control.signing import Signer
 from minimesh.control.snapshot import build_snapshot, config_version_of, snapshot_version
 from minimesh.control.store import ApplyResult, ConfigStore
 from minimesh.control.watch import ChangeFeed, held_for_warmup
@@ -25,7 +26,7 @@ log = logging.getLogger("minimesh.control")
 
 class ControlPlane:
     def __init__(self, home: Path, instance_ttl: float, warmup: float = 2.0,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, cert_ttl: float = 24 * 3600.0):
         self.home = Path(home)
         self.clock = clock
         self.warmup = warmup
@@ -36,6 +37,8 @@ class ControlPlane:
         self.store = ConfigStore.load(self.home / "control" / "config.json")
         self.acks = AckBook()
         self.feed = ChangeFeed()
+        self.signer = Signer(self.home / "control", cert_ttl)  # the mesh CA and join-token check
+        self.certificates: dict[str, dict] = {}  # instance -> the certificate it last reported
         # Rollouts: which config version each proxy runs; wakes `/v1/rollout` waiters.
         self.rollouts = RolloutBook(clock)
         self.rollout_feed = ChangeFeed()
@@ -48,7 +51,7 @@ class ControlPlane:
 
     def snapshot(self) -> dict:
         return build_snapshot(self.snapshot_version, self.store.version, self.store.resources(),
-                              self.registry.instances())
+                              self.registry.instances(), self.signer.trust_bundle)
 
     def held_for_warmup(self, client_version: str) -> bool:
         return held_for_warmup(self.clock(), self.started_at, self.warmup, client_version)
@@ -69,14 +72,19 @@ class ControlPlane:
             proxies.append({"node": reg.instance, "service": reg.service, "version": reg.version,
                             "kind": reg.kind, **self.acks.get(reg.instance).to_json(),
                             "acked_config_version": self.rollouts.acked_config_version(reg.instance),
-                            "age_s": round(now - inst.registered_at, 3)})
+                            "age_s": round(now - inst.registered_at, 3),
+                            "identity": reg.identity, "certificate": self.certificates.get(reg.instance)})
         return {"config_version": self.store.version, "snapshot_version": self.snapshot_version,
                 "proxies": proxies}
 
     # --- changing --------------------------------------------------------
 
-    def register(self, reg: Registration) -> None:
+    def register(self, reg: Registration, certificate: dict | None = None) -> None:
         known = self.registry.get(reg.instance) is not None
+        # The certificate changes at every rotation; it is reported, not part of
+        # the registration, so a rotation pushes no new snapshot to anyone.
+        if certificate is not None:
+            self.certificates[reg.instance] = certificate
         if self.registry.register(reg):
             log.info("%s %s (%s %s %s) inbound=%s", "updated" if known else "registered", reg.instance,
                      reg.kind, reg.service, reg.version, reg.addresses.get("inbound"))
@@ -88,6 +96,7 @@ class ControlPlane:
         if gone is None:
             return False
         self.acks.forget(name)
+        self.certificates.pop(name, None)
         self.rollouts.forget(name)
         log.info("deregistered %s (%s)", name, gone.registration.service)
         self.feed.notify()
@@ -98,6 +107,7 @@ class ControlPlane:
         expired = self.registry.expire()
         for inst in expired:
             self.acks.forget(inst.name)
+            self.certificates.pop(inst.name, None)
             self.rollouts.forget(inst.name)
             log.info("expired %s (%s): no heartbeat for %.1fs", inst.name, inst.registration.service,
                      self.registry.ttl)

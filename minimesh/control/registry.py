@@ -40,6 +40,7 @@ class Registration:
     kind: str
     labels: dict[str, str]
     addresses: dict[str, str | None]
+    identity: str | None = None  # the SPIFFE ID it holds a certificate for (None: no mTLS)
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ class Instance:
         r = self.registration
         return {
             "service": r.service, "version": r.version, "instance": r.instance, "kind": r.kind,
-            "labels": dict(r.labels), "addresses": dict(r.addresses),
+            "labels": dict(r.labels), "addresses": dict(r.addresses), "identity": r.identity,
             "age_s": round(now - self.registered_at, 3),
             "last_heartbeat_s": round(now - self.last_seen, 3),
         }
@@ -89,10 +90,13 @@ def parse_registration(body: object) -> Registration:
     for role, addr in addresses.items():
         if addr is not None and not isinstance(addr, str):
             raise InvalidRegistration(f"register: addresses.{role} must be 'host:port' or null")
+    identity = body.get("identity")
+    if identity is not None and not (isinstance(identity, str) and identity.startswith("spiffe://")):
+        raise InvalidRegistration("register: identity must be a spiffe:// ID or null")
     # The workload labels every selector can rely on, as Istio's app/version labels.
     labels = {**labels, "app": labels.get("app", fields["service"]),
               "version": labels.get("version", fields["version"])}
-    return Registration(kind=kind, labels=labels,
+    return Registration(kind=kind, labels=labels, identity=identity,
                         addresses={role: addresses.get(role) for role in ADDRESS_ROLES}, **fields)
 
 

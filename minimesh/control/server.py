@@ -25,6 +25,7 @@ from minimesh.control.api import PLANE, build_app
 from minimesh.control.plane import ControlPlane
 from minimesh.control.store import atomic_write
 from minimesh.errors import UserError
+from minimesh.pki.ca import DEFAULT_LEAF_TTL
 
 log = logging.getLogger("minimesh.control")
 
@@ -59,10 +60,10 @@ def _url_host(host: str) -> str:
 
 
 async def start_control_plane(host: str, port: int, home: str | os.PathLike, instance_ttl: float,
-                              warmup: float = 2.0, clock: Callable[[], float] = time.monotonic
-                              ) -> tuple[web.AppRunner, str]:
+                              warmup: float = 2.0, clock: Callable[[], float] = time.monotonic,
+                              cert_ttl: float = DEFAULT_LEAF_TTL) -> tuple[web.AppRunner, str]:
     """Start listening; returns (runner, base URL). Stop with `await runner.cleanup()`."""
-    plane = ControlPlane(Path(home), instance_ttl, warmup=warmup, clock=clock)
+    plane = ControlPlane(Path(home), instance_ttl, warmup=warmup, clock=clock, cert_ttl=cert_ttl)
     app = build_app(plane)
     app.cleanup_ctx.append(_background)
     # Open watches are long polls a sidecar simply re-opens, so shutdown need
@@ -81,13 +82,14 @@ async def start_control_plane(host: str, port: int, home: str | os.PathLike, ins
     bound_port = runner.addresses[0][1]
     url = f"http://{_url_host(host)}:{bound_port}"
     atomic_write(plane.home / "control" / "url", url + "\n")
-    log.info("control plane listening on %s (config version %d, instance ttl %.1fs, warm-up %.1fs)",
-             url, plane.store.version, instance_ttl, warmup)
+    log.info("control plane listening on %s (config version %d, instance ttl %.1fs, warm-up %.1fs, "
+             "certificate ttl %.0fs, CA root serial %x)", url, plane.store.version, instance_ttl, warmup,
+             cert_ttl, plane.signer.ca.cert.serial_number)
     return runner, url
 
 
-async def _serve(host: str, port: int, home: str, instance_ttl: float, warmup: float) -> None:
-    runner, _url = await start_control_plane(host, port, home, instance_ttl, warmup)
+async def _serve(host: str, port: int, home: str, instance_ttl: float, warmup: float, cert_ttl: float) -> None:
+    runner, _url = await start_control_plane(host, port, home, instance_ttl, warmup, cert_ttl=cert_ttl)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -99,11 +101,12 @@ async def _serve(host: str, port: int, home: str, instance_ttl: float, warmup: f
         await runner.cleanup()
 
 
-def run_control_plane(host: str, port: int, home: str, instance_ttl: float, warmup: float | None = None) -> None:
+def run_control_plane(host: str, port: int, home: str, instance_ttl: float, warmup: float | None = None,
+                      cert_ttl: float = DEFAULT_LEAF_TTL) -> None:
     """Blocking entry point of `minimesh control`; warm-up defaults to $MINIMESH_CONTROL_WARMUP or 2 s."""
     from minimesh.logs import run_async, setup_logging
 
     setup_logging()
     if warmup is None:
         warmup = float(os.environ.get(WARMUP_ENV, "2.0"))
-    run_async(_serve(host, port, home, instance_ttl, warmup))
+    run_async(_serve(host, port, home, instance_ttl, warmup, cert_ttl))

@@ -31,11 +31,17 @@ def endpoints_by_service(instances: list[Instance]) -> dict:
         inbound = reg.addresses.get("inbound")
         if reg.kind != "sidecar" or not inbound:
             continue
-        services.setdefault(reg.service, {"endpoints": []})["endpoints"].append(
-            {"instance": reg.instance, "address": inbound, "labels": dict(reg.labels)})
+        endpoint = {"instance": reg.instance, "address": inbound, "labels": dict(reg.labels)}
+        if reg.identity:
+            # The SPIFFE ID the instance holds a certificate for: callers send it
+            # mutual TLS (Istio's "auto mTLS"); an endpoint without one gets plaintext.
+            endpoint["identity"] = reg.identity
+        services.setdefault(reg.service, {"endpoints": []})["endpoints"].append(endpoint)
     return services
 
 
-def build_snapshot(version: str, config_version: int, resources: list[dict], instances: list[Instance]) -> dict:
+def build_snapshot(version: str, config_version: int, resources: list[dict], instances: list[Instance],
+                   trust_bundle: list[str] = ()) -> dict:
     return {"version": version, "config_version": config_version, "resources": list(resources),
-            "services": endpoints_by_service(instances)}
+            "services": endpoints_by_service(instances),
+            "trust_bundle": list(trust_bundle)}  # the root certificates peers are verified against

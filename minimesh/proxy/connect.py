@@ -1,8 +1,8 @@
 """The innermost layer: send one attempt over a pooled connection.
 
 By the time a request gets here every decision is made — route, destination,
-endpoint — and all that is left is I/O. Later this is where mTLS wraps the
-connection.
+endpoint — and all that is left is I/O: over mutual TLS when the sidecar's
+auto-mTLS policy says so for this endpoint (mtls.py), else plaintext.
 """
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ from minimesh.proxy.pool import UpstreamPool
 class Forward:
     """Layer: send the request to the endpoint the balancer picked."""
 
-    def __init__(self, pool: UpstreamPool):
+    def __init__(self, pool: UpstreamPool, secure: bool = True):
         self.pool = pool
+        self.secure = secure  # False for the loopback hop to our own app: never TLS
 
     async def __call__(self, request: Request) -> Response:
-        return await self.pool.send(request.journey.endpoint, request)
+        tls = self.pool.mtls(request) if self.secure and self.pool.mtls is not None else None
+        return await self.pool.send(request.journey.endpoint, request, tls)
 
 
 class PassThrough:

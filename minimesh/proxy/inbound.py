@@ -1,8 +1,9 @@
 """The inbound journey: from another sidecar (or the gateway) to our own app.
 
-Requests arrive on the inbound listener and go to the app on loopback. This
-is where, in later lessons, the sidecar checks who is calling (mTLS,
-PeerAuthentication) and whether they may (AuthorizationPolicy). An app that
+Requests arrive on the inbound listener and go to the app on loopback. Who
+is calling was settled when the connection was accepted: PeerAuthentication
+decided mTLS or plaintext (sniffing.py, mtls.py) and the caller's SPIFFE ID
+is on the journey (`peer_identity`) for telemetry and AuthorizationPolicy. An app that
 refuses the connection is a 503 UF, as in Envoy; there are no retries on the
 inbound side — retrying is the caller's decision.
 """
@@ -19,7 +20,7 @@ class InboundRouter:
         self.config_holder = config_holder
         self.service = service
         self.app_address = f"127.0.0.1:{app_port}"
-        self.stack = Forward(pool)  # 1. the app, over a pooled loopback connection
+        self.stack = Forward(pool, secure=False)  # 1. the app, over a pooled loopback connection (plaintext)
 
     def __call__(self, request: Request):
         journey = request.journey

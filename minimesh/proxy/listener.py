@@ -20,6 +20,8 @@ from multidict import CIMultiDict
 from minimesh.errors import HeadersTooLarge, UserError
 from minimesh.proxy.headers import strip_hop_by_hop
 from minimesh.proxy.message import Journey, Request, Response
+from minimesh.proxy.sniffing import SniffingSite
+from minimesh.proxy.tls import peer_identity
 
 log = logging.getLogger("minimesh.proxy")
 
@@ -29,6 +31,17 @@ STREAM_CHUNK = 64 * 1024
 
 
 class _Protocol(RequestHandler):
+    peer_identity: str | None = None  # the SPIFFE ID the client proved, on an mTLS connection
+    mtls = False
+
+    def connection_made(self, transport) -> None:
+        # Once per connection, not per request: who is on the other end of it.
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            self.mtls = True
+            self.peer_identity = peer_identity(ssl_object)
+        super().connection_made(transport)
+
     def handle_error(self, request, status=500, exc=None, message=None):
         too_large = isinstance(exc, LineTooLong) or (
             isinstance(exc, BadHttpMessage) and "Too many headers" in str(exc))
@@ -69,8 +82,13 @@ async def read_request(raw: web.BaseRequest, direction: str) -> Request:
     else:
         authority = raw.host
         path = raw.raw_path
+    journey = Journey(direction)
+    protocol = raw.protocol
+    if getattr(protocol, "mtls", False):
+        journey.mtls = True  # connection_security_policy="mutual_tls"
+        journey.peer_identity = protocol.peer_identity
     return Request(method=raw.method, path=path, authority=authority, headers=headers, body=body,
-                   client=raw.remote or "", journey=Journey(direction))
+                   client=raw.remote or "", journey=journey)
 
 
 async def write_response(raw: web.BaseRequest, response: Response) -> web.StreamResponse:
@@ -91,10 +109,15 @@ async def write_response(raw: web.BaseRequest, response: Response) -> web.Stream
 
 
 class Listener:
-    """One listening socket serving `handler(raw_request) -> web.StreamResponse`."""
+    """One listening socket serving `handler(raw_request) -> web.StreamResponse`.
 
-    def __init__(self, name: str, handler, host: str, port: int):
+    With a `security` policy (mtls.py) each connection is first sorted by its
+    first byte into mTLS, plaintext or refused (sniffing.py).
+    """
+
+    def __init__(self, name: str, handler, host: str, port: int, security=None):
         self.name, self.handler, self.host, self.requested_port = name, handler, host, port
+        self.security = security
         self.port = None
         self._runner = None
 
@@ -103,7 +126,10 @@ class Listener:
                          access_log=None)
         self._runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.requested_port, backlog=1024)
+        if self.security is not None:
+            site = SniffingSite(self._runner, self.host, self.requested_port, self.security, name=self.name)
+        else:
+            site = web.TCPSite(self._runner, self.host, self.requested_port, backlog=1024)
         try:
             await site.start()
         except OSError as e:
@@ -112,7 +138,7 @@ class Listener:
                 raise UserError(f"port {self.requested_port} is already in use ({self.name}); "
                                 f"stop whatever holds it or choose another port") from e
             raise
-        self.port = site._server.sockets[0].getsockname()[1]
+        self.port = site.port if self.security is not None else site._server.sockets[0].getsockname()[1]
         log.info("%s listening on %s:%s", self.name, self.host, self.port)
         return self
 

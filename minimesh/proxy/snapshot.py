@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from minimesh.config import DestinationRule, VirtualService, parse_resource, short_host
 from minimesh.errors import ConfigError
+from minimesh.proxy.peer_auth import DEFAULT_MODE, effective_mode
 
 DEFAULT_LOAD_BALANCER = "LEAST_REQUEST"
 
@@ -25,6 +26,8 @@ class Endpoint:
     instance: str
     address: str  # "host:port" of the instance's inbound listener
     labels: tuple[tuple[str, str], ...] = ()
+    identity: str | None = None  # its SPIFFE ID when it holds a certificate (auto mTLS)
+    mtls_mode: str = DEFAULT_MODE  # the PeerAuthentication mode in force at its inbound
 
     def has_labels(self, wanted) -> bool:
         mine = dict(self.labels)
@@ -53,12 +56,17 @@ class MeshConfig:
     destination_rules: dict[str, DestinationRule] = field(default_factory=dict)
     clusters: dict[tuple[str, str | None], Cluster] = field(default_factory=dict)
     resources: tuple = ()  # every parsed resource, for policies other layers read
+    trust_bundle: str = ""  # PEM root certificates that peers' chains must lead to
+    endpoints_by_address: dict[str, Endpoint] = field(default_factory=dict)
 
     def is_service(self, host: str) -> bool:
         return (short_host(host), None) in self.clusters
 
     def cluster(self, service: str, subset: str | None) -> Cluster | None:
         return self.clusters.get((service, subset))
+
+    def endpoint_at(self, address: str) -> Endpoint | None:
+        return self.endpoints_by_address.get(address)
 
 
 def parse_snapshot(doc: dict) -> MeshConfig:
@@ -78,7 +86,7 @@ def parse_snapshot(doc: dict) -> MeshConfig:
 
     clusters = {}
     for service, info in doc.get("services", {}).items():
-        endpoints = tuple(_endpoint(e) for e in info.get("endpoints", []))
+        endpoints = tuple(_endpoint(e, resources) for e in info.get("endpoints", []))
         rule = destination_rules.get(service)
         base_lb = _load_balancer(rule.traffic_policy if rule else None) or DEFAULT_LOAD_BALANCER
         clusters[(service, None)] = Cluster(service, None, endpoints, base_lb)
@@ -101,6 +109,9 @@ def parse_snapshot(doc: dict) -> MeshConfig:
         destination_rules=destination_rules,
         clusters=clusters,
         resources=resources,
+        trust_bundle="".join(doc.get("trust_bundle", [])),
+        endpoints_by_address={e.address: e for (_, subset), c in clusters.items() if subset is None
+                              for e in c.endpoints},
     )
 
 
@@ -118,17 +129,23 @@ def _check_shape(doc) -> None:
     services = doc.get("services", {})
     if not isinstance(services, dict):
         fail("must be a map of service name to endpoints", "services")
+    bundle = doc.get("trust_bundle", [])
+    if not isinstance(bundle, list) or not all(isinstance(b, str) and "BEGIN CERTIFICATE" in b for b in bundle):
+        fail("must be a list of PEM certificates", "trust_bundle")
     for name, info in services.items():
         if not isinstance(info, dict) or not isinstance(info.get("endpoints", []), list):
             fail("must be an object with an endpoints list", f"services.{name}")
 
 
-def _endpoint(e: dict) -> Endpoint:
+def _endpoint(e: dict, resources) -> Endpoint:
     try:
         host, _, port = e["address"].rpartition(":")
         int(port)
         labels = tuple(sorted((str(k), str(v)) for k, v in e.get("labels", {}).items()))
-        return Endpoint(instance=str(e["instance"]), address=e["address"], labels=labels)
+        identity = e.get("identity")
+        return Endpoint(instance=str(e["instance"]), address=e["address"], labels=labels,
+                        identity=str(identity) if identity else None,
+                        mtls_mode=effective_mode(resources, dict(labels)))
     except (KeyError, ValueError, AttributeError, TypeError) as err:
         raise ConfigError(f"bad endpoint {e!r}: needs instance and address host:port",
                           source="<snapshot>", field="services.endpoints") from err

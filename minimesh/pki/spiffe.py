@@ -1,0 +1,58 @@
+"""SPIFFE identities: the names the mesh's certificates carry.
+
+Every service has one identity, written the way Istio writes it:
+
+    spiffe://cluster.local/ns/default/sa/<service>
+             ^trust domain ^namespace  ^service account (here: the service)
+
+AuthorizationPolicy names peers by *principal*, which is the same string
+without the scheme ("cluster.local/ns/default/sa/web").
+"""
+
+from __future__ import annotations
+
+from cryptography import x509
+
+TRUST_DOMAIN = "cluster.local"
+NAMESPACE = "default"
+PREFIX = f"spiffe://{TRUST_DOMAIN}/ns/{NAMESPACE}/sa/"
+
+
+def spiffe_id(service: str) -> str:
+    return PREFIX + service
+
+
+def service_of(identity: str | None) -> str | None:
+    """The service a SPIFFE ID of this mesh names, or None if it names none."""
+    if identity and identity.startswith(PREFIX) and "/" not in identity[len(PREFIX):]:
+        return identity[len(PREFIX):] or None
+    return None
+
+
+def principal(identity: str | None) -> str | None:
+    """The principal AuthorizationPolicy matches: the SPIFFE ID without "spiffe://"."""
+    return identity.removeprefix("spiffe://") if identity else None
+
+
+def uri_sans(cert: x509.Certificate) -> list[str]:
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return san.get_values_for_type(x509.UniformResourceIdentifier)
+
+
+def identity_of(cert: x509.Certificate) -> str | None:
+    """The SPIFFE ID a certificate proves: its one spiffe:// URI SAN, else None.
+
+    X.509-SVID §2: "An X.509 SVID MUST contain exactly one URI SAN". A
+    certificate with two, or with a non-SPIFFE one, proves no identity here.
+    """
+    uris = uri_sans(cert)
+    if len(uris) != 1 or not uris[0].startswith("spiffe://"):
+        return None
+    return uris[0]
+
+
+def identity_of_der(der: bytes | None) -> str | None:
+    return identity_of(x509.load_der_x509_certificate(der)) if der else None

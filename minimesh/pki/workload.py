@@ -1,0 +1,71 @@
+"""The workload's side of identity: its own key, its CSR, and the credentials it holds.
+
+A sidecar makes a fresh ECDSA P-256 key for every certificate it asks for,
+so a key never outlives the certificate that vouches for it and never leaves
+the process. The CSR names the SPIFFE ID the sidecar expects (the CA checks
+it against the join token). What comes back, with the key, is a
+`Credentials`: the PEM texts TLS needs, and the facts about the certificate
+that rotation and `minimesh status` need (serial, validity).
+
+Rotation happens at half-life, as in Istio: with a 24 h certificate, after
+12 h; with a 20 s one, after 10 s. Half-life leaves the other half for
+retries should the control plane be away when renewal is due.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from minimesh.pki.spiffe import identity_of
+
+
+def new_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def build_csr(key: ec.EllipticCurvePrivateKey, identity: str) -> str:
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([]))
+           .add_extension(x509.SubjectAlternativeName([x509.UniformResourceIdentifier(identity)]), critical=True)
+           .sign(key, hashes.SHA256()))
+    return csr.public_bytes(serialization.Encoding.PEM).decode()
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A leaf certificate with its private key, and the trust bundle it came with."""
+
+    key_pem: bytes
+    cert_pem: bytes
+    bundle_pem: str
+    identity: str
+    serial: str  # hex, as openssl prints it
+    not_before: float  # unix seconds
+    not_after: float
+
+    @property
+    def renew_at(self) -> float:
+        return self.not_before + (self.not_after - self.not_before) / 2
+
+    def summary(self, now: float) -> dict:
+        return {"spiffe_id": self.identity, "serial": self.serial, "not_before": self.not_before,
+                "not_after": self.not_after, "expires_in_s": round(self.not_after - now, 1)}
+
+
+def credentials(key: ec.EllipticCurvePrivateKey, cert_pem: str, bundle_pem: str) -> Credentials:
+    cert = x509.load_pem_x509_certificate(cert_pem.encode())
+    if cert.public_key().public_numbers() != key.public_key().public_numbers():
+        raise ValueError("the signed certificate is not for our key")
+    identity = identity_of(cert)
+    if identity is None:
+        raise ValueError("the signed certificate carries no SPIFFE ID")
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    return Credentials(key_pem=key_pem, cert_pem=cert_pem.encode(), bundle_pem=bundle_pem, identity=identity,
+                       serial=format(cert.serial_number, "x"),
+                       not_before=cert.not_valid_before_utc.timestamp(),
+                       not_after=cert.not_valid_after_utc.timestamp())

@@ -1,0 +1,152 @@
+"""The sidecar's own identity: its certificate, fetched at start and renewed at half-life.
+
+Theory of operation. At start the sidecar makes a key, sends a CSR with its
+join token to the control plane (`POST /v1/sign`), and gets back an
+X.509-SVID and the trust bundle. From those it builds its TLS contexts once
+(tls.py). Then it sleeps until the certificate's half-life and does it all
+again with a fresh key. The new contexts replace the old ones in one
+assignment, so:
+
+- a connection accepted or opened after the swap uses the new certificate;
+- a connection opened before keeps its TLS session — an established session
+  never looks at the certificate again — and lives until it is closed;
+- no request is ever between two certificates, so none is dropped.
+
+If the control plane is away when renewal is due, the sidecar keeps its
+current certificate and retries with a capped backoff; there is half a
+lifetime of margin before it expires. A 403 (the token is not valid for this
+service) at start is fatal: nothing will change it but the operator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+
+import aiohttp
+
+from minimesh.errors import UserError
+from minimesh.pki.spiffe import spiffe_id
+from minimesh.pki.workload import Credentials, build_csr, credentials, new_key
+from minimesh.proxy.tls import TLSContexts
+
+log = logging.getLogger("minimesh.pki")
+
+RETRY_MIN, RETRY_MAX = 0.5, 5.0
+
+
+class JoinRefused(Exception):
+    """The control plane answered 403: no certificate for this token."""
+
+
+def renewal_delay(creds: Credentials, now: float) -> float:
+    """Seconds until renewal is due (half-life), never negative."""
+    return max(0.0, creds.renew_at - now)
+
+
+def retry_delay(failures: int, creds: Credentials | None, now: float) -> float:
+    """Backoff after `failures` failed tries; never longer than a tenth of what is left."""
+    delay = min(RETRY_MAX, RETRY_MIN * 2 ** max(0, failures - 1))
+    if creds is not None:
+        delay = min(delay, max(RETRY_MIN, (creds.not_after - now) / 10))
+    return delay
+
+
+class WorkloadIdentity:
+    def __init__(self, control_url: str, service: str, instance: str, token: str,
+                 clock=time.time, sleep=asyncio.sleep):
+        self.url = control_url.rstrip("/")
+        self.service, self.instance, self._token = service, instance, token
+        self.identity = spiffe_id(service)
+        self.clock, self.sleep = clock, sleep
+        self.current: Credentials | None = None
+        self._contexts: TLSContexts | None = None
+        self.serials: collections.deque[str] = collections.deque(maxlen=64)  # newest last
+        self.renewals = 0
+        self.on_change = lambda creds: None  # the sidecar re-reports its certificate
+        self._task: asyncio.Task | None = None
+
+    # --- what the data plane reads --------------------------------------------------
+
+    def contexts(self, config=None) -> TLSContexts | None:
+        """The TLS contexts in force; rebuilt here if the snapshot brings a new trust bundle."""
+        ctx = self._contexts
+        bundle = getattr(config, "trust_bundle", "")
+        if ctx is not None and bundle and bundle != ctx.bundle_pem:
+            log.info("trust bundle changed in the snapshot; rebuilding TLS contexts")
+            ctx = self._contexts = TLSContexts(ctx.creds, bundle)
+        return ctx
+
+    def summary(self) -> dict | None:
+        if self.current is None:
+            return None
+        return {**self.current.summary(self.clock()), "renewals": self.renewals}
+
+    # --- getting a certificate ---------------------------------------------------------
+
+    async def fetch(self, session: aiohttp.ClientSession) -> Credentials:
+        key = new_key()  # a fresh key per certificate: a key never outlives its certificate
+        body = {"service": self.service, "instance": self.instance, "csr": build_csr(key, self.identity)}
+        async with session.post(f"{self.url}/v1/sign", json=body,
+                                headers={"Authorization": f"Bearer {self._token}"},
+                                timeout=aiohttp.ClientTimeout(total=10)) as resp:
+            answer = await resp.json(content_type=None)
+            if resp.status == 403:
+                raise JoinRefused(answer.get("error", "403"))
+            if resp.status != 200:
+                raise aiohttp.ClientResponseError(resp.request_info, (), status=resp.status,
+                                                  message=str(answer.get("error")))
+        return credentials(key, answer["certificate"], "".join(answer["trust_bundle"]))
+
+    def install(self, creds: Credentials) -> None:
+        """Swap in new credentials: one assignment, so no request sees half of it."""
+        bundle = self._contexts.bundle_pem if self._contexts else creds.bundle_pem
+        self._contexts = TLSContexts(creds, bundle or creds.bundle_pem)
+        self.current = creds
+        self.serials.append(creds.serial)
+        log.info("certificate %s serial %s, valid until %s (renewal in %.1fs)", creds.identity, creds.serial,
+                 time.strftime("%H:%M:%S", time.localtime(creds.not_after)), renewal_delay(creds, self.clock()))
+        self.on_change(creds)
+
+    async def obtain(self) -> None:
+        """Get the first certificate, retrying while the control plane is unreachable."""
+        failures = 0
+        async with aiohttp.ClientSession(trust_env=False) as session:
+            while True:
+                try:
+                    self.install(await self.fetch(session))
+                    return
+                except JoinRefused as e:
+                    raise UserError(f"the control plane refused a certificate for {self.service}: {e}") from e
+                except (aiohttp.ClientError, OSError, TimeoutError, ValueError, KeyError) as e:
+                    failures += 1
+                    delay = retry_delay(failures, None, self.clock())
+                    log.warning("cannot get a certificate yet (%s); retrying in %.1fs", e or type(e).__name__, delay)
+                    await self.sleep(delay)
+
+    async def renew_forever(self) -> None:
+        failures = 0
+        async with aiohttp.ClientSession(trust_env=False) as session:
+            while True:
+                delay = (renewal_delay(self.current, self.clock()) if failures == 0
+                         else retry_delay(failures, self.current, self.clock()))
+                await self.sleep(delay)
+                try:
+                    self.install(await self.fetch(session))
+                    self.renewals += 1
+                    failures = 0
+                except (JoinRefused, aiohttp.ClientError, OSError, TimeoutError, ValueError, KeyError) as e:
+                    failures += 1
+                    left = self.current.not_after - self.clock()
+                    log.warning("certificate renewal failed (%s); keeping serial %s (%.0fs left)",
+                                e or type(e).__name__, self.current.serial, left)
+
+    def start_renewing(self) -> None:
+        self._task = asyncio.create_task(self.renew_forever(), name="certificate renewal")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)

@@ -1,0 +1,58 @@
+"""Where the sidecar's identity meets its config: which connections are mutual TLS.
+
+Two small policies, one per direction, each reading the snapshot in force
+and the sidecar's current certificate:
+
+- `InboundSecurity` decides, per accepted connection, from its first byte and
+  the PeerAuthentication mode for this workload (peer_auth.py), whether to
+  run the mTLS handshake, serve plaintext, or close the connection;
+- `AutoMTLS` decides, per upstream attempt, whether to connect with mTLS and
+  which TLS context to use: the one that expects the SPIFFE ID of the
+  destination service (secure naming).
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+
+from minimesh.proxy.identity import WorkloadIdentity
+from minimesh.proxy.message import Request
+from minimesh.proxy.peer_auth import Action, client_uses_mtls, effective_mode, inbound_action
+
+log = logging.getLogger("minimesh.proxy")
+
+
+class InboundSecurity:
+    def __init__(self, holder, identity: WorkloadIdentity | None, labels: dict):
+        self.holder, self.identity, self.labels = holder, identity, labels
+        self._mode_for: tuple[object, str] | None = None  # (config, mode): worked out once per snapshot
+
+    def mode(self) -> str:
+        config = self.holder.current
+        if self._mode_for is None or self._mode_for[0] is not config:
+            self._mode_for = (config, effective_mode(config.resources, self.labels))
+        return self._mode_for[1]
+
+    def __call__(self, is_tls: bool) -> tuple[Action, ssl.SSLContext | None, str]:
+        """(what to do, the server context for MTLS, the mode that decided it)."""
+        mode = self.mode()
+        contexts = self.identity.contexts(self.holder.current) if self.identity else None
+        action = inbound_action(mode, is_tls, contexts is not None)
+        return action, (contexts.server if contexts and action is Action.MTLS else None), mode
+
+
+class AutoMTLS:
+    def __init__(self, identity: WorkloadIdentity):
+        self.identity = identity
+
+    def __call__(self, request: Request) -> ssl.SSLContext | None:
+        journey = request.journey
+        config = journey.config
+        endpoint = config.endpoint_at(journey.endpoint) if config is not None else None
+        contexts = self.identity.contexts(config)
+        if endpoint is None or not client_uses_mtls(endpoint.mtls_mode, endpoint.identity is not None,
+                                                    contexts is not None):
+            return None
+        service = journey.cluster.service if journey.cluster is not None else journey.service
+        return contexts.client_for(service)

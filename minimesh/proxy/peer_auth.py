@@ -1,0 +1,73 @@
+"""PeerAuthentication in the data plane: which mTLS mode is in force, and what it means per connection.
+
+Istio's rules, which minimesh follows:
+
+- a policy with `selector.matchLabels` applies to the workloads whose labels
+  match; one without a selector applies mesh-wide (there is one namespace);
+- the workload's own policy beats the mesh-wide one; `UNSET` inherits;
+- with no policy at all the mode is PERMISSIVE, and clients send mTLS to
+  any endpoint that has an identity ("auto mTLS").
+
+What the inbound listener does with a new connection, by its first byte (a
+TLS connection starts with 0x16, a handshake record; HTTP with a letter):
+
+    mode         TLS first byte          anything else
+    STRICT       mTLS handshake          refuse (close)
+    PERMISSIVE   mTLS handshake          plaintext HTTP
+    DISABLE      refuse (close)          plaintext HTTP
+
+A sidecar with no certificate yet (or none at all: it has no join token)
+cannot complete a handshake, so there TLS is refused, and STRICT refuses
+everything.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from minimesh.config import PeerAuthentication
+
+DEFAULT_MODE = "PERMISSIVE"
+
+
+class Action(Enum):
+    MTLS = "mtls"
+    PLAINTEXT = "plaintext"
+    REFUSE = "refuse"
+
+
+_INBOUND = {  # (mode, is_tls) -> action
+    ("STRICT", True): Action.MTLS,
+    ("STRICT", False): Action.REFUSE,
+    ("PERMISSIVE", True): Action.MTLS,
+    ("PERMISSIVE", False): Action.PLAINTEXT,
+    ("DISABLE", True): Action.REFUSE,
+    ("DISABLE", False): Action.PLAINTEXT,
+}
+
+
+def inbound_action(mode: str, is_tls: bool, have_certificate: bool) -> Action:
+    action = _INBOUND[(mode, is_tls)]
+    if action is Action.MTLS and not have_certificate:
+        return Action.REFUSE
+    return action
+
+
+def _selects(policy: PeerAuthentication, labels: dict) -> bool:
+    return all(labels.get(k) == v for k, v in dict(policy.selector).items())
+
+
+def effective_mode(resources, labels: dict) -> str:
+    """The mTLS mode in force for a workload with `labels`, from the snapshot's resources."""
+    policies = sorted((r for r in resources if isinstance(r, PeerAuthentication)), key=lambda p: p.name)
+    workload = next((p.mtls_mode for p in policies
+                     if p.selector is not None and _selects(p, labels) and p.mtls_mode != "UNSET"), None)
+    if workload:
+        return workload
+    mesh = next((p.mtls_mode for p in policies if p.selector is None and p.mtls_mode != "UNSET"), None)
+    return mesh or DEFAULT_MODE
+
+
+def client_uses_mtls(server_mode: str, server_has_identity: bool, have_certificate: bool) -> bool:
+    """Auto mTLS: send mTLS to an endpoint with an identity, unless its policy is DISABLE."""
+    return server_mode != "DISABLE" and server_has_identity and have_certificate

@@ -1,0 +1,75 @@
+"""TLS for the data plane: contexts built from a workload's credentials, and peer identity.
+
+Sidecars speak TLS 1.3 to each other, and both sides present a certificate
+(mutual TLS). Each side verifies the other's chain against the mesh's trust
+bundle — that proves "this peer holds a certificate from our CA". It does
+not yet prove *which* workload the peer is; that is the SPIFFE ID in the
+certificate's URI SAN:
+
+- the server side reads the client's ID and records it on the connection,
+  for telemetry and AuthorizationPolicy (`peer_identity`);
+- the client side checks that the server's ID is the one of the service it
+  meant to reach — Istio calls this *secure naming*. A certificate for
+  `sa/evil` is perfectly valid, just not for `catalog`.
+
+Hostname checking is off: SVIDs carry no DNS names, and the SPIFFE check
+after the handshake replaces it. Contexts are built once per certificate
+rotation (and per destination service on the client side), never per
+request: `load_cert_chain` parses keys and is far slower than a handshake
+that resumes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+import tempfile
+
+from minimesh.pki.spiffe import identity_of_der, spiffe_id
+from minimesh.pki.workload import Credentials
+
+TLS_HANDSHAKE = 0x16  # the first byte of every TLS connection: a handshake record (RFC 8446 §5.1)
+
+
+def _base(protocol: int, creds: Credentials, bundle_pem: str) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(protocol)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.check_hostname = False  # no DNS names in an SVID: the SPIFFE ID is checked instead
+    ctx.verify_mode = ssl.CERT_REQUIRED  # both directions: this is *mutual* TLS
+    ctx.load_verify_locations(cadata=bundle_pem)
+    # The ssl module loads keys from files only. A private directory, gone at once.
+    with tempfile.TemporaryDirectory(prefix="minimesh-tls-") as d:
+        cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+        with open(cert, "wb") as f:
+            f.write(creds.cert_pem)
+        fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(creds.key_pem)
+        ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+class TLSContexts:
+    """Every TLS context one set of credentials needs: the server's, and a client's per destination."""
+
+    def __init__(self, creds: Credentials, bundle_pem: str):
+        self.creds = creds
+        self.bundle_pem = bundle_pem
+        self.server = _base(ssl.PROTOCOL_TLS_SERVER, creds, bundle_pem)
+        self._clients: dict[str, ssl.SSLContext] = {}
+
+    def client_for(self, service: str) -> ssl.SSLContext:
+        """A client context that remembers whom it expects: the pool checks it per connection."""
+        ctx = self._clients.get(service)
+        if ctx is None:
+            ctx = _base(ssl.PROTOCOL_TLS_CLIENT, self.creds, self.bundle_pem)
+            ctx.expected_peer = spiffe_id(service)  # secure naming (pool.py checks it)
+            self._clients[service] = ctx
+        return ctx
+
+
+def peer_identity(ssl_object) -> str | None:
+    """The SPIFFE ID the peer of a TLS connection proved, or None (no cert, or no SPIFFE ID)."""
+    if ssl_object is None:
+        return None
+    return identity_of_der(ssl_object.getpeercert(binary_form=True))
