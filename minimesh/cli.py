@@ -35,6 +35,13 @@ def main():
 # --- the mesh's own processes (started by the runner, or by hand) ---------
 
 
+def _telemetry_off(off: bool) -> None:
+    if off:  # read by SidecarOptions (minimesh/proxy/telemetry.py: telemetry_enabled)
+        import os
+
+        os.environ["MINIMESH_TELEMETRY"] = "off"
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=15010, show_default=True, type=int, help="Port for the /v1 API (0: any free port).")
@@ -69,6 +76,8 @@ def control(host, port, home, instance_ttl, cert_ttl):
 @click.option("--listen-port", type=int, default=8080, show_default=True, help="Gateway: the public port.")
 @click.option("--default-service", default=None, help="Gateway: where a Host that names no service goes.")
 @click.option("--advertise-host", default=None, help="Address other sidecars use to reach this one.")
+@click.option("--no-telemetry", is_flag=True, expose_value=False, callback=lambda ctx, p, off: _telemetry_off(off),
+              help="No traces, metrics, access log or events (same as MINIMESH_TELEMETRY=off).")
 @friendly
 def sidecar(control_url, service, version_, instance, labels, host, app_port, inbound_port,
             outbound_port, admin_port, gateway, listen_port, default_service, advertise_host):
@@ -255,6 +264,63 @@ def compose(lesson_dirs, check, output):
 
     if not compose_lessons(list(lesson_dirs), check=check, output=output):
         sys.exit(1)
+
+
+# --- telemetry: stat, tap, trace, explain (minimesh/telemetry) ---------------
+
+
+@main.command()
+@click.option("--window", type=click.FloatRange(1, 300), default=60, show_default=True,
+              help="Seconds of traffic to sum up.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@CONTROL_OPTION
+@friendly
+def stat(window, as_json, control_url):
+    """Success rate, RPS and latency per service and version (Linkerd's columns)."""
+    from minimesh.telemetry import commands
+
+    commands.stat(window=window, as_json=as_json, control=control_url)
+
+
+@main.command()
+@click.option("--service", default=None, help="Only requests to or from this service.")
+@click.option("--status", default=None, help="Only this status: 503, or a class like 5xx.")
+@click.option("--reporter", type=click.Choice(["source", "destination", "all"]), default="source",
+              show_default=True, help="source: one line per hop (the caller's view); destination: inbound sides.")
+@click.option("--count", "-n", type=click.IntRange(1), default=None, help="Stop after this many lines.")
+@click.option("--seconds", type=click.FloatRange(0), default=None, help="Stop after this many seconds.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@CONTROL_OPTION
+@friendly
+def tap(service, status, reporter, count, seconds, as_json, control_url):
+    """Watch requests live, one line each (Ctrl-C stops)."""
+    from minimesh.telemetry import commands
+
+    commands.tap(service=service, status=status, as_json=as_json, count=count, seconds=seconds,
+                 reporter=reporter, control=control_url)
+
+
+@main.command()
+@click.argument("trace_id", required=False)
+@click.option("--service", default=None, help="Without TRACE_ID: the slowest recent trace through this service.")
+@click.option("--json", "as_json", is_flag=True, help="The trace and its spans as JSON.")
+@CONTROL_OPTION
+@friendly
+def trace(trace_id, service, as_json, control_url):
+    """Draw a trace as a waterfall (default: the slowest recent one)."""
+    from minimesh.telemetry import commands
+
+    commands.trace(trace_id, as_json=as_json, service=service, control=control_url)
+
+
+@main.command()
+@click.argument("flag", required=False)
+@friendly
+def explain(flag):
+    """What a response flag (UF, URX, NR, ...) means and what usually causes it."""
+    from minimesh.telemetry import commands
+
+    commands.explain(flag)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from minimesh.control.plane import ControlPlane
 from minimesh.control.registry import InvalidRegistration, parse_registration
 from minimesh.control.signing import TokenRefused
 from minimesh.control.store import DEFAULT_NAMESPACE
+from minimesh.control.telemetry_api import add_telemetry
 from minimesh.control.watch import should_answer
 from minimesh.errors import ConfigError
 from minimesh.pki.ca import CSRRefused
@@ -210,6 +211,7 @@ def build_app(plane: ControlPlane) -> web.Application:
     app.router.add_get("/v1/config", get_config)
     app.router.add_delete("/v1/config/{kind}/{name}", delete_config)
     app.router.add_get("/v1/status", status)
+    add_telemetry(app, plane)  # /v1/telemetry, /v1/stat, /v1/tap, /v1/traces (telemetry_api.py)
     app.router.add_post("/v1/sign", sign)
     app.router.add_get("/v1/rollout", rollout)
     return app

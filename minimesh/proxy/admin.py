@@ -3,6 +3,7 @@
     /ready        200 once registered and holding a snapshot, else 503
     /config_dump  the snapshot in force, and the last one refused (NACKed)
     /stats        request counters (stats.py)
+    /metrics      Prometheus text format (metrics.py)
 
 Envoy's admin interface has the same three, under the same names.
 """
@@ -10,6 +11,8 @@ Envoy's admin interface has the same three, under the same names.
 from __future__ import annotations
 
 from aiohttp import web
+
+from minimesh.proxy.metrics import CONTENT_TYPE
 
 
 def build_admin(sidecar) -> web.Application:
@@ -33,8 +36,13 @@ def build_admin(sidecar) -> web.Application:
     async def stats(_):
         return web.json_response(sidecar.stats.as_json())
 
+    async def metrics(_):
+        sidecar.metrics.set_config_version(sidecar.holder.current.config_version)
+        return web.Response(body=sidecar.metrics.exposition(), headers={"content-type": CONTENT_TYPE})
+
     app = web.Application()
     app.router.add_get("/ready", ready)
     app.router.add_get("/config_dump", config_dump)
     app.router.add_get("/stats", stats)
+    app.router.add_get("/metrics", metrics)
     return app

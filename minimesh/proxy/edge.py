@@ -3,7 +3,9 @@
 This is the one place a `MeshError` becomes a response (linkerd's "rescue"):
 its status, a plain-text body, and `x-minimesh-error` naming the response flag,
 the layer that gave up and why. It is also where each request is written to
-the access log and counted, once per reporter.
+the access log and counted, once per reporter, and where its span in the
+trace begins and ends (telemetry.py). With telemetry off (`--no-telemetry`)
+only /stats counts; no trace headers are touched, no metrics or access log.
 """
 
 from __future__ import annotations
@@ -38,17 +40,22 @@ class Edge:
     layer stack to run it through (outbound, inbound and gateway differ there).
     """
 
-    def __init__(self, direction: str, route, stats, reporter: dict):
+    def __init__(self, direction: str, route, stats, reporter: dict, telemetry=None):
         self.direction = direction
         self.route = route
         self.stats = stats
         self.reporter = reporter  # who we are: service, version, instance
+        self.telemetry = telemetry  # RequestTelemetry, or None when telemetry is off
 
     async def __call__(self, raw):
         request: Request | None = None
         try:
             request = await read_request(raw, self.direction)
+            if self.telemetry is not None:
+                self.telemetry.begin(request)
             stack = self.route(request)
+            if self.telemetry is not None:
+                self.telemetry.routed(request)
             response = await stack(request)
         except MeshError as e:
             if request is not None:
@@ -64,6 +71,9 @@ class Edge:
         journey = request.journey
         duration_ms = (time.monotonic() - journey.started) * 1000
         self.stats.record(journey, status, duration_ms)
+        if self.telemetry is None:
+            return
+        self.telemetry.finish(request, status, duration_ms)
         if access_log.isEnabledFor(logging.INFO):
             access_log.info(json.dumps({
                 "ts": round(time.time(), 3),
@@ -83,4 +93,6 @@ class Edge:
                 "attempts": len(journey.attempts),
                 "external": journey.external,
                 "request_id": request.headers.get("x-request-id"),
+                "trace_id": journey.trace_id,
+                "peer": journey.peer,
             }, separators=(",", ":")))

@@ -27,6 +27,7 @@ class Attempt:
     status: int | None = None
     error: str | None = None
     duration_ms: float = 0.0
+    started: float = field(default_factory=time.monotonic)  # for the attempt's span in a trace
 
 
 @dataclass
@@ -47,6 +48,13 @@ class Journey:
     cluster: object = None  # the service + subset picked (split.py)
     endpoint: str | None = None  # the endpoint of the current attempt (balancer.py)
     endpoint_instance: str | None = None
+
+    # Telemetry (proxy/telemetry.py): this hop's span in the request's trace.
+    trace_id: str | None = None
+    span_id: str | None = None
+    parent_id: str | None = None  # the caller's span; None when this hop started the trace
+    peer: str | None = None  # inbound: the calling workload, "service;version;instance"
+    mtls: bool = False  # set by the mTLS layer when the connection was mutual TLS
 
     def flag(self, name: str) -> None:
         if name not in self.flags:

@@ -2,7 +2,7 @@
 
     outbound  the app's HTTP_PROXY: the outbound journey (outbound.py)
     inbound   in front of the app: the inbound journey (inbound.py)
-    admin     /ready, /config_dump, /stats (admin.py)
+    admin     /ready, /config_dump, /stats, /metrics (admin.py)
 
 In gateway mode there is one public listener instead of the first two
 (gateway.py). On SIGTERM the sidecar leaves the registry first, so callers
@@ -26,9 +26,11 @@ from minimesh.proxy.edge import Edge
 from minimesh.proxy.gateway import GatewayRouter
 from minimesh.proxy.inbound import InboundRouter
 from minimesh.proxy.listener import Listener
+from minimesh.proxy.metrics import MeshMetrics
 from minimesh.proxy.outbound import OutboundRouter
 from minimesh.proxy.pool import UpstreamPool
 from minimesh.proxy.stats import Stats
+from minimesh.proxy.telemetry import RequestTelemetry, TelemetryExporter, telemetry_enabled
 
 log = logging.getLogger("minimesh.proxy")
 
@@ -51,6 +53,9 @@ class SidecarOptions:
     listen_port: int = 8080
     default_service: str | None = None
     advertise_host: str = "127.0.0.1"
+    # Traces, metrics, access log, events to the control plane; off with
+    # MINIMESH_TELEMETRY=off or `--no-telemetry` (for the benchmark's on-vs-off).
+    telemetry: bool = field(default_factory=telemetry_enabled)
 
 
 class Sidecar:
@@ -63,6 +68,9 @@ class Sidecar:
         self.in_flight = InFlight()
         self.listeners: list[Listener] = []
         self.client: ControlPlaneClient | None = None
+        self.metrics = MeshMetrics()
+        self.exporter = TelemetryExporter(opts.control_url, opts.instance, self.metrics) if opts.telemetry else None
+        self.telemetry = RequestTelemetry(self.identity, self.metrics, self.exporter) if opts.telemetry else None
 
     def is_ready(self) -> bool:
         return self.client.registered.is_set() and self.holder.received.is_set()
@@ -71,20 +79,22 @@ class Sidecar:
         o = self.opts
         if o.gateway:
             router = GatewayRouter(self.holder, self.pool, self.in_flight, o.default_service)
-            self.listeners.append(Listener("gateway", Edge("gateway", router, self.stats, self.identity), o.host, o.listen_port))
+            self.listeners.append(Listener("gateway", Edge("gateway", router, self.stats, self.identity, self.telemetry), o.host, o.listen_port))
         else:
             if o.app_port is None:
                 raise ValueError("a sidecar needs --app-port (or --gateway)")
             outbound = OutboundRouter(self.holder, self.pool, self.in_flight)
             inbound = InboundRouter(self.holder, self.pool, o.service, o.app_port)
-            self.listeners.append(Listener("outbound", Edge("outbound", outbound, self.stats, self.identity), o.host, o.outbound_port))
-            self.listeners.append(Listener("inbound", Edge("inbound", inbound, self.stats, self.identity), o.host, o.inbound_port))
+            self.listeners.append(Listener("outbound", Edge("outbound", outbound, self.stats, self.identity, self.telemetry), o.host, o.outbound_port))
+            self.listeners.append(Listener("inbound", Edge("inbound", inbound, self.stats, self.identity, self.telemetry), o.host, o.inbound_port))
         self._admin_runner = web.AppRunner(build_admin(self), access_log=None, handle_signals=False)
         for listener in self.listeners:
             await listener.start()
         await self._start_admin()
         self.client = ControlPlaneClient(o.control_url, self._registration(), self.holder)
         self.client.start()
+        if self.exporter is not None:
+            self.exporter.start()
 
     async def _start_admin(self) -> None:
         await self._admin_runner.setup()
@@ -120,6 +130,8 @@ class Sidecar:
             await listener.stop()
         await self._admin_runner.cleanup()
         await self.pool.close()
+        if self.exporter is not None:
+            await self.exporter.stop()
 
 
 async def serve(opts: SidecarOptions) -> None:

@@ -1,0 +1,210 @@
+"""The telemetry hub: sidecars' request events in; rollups, a live tap and traces out.
+
+Every sidecar sends one event per request per reporter (proxy/telemetry.py)
+in batches to POST /v1/telemetry. The hub
+
+- adds each to sliding-window rollups (telemetry_window.py):
+    workload  (service, version) as its inbound side saw it: Linkerd's `stat`
+    edge      (source service+version → destination service+version), from the caller's side:
+              effective success (after retries) and actual success (every attempt)
+    route     (destination service, VirtualService route name), from the caller's side
+    attempts  (destination service, version): every attempt that went there
+- appends it to the tap ring, waking anyone long-polling GET /v1/tap;
+- turns it into spans in the trace store (telemetry_traces.py), and, when
+  MINIMESH_ZIPKIN_URL is set, queues them for the Zipkin exporter.
+
+"Success" is Linkerd's: an answer that is not a 5xx. "mTLS" is the share of
+requests whose connection was mutual TLS. The JSON shapes are the contract
+the TUI and `minimesh stat/tap/trace` read (notes/contracts.md, "Telemetry API").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from typing import Callable
+
+from minimesh.control.telemetry_traces import TraceStore, spans_of
+from minimesh.control.telemetry_window import Window, latency_bin
+
+TAP_SIZE = 10_000
+REQUIRED = ("reporter", "service", "version", "instance", "status", "duration_ms")
+
+
+def is_success(status) -> bool:
+    return isinstance(status, int) and 0 < status < 500
+
+
+def parse_peer(peer: str | None) -> dict:
+    parts = (peer or "").split(";")
+    return {"service": parts[0] or None, "version": parts[1] if len(parts) > 1 else None,
+            "instance": parts[2] if len(parts) > 2 else None}
+
+
+class TelemetryHub:
+    def __init__(self, resolve: Callable[[str | None], dict | None], workloads: Callable[[], dict],
+                 clock: Callable[[], float] = time.time, on_spans: Callable[[list], None] | None = None,
+                 tap_size: int = TAP_SIZE, max_traces: int = 2000):
+        self.resolve = resolve  # "host:port" of an inbound listener -> {"service","version","instance"} or None
+        self.workloads = workloads  # () -> {(service, version): number of meshed instances}
+        self.clock = clock
+        self.on_spans = on_spans
+        self.window = Window()
+        self.traces = TraceStore(max_traces)
+        self.tap: deque = deque(maxlen=tap_size)
+        self.seq = 0
+        self.received = 0
+        self.rejected = 0
+        self._changed = asyncio.Event()
+
+    # --- in ----------------------------------------------------------------
+
+    def ingest(self, events) -> int:
+        """Take a batch of events; returns how many were usable."""
+        now = self.clock()
+        taken = 0
+        spans = []
+        for event in events if isinstance(events, list) else ():
+            if not isinstance(event, dict) or any(k not in event for k in REQUIRED):
+                self.rejected += 1
+                continue
+            try:
+                tap_event = self._rollup(event, now)
+                new_spans = spans_of(event, self.resolve) if event.get("trace_id") else []
+            except (TypeError, ValueError, KeyError, AttributeError):
+                self.rejected += 1
+                continue
+            self.seq += 1
+            tap_event["seq"] = self.seq
+            self.tap.append(tap_event)
+            self.traces.add(new_spans)
+            spans.extend(new_spans)
+            taken += 1
+        self.received += taken
+        if taken:
+            self._changed.set()
+            self._changed = asyncio.Event()
+            if self.on_spans is not None and spans:
+                self.on_spans(spans)
+        return taken
+
+    def _rollup(self, e: dict, now: float) -> dict:
+        status, ms, mtls = e["status"], float(e["duration_ms"]), bool(e.get("mtls"))
+        ok = is_success(status)
+        me = {"service": e["service"], "version": e["version"], "instance": e["instance"]}
+        attempts = e.get("attempts") or []
+        if e["reporter"] == "inbound":
+            source, destination = parse_peer(e.get("peer")), me
+            self._count(("workload", me["service"], me["version"]), now, ok, ms, mtls)
+        else:
+            source = me
+            final = self.resolve(e.get("endpoint")) or {}
+            destination = {"service": e.get("destination") or e.get("authority"),
+                           "version": final.get("version"), "instance": final.get("instance")}
+            key_dst = (destination["service"], destination["version"])
+            tally = self._count(("edge", me["service"], me["version"]) + key_dst, now, ok, ms, mtls)
+            route = self._count(("route", destination["service"], e.get("route") or "default"), now, ok, ms, mtls)
+            for endpoint, a_status, _error, _offset, _duration in attempts:
+                a_ok = is_success(a_status)
+                where = self.resolve(endpoint) or {}
+                per_version = self.window.tally(("attempts", destination["service"], where.get("version")), now)
+                for t in (tally, route, per_version):
+                    t.attempts += 1
+                    t.attempts_ok += a_ok
+        return {
+            "ts": round(float(e.get("start", now)) + ms / 1000, 3), "trace_id": e.get("trace_id"),
+            "reporter": e["reporter"], "source": source, "destination": destination,
+            "method": e.get("method"), "authority": e.get("authority"), "path": e.get("path"),
+            "route": e.get("route"), "status": status, "flags": list(e.get("flags") or []),
+            "duration_ms": round(ms, 3), "attempts": len(attempts), "retries": max(0, len(attempts) - 1),
+            "mtls": mtls, "external": bool(e.get("external")), "request_id": e.get("request_id"),
+        }
+
+    def _count(self, key: tuple, now: float, ok: bool, ms: float, mtls: bool):
+        tally = self.window.tally(key, now)
+        tally.requests += 1
+        tally.ok += ok
+        tally.mtls += mtls
+        tally.latency[latency_bin(ms)] += 1
+        return tally
+
+    # --- out ---------------------------------------------------------------
+
+    def stat(self, window_s: float) -> dict:
+        """Rollups over the last `window_s` seconds (GET /v1/stat)."""
+        tallies = self.window.query(window_s, self.clock())
+        meshed = self.workloads()
+        effective: dict[tuple, object] = {}
+        for key, tally in tallies.items():
+            if key[0] == "edge":
+                dst = key[3:5]
+                if dst in effective:
+                    effective[dst].add(tally)
+                else:
+                    effective[dst] = tally
+        workloads = []
+        names = {k[1:3] for k in tallies if k[0] == "workload"} | {k[3:5] for k in tallies if k[0] == "edge"}
+        for service, version in sorted(names, key=lambda k: (str(k[0]), str(k[1]))):
+            served = tallies.get(("workload", service, version))
+            row = {"service": service, "version": version, "meshed": meshed.get((service, version), 0),
+                   **(served.figures(window_s) if served else _empty(window_s))}
+            eff, att = effective.get((service, version)), tallies.get(("attempts", service, version))
+            row["effective_success_rate"] = eff.figures(window_s)["success_rate"] if eff else None
+            row["actual_success_rate"] = (round(att.attempts_ok / att.attempts, 4)
+                                          if att and att.attempts else row["success_rate"])
+            row["retries"] = eff.figures(window_s)["retries"] if eff else 0
+            workloads.append(row)
+        edges = [{"source": {"service": k[1], "version": k[2]}, "destination": {"service": k[3], "version": k[4]},
+                  **t.figures(window_s), "effective_success_rate": t.figures(window_s)["success_rate"]}
+                 for k, t in sorted(tallies.items(), key=lambda kv: str(kv[0])) if k[0] == "edge"]
+        routes = [{"service": k[1], "route": k[2], **t.figures(window_s),
+                   "effective_success_rate": t.figures(window_s)["success_rate"]}
+                  for k, t in sorted(tallies.items(), key=lambda kv: str(kv[0])) if k[0] == "route"]
+        return {"window_s": window_s, "workloads": workloads, "edges": edges, "routes": routes}
+
+    def tap_since(self, since: int, match: Callable[[dict], bool]) -> list[dict]:
+        return [e for e in self.tap if e["seq"] > since and match(e)]
+
+    async def wait_tap(self, since: int, match: Callable[[dict], bool], timeout: float) -> list[dict]:
+        """Events after `since` that `match`; waits up to `timeout` seconds for the first one."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            found = self.tap_since(since, match)
+            remaining = deadline - asyncio.get_running_loop().time()
+            if found or remaining <= 0:
+                return found
+            changed = self._changed
+            try:
+                await asyncio.wait_for(changed.wait(), remaining)
+            except TimeoutError:
+                return self.tap_since(since, match)
+
+
+def _empty(window_s: float) -> dict:
+    return {"requests": 0, "rps": 0.0, "success_rate": None, "latency_ms": {"p50": None, "p95": None, "p99": None},
+            "attempts": 0, "retries": 0, "actual_success_rate": None, "mtls_share": None}
+
+
+def tap_filter(service: str | None = None, status: str | None = None, reporter: str | None = None):
+    """A predicate over tap events: service on either side; status '5xx', '503', '2xx'...; reporter side.
+
+    reporter: 'source' (outbound and gateway: one line per hop), 'destination' (inbound), or None (all).
+    """
+    def status_ok(value) -> bool:
+        if not status:
+            return True
+        text = str(value)
+        if status.lower().endswith("xx"):
+            return text[:1] == status[:1]
+        return text == status
+
+    def match(e: dict) -> bool:
+        if service and service not in (e["source"].get("service"), e["destination"].get("service")):
+            return False
+        if reporter == "source" and e["reporter"] == "inbound":
+            return False
+        if reporter == "destination" and e["reporter"] != "inbound":
+            return False
+        return status_ok(e["status"])
+    return match
