@@ -6,6 +6,8 @@ answered is visible in every price.
 
 import asyncio
 import os
+import random
+import zlib
 
 from aiohttp import web
 
@@ -21,13 +23,21 @@ DISCOUNT = 0.10 if VERSION == "v2" else 0.0
 # Off unless the lesson sets it:
 #   PRICING_BUG=1 (or "error"): a request that includes p3 answers 503
 #   PRICING_BUG=slow:           a request that includes p3 takes 300 ms longer
+#   PRICING_BUG_SHARE=0.5:      ... but only half of them (default: all), on
+#                               seeded dice, so a run tells the same story each time
 PRICING_BUG = os.environ.get("PRICING_BUG", "").strip().lower()
+BUG_SHARE = float(os.environ.get("PRICING_BUG_SHARE", "1"))
 BUGGY_ITEM = "p3"
+_bug_dice = random.Random(f"bug:{os.environ.get('SEED') or zlib.crc32(os.environ.get('INSTANCE', '').encode())}")
+
+
+def hits_the_bug(wanted: list[str]) -> bool:
+    return BUGGY_ITEM in wanted and PRICING_BUG in ("1", "error", "slow") and _bug_dice.random() < BUG_SHARE
 
 
 async def prices(request: web.Request) -> web.Response:
     wanted = [i for i in request.query.get("ids", "").split(",") if i] or list(PRICES_V1)
-    if BUGGY_ITEM in wanted and PRICING_BUG in ("1", "error", "slow"):
+    if hits_the_bug(wanted):
         if PRICING_BUG == "slow":
             await asyncio.sleep(0.3)
         else:

@@ -127,6 +127,16 @@ def judge(kind: str, args: dict, traffic: Traffic, counts: tuple[int, int] | Non
         ok = args.get("min", 0) <= share <= args.get("max", 1)
         return Verdict(ok, f"{instance} serves {_range(args)} of {service}'s requests",
                        f"measured {share:.1%} of {len(served)}")
+    if kind == "version_share":
+        # Which version of a service answered: the observed split of a canary,
+        # or (with a header in `send`) where a header route sends its traffic.
+        service, version = args["service"], args["version"]
+        versions = [a.version_of(service) for a in traffic.answers if a.version_of(service)]
+        share = versions.count(version) / max(1, len(versions))
+        ok = bool(versions) and args.get("min", 0) <= share <= args.get("max", 1)
+        return Verdict(ok, f"{service} {version} serves {_range(args)} of {service}'s answers",
+                       f"measured {share:.1%} of {len(versions)}"
+                       + (f" ({_tally(versions)})" if versions else "; no answer named a version of " + service))
     if kind == "attempts_per_request":
         requests, attempts = counts
         ratio = attempts / requests if requests else 0.0
@@ -159,6 +169,10 @@ async def check_step(step: Step, stack: Stack, stored: list[dict], lesson_ref: s
     if all(v.ok for v in verdicts):
         verdicts += await run_checks(step, stack)
     return verdicts
+
+
+def _tally(values: list[str]) -> str:
+    return ", ".join(f"{v}: {values.count(v)}" for v in sorted(set(values)))
 
 
 def _range(args: dict, pct: bool = True) -> str:

@@ -60,7 +60,8 @@ def step(ref: str, number: int, *, control=None, home=None) -> None:
         answer = client.apply([r.manifest for r in resources], source=", ".join(map(str, chosen.manifests)))
         for result in answer.get("results", []):
             click.echo(f"{result['kind'].lower()}/{result['name']} {result['action']}")
-        click.echo(wait_for_rollout(client, answer["version"]).describe())
+        changed = any(r.get("action") != "unchanged" for r in answer.get("results", []))
+        click.echo(wait_for_rollout(client, answer["version"]).describe(changed))
     stack = asyncio.run(load_stack(control_url, gateway_url))
     for target, knobs in chosen.faults:
         asyncio.run(set_fault(stack, target, dict(knobs)))

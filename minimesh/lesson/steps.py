@@ -11,6 +11,10 @@
             send: {path: /api/products, count: 300, concurrency: 1}
             expect:
               spread: {service: catalog, instances: 3, within: 0.10}
+      - name: testers reach the canary
+        send: {host: pricing, path: /prices?ids=p1, headers: {end-user: tester}, count: 200}
+        expect:
+          version_share: {service: pricing, version: v2, min: 1.0}
 
 `send` describes traffic through the gateway; `expect` holds one or more
 expectations about it (see EXPECTATIONS). `minimesh lesson step` puts a
@@ -34,6 +38,7 @@ EXPECTATIONS = {
     "success_rate": {"min", "max"},
     "spread": {"service", "instances", "within"},
     "share": {"instance", "min", "max"},
+    "version_share": {"service", "version", "min", "max"},
     "latency_p95_ms": {"max"},
     "attempts_per_request": {"service", "min", "max"},
 }

@@ -27,12 +27,21 @@ class Answer:
 
     def served_by(self, service: str) -> str | None:
         """The instance of `service` that answered (directly, or as one of web's upstreams)."""
+        who = self._answer_of(service)
+        return who.get("instance") if who else None
+
+    def version_of(self, service: str) -> str | None:
+        """The version of `service` that answered (the canary lesson's question)."""
+        who = self._answer_of(service)
+        return who.get("version") if who else None
+
+    def _answer_of(self, service: str) -> dict | None:
         body = self.body or {}
         if body.get("service") == service:
-            return body.get("instance")
+            return body
         for upstream in body.get("upstreams") or []:
             if isinstance(upstream, dict) and upstream.get("service") == service:
-                return upstream.get("instance")
+                return upstream
         return None
 
 

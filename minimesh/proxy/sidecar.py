@@ -151,4 +151,7 @@ def run_sidecar(opts: SidecarOptions) -> None:
     from minimesh.logs import run_async, setup_logging
 
     setup_logging()
+    from minimesh.proxy.dice import seed_from_env
+
+    seed_from_env(opts.instance)  # MINIMESH_SEED: repeatable splits for statistical tests
     run_async(serve(opts))

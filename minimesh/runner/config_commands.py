@@ -60,7 +60,8 @@ def apply(files: list[str], *, control: str | None = None, home: str | None = No
     if wait:
         from minimesh.runner.rollout import wait_for_rollout
 
-        click.echo(wait_for_rollout(client, int(answer["version"]), timeout).describe())
+        changed = any(r.get("action") != "unchanged" for r in answer.get("results", []))
+        click.echo(wait_for_rollout(client, int(answer["version"]), timeout).describe(changed))
 
 
 def get(kind: str | None, *, output: str = "yaml", control: str | None = None, home: str | None = None) -> None:

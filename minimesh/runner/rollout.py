@@ -32,7 +32,9 @@ class RolloutResult:
     convergence_s: float | None  # the control plane's measure
     waited_s: float              # what this client saw, from its first ask to the answer
 
-    def describe(self) -> str:
+    def describe(self, changed: bool = True) -> str:
+        if not changed:  # nothing new was rolled out; its old convergence time would mislead
+            return f"config version {self.config_version} unchanged: all {self.proxies} proxies run it"
         took = self.convergence_s if self.convergence_s is not None else self.waited_s
         return (f"config version {self.config_version} in force: {self.proxies}/{self.proxies} proxies "
                 f"ACKed it; converged in {took * 1000:.0f} ms")
