@@ -76,11 +76,13 @@ def control(host, port, home, instance_ttl, cert_ttl):
 @click.option("--listen-port", type=int, default=8080, show_default=True, help="Gateway: the public port.")
 @click.option("--default-service", default=None, help="Gateway: where a Host that names no service goes.")
 @click.option("--advertise-host", default=None, help="Address other sidecars use to reach this one.")
+@click.option("--token", envvar="MINIMESH_JOIN_TOKEN", default=None,
+              help="Join token for this service (`minimesh token SERVICE`); without one: no identity, no mTLS.")
 @click.option("--no-telemetry", is_flag=True, expose_value=False, callback=lambda ctx, p, off: _telemetry_off(off),
               help="No traces, metrics, access log or events (same as MINIMESH_TELEMETRY=off).")
 @friendly
 def sidecar(control_url, service, version_, instance, labels, host, app_port, inbound_port,
-            outbound_port, admin_port, gateway, listen_port, default_service, advertise_host):
+            outbound_port, admin_port, gateway, listen_port, default_service, advertise_host, token):
     """Run a sidecar proxy beside one app instance (or the gateway)."""
     from minimesh.proxy.sidecar import SidecarOptions, run_sidecar
 
@@ -95,8 +97,20 @@ def sidecar(control_url, service, version_, instance, labels, host, app_port, in
         labels=label_map, host=host, app_port=app_port, inbound_port=inbound_port,
         outbound_port=outbound_port, admin_port=admin_port, gateway=gateway,
         listen_port=listen_port, default_service=default_service,
-        advertise_host=advertise_host or host,
+        advertise_host=advertise_host or host, token=token or None,
     ))
+
+
+@main.command()
+@click.argument("service")
+@click.option("--home", envvar="MINIMESH_HOME", default=".minimesh", show_default=True,
+              help="The control plane's home (its join secret is there).")
+@friendly
+def token(service, home):
+    """Print the join token a sidecar of SERVICE presents to get its certificate."""
+    from minimesh.pki.tokens import issue_token
+
+    click.echo(issue_token(home, service))
 
 
 # --- a local stack: up, status, down (minimesh/runner) -----------------------

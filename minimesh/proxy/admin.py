@@ -3,6 +3,7 @@
     /ready        200 once registered and holding a snapshot, else 503
     /config_dump  the snapshot in force, and the last one refused (NACKed)
     /stats        request counters (stats.py)
+    /certs        this sidecar's SPIFFE ID and certificate: serial, expiry, past serials
     /metrics      Prometheus text format (metrics.py)
 
 Envoy's admin interface has the same three, under the same names.
@@ -19,7 +20,7 @@ def build_admin(sidecar) -> web.Application:
     async def ready(_):
         if sidecar.is_ready():
             return web.json_response({"ready": True, "version": sidecar.holder.current.version})
-        return web.json_response({"ready": False, "registered": sidecar.client.registered.is_set(),
+        return web.json_response({"ready": False, "registered": sidecar.client is not None and sidecar.client.registered.is_set(),
                                   "snapshot": sidecar.holder.received.is_set()}, status=503)
 
     async def config_dump(_):
@@ -33,6 +34,14 @@ def build_admin(sidecar) -> web.Application:
             "control_plane_reachable": sidecar.client.reachable,
         })
 
+    async def certs(_):
+        workload = sidecar.workload
+        if workload is None:
+            return web.json_response({"identity": None, "certificate": None,
+                                      "note": "no join token: this sidecar has no identity"})
+        return web.json_response({"identity": workload.identity, "certificate": workload.summary(),
+                                  "serials": list(workload.serials)})
+
     async def stats(_):
         return web.json_response(sidecar.stats.as_json())
 
@@ -44,5 +53,6 @@ def build_admin(sidecar) -> web.Application:
     app.router.add_get("/ready", ready)
     app.router.add_get("/config_dump", config_dump)
     app.router.add_get("/stats", stats)
+    app.router.add_get("/certs", certs)
     app.router.add_get("/metrics", metrics)
     return app

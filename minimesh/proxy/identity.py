@@ -107,7 +107,7 @@ class WorkloadIdentity:
         self.current = creds
         self.serials.append(creds.serial)
         log.info("certificate %s serial %s, valid until %s (renewal in %.1fs)", creds.identity, creds.serial,
-                 time.strftime("%H:%M:%S", time.localtime(creds.not_after)), renewal_delay(creds, self.clock()))
+                 time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(creds.not_after)), renewal_delay(creds, self.clock()))
         self.on_change(creds)
 
     async def obtain(self) -> None:

@@ -26,7 +26,9 @@ from minimesh.proxy.edge import Edge
 from minimesh.proxy.gateway import GatewayRouter
 from minimesh.proxy.inbound import InboundRouter
 from minimesh.proxy.listener import Listener
+from minimesh.proxy.identity import WorkloadIdentity
 from minimesh.proxy.metrics import MeshMetrics
+from minimesh.proxy.mtls import AutoMTLS, InboundSecurity
 from minimesh.proxy.outbound import OutboundRouter
 from minimesh.proxy.pool import UpstreamPool
 from minimesh.proxy.stats import Stats
@@ -53,6 +55,7 @@ class SidecarOptions:
     listen_port: int = 8080
     default_service: str | None = None
     advertise_host: str = "127.0.0.1"
+    token: str | None = None  # join token: with one, a certificate and mTLS; without, plaintext only
     # Traces, metrics, access log, events to the control plane; off with
     # MINIMESH_TELEMETRY=off or `--no-telemetry` (for the benchmark's on-vs-off).
     telemetry: bool = field(default_factory=telemetry_enabled)
@@ -68,12 +71,19 @@ class Sidecar:
         self.in_flight = InFlight()
         self.listeners: list[Listener] = []
         self.client: ControlPlaneClient | None = None
+        # Workload identity (identity.py): with a join token the sidecar holds a
+        # SPIFFE certificate and speaks mTLS to peers that have one (auto mTLS).
+        self.workload = (WorkloadIdentity(opts.control_url, opts.service, opts.instance, opts.token)
+                         if opts.token else None)
+        if self.workload is not None:
+            self.pool.mtls = AutoMTLS(self.workload)
         self.metrics = MeshMetrics()
         self.exporter = TelemetryExporter(opts.control_url, opts.instance, self.metrics) if opts.telemetry else None
         self.telemetry = RequestTelemetry(self.identity, self.metrics, self.exporter) if opts.telemetry else None
 
     def is_ready(self) -> bool:
-        return self.client.registered.is_set() and self.holder.received.is_set()
+        return (self.client is not None and self.client.registered.is_set() and self.holder.received.is_set()
+                and (self.workload is None or self.workload.current is not None))
 
     async def start(self) -> None:
         o = self.opts
@@ -86,12 +96,22 @@ class Sidecar:
             outbound = OutboundRouter(self.holder, self.pool, self.in_flight)
             inbound = InboundRouter(self.holder, self.pool, o.service, o.app_port)
             self.listeners.append(Listener("outbound", Edge("outbound", outbound, self.stats, self.identity, self.telemetry), o.host, o.outbound_port))
-            self.listeners.append(Listener("inbound", Edge("inbound", inbound, self.stats, self.identity, self.telemetry), o.host, o.inbound_port))
+            security = InboundSecurity(self.holder, self.workload, self._labels()) if self.workload else None
+            self.listeners.append(Listener("inbound", Edge("inbound", inbound, self.stats, self.identity, self.telemetry), o.host, o.inbound_port, security))
         self._admin_runner = web.AppRunner(build_admin(self), access_log=None, handle_signals=False)
         for listener in self.listeners:
             await listener.start()
         await self._start_admin()
-        self.client = ControlPlaneClient(o.control_url, self._registration(), self.holder)
+        registration = self._registration()
+        if self.workload is not None:
+            log.info("identity %s: asking the control plane for a certificate", self.workload.identity)
+            self.workload.on_change = lambda creds: registration.update(certificate=self.workload.summary())
+            await self.workload.obtain()
+            self.workload.start_renewing()
+        else:
+            log.warning("no join token: running without an identity; plaintext only, "
+                        "PeerAuthentication is not enforced here (`minimesh token %s` makes one)", o.service)
+        self.client = ControlPlaneClient(o.control_url, registration, self.holder)
         self.client.start()
         if self.exporter is not None:
             self.exporter.start()
@@ -110,9 +130,11 @@ class Sidecar:
         o = self.opts
         ports = {listener.name: listener.port for listener in self.listeners}
         at = lambda port: f"{o.advertise_host}:{port}" if port else None  # noqa: E731
-        labels = {"app": o.service, "version": o.version, **o.labels}
+        labels = self._labels()
         return {
             **self.identity, "kind": "gateway" if o.gateway else "sidecar", "labels": labels,
+            "identity": self.workload.identity if self.workload else None,
+            "certificate": self.workload.summary() if self.workload else None,
             # The app shares our network namespace, so it is reachable where we are
             # (127.0.0.1 locally; the container's address in Docker Compose).
             "addresses": {"app": at(o.app_port),
@@ -120,7 +142,13 @@ class Sidecar:
                           "admin": at(self.admin_port)},
         }
 
+    def _labels(self) -> dict:
+        o = self.opts
+        return {"app": o.service, "version": o.version, **o.labels}
+
     async def stop(self) -> None:
+        if self.workload is not None:
+            await self.workload.stop()
         if self.client is not None:
             await self.client.stop(deregister=True)
             # Callers learn we left with their next snapshot; give it a moment

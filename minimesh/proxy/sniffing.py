@@ -137,4 +137,7 @@ class SniffingSite(web.BaseSite):
 
 def _why(e: Exception) -> str:
     reason = getattr(e, "reason", None)
-    return f"TLS handshake failed ({reason})" if reason else (str(e) or type(e).__name__)
+    detail = getattr(e, "verify_message", None)  # why the peer's certificate did not verify
+    if reason:
+        return f"TLS handshake failed ({reason}{': ' + detail if detail else ''})"
+    return str(e) or type(e).__name__

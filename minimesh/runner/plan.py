@@ -71,13 +71,21 @@ class StackPlan:
         return (self.control, *self.workloads, self.gateway)
 
 
-def plan_stack(lesson: Lesson, home: Path, gateway_port: int, next_port) -> StackPlan:
-    """Decide every process and port; `next_port()` hands out a free port."""
+def plan_stack(lesson: Lesson, home: Path, gateway_port: int, next_port, token_for=None,
+               cert_ttl: str | None = None) -> StackPlan:
+    """Decide every process and port; `next_port()` hands out a free port.
+
+    `token_for(service)` gives each proxy its join token, passed in the
+    environment (MINIMESH_JOIN_TOKEN) rather than on a command line anyone can
+    read with `ps`; `cert_ttl` is the control plane's `--cert-ttl`.
+    """
+    token_env = (lambda service: {"MINIMESH_JOIN_TOKEN": token_for(service)}) if token_for else (lambda s: {})
     control_port = next_port()
     control_url = f"http://{HOST}:{control_port}"
     control = ProcessSpec(
         name="control", role="control",
-        argv=(*MESH, "control", "--host", HOST, "--port", str(control_port), "--home", str(home)),
+        argv=(*MESH, "control", "--host", HOST, "--port", str(control_port), "--home", str(home),
+              *(("--cert-ttl", cert_ttl) if cert_ttl else ())),
         probe=Probe(control_port, "/healthz"), ports=(control_port,))
 
     instances, workloads = [], []
@@ -102,7 +110,7 @@ def plan_stack(lesson: Lesson, home: Path, gateway_port: int, next_port) -> Stac
                   "--version", inst.version, "--instance", inst.name, *labels,
                   "--app-port", str(ip.app_port), "--inbound-port", str(ip.inbound_port),
                   "--outbound-port", str(ip.outbound_port), "--admin-port", str(ip.admin_port)),
-            probe=Probe(ip.admin_port, "/ready"), instance=inst.name,
+            env=token_env(inst.service), probe=Probe(ip.admin_port, "/ready"), instance=inst.name,
             ports=(ip.inbound_port, ip.outbound_port, ip.admin_port)))
 
     gateway_admin = next_port()
@@ -111,7 +119,7 @@ def plan_stack(lesson: Lesson, home: Path, gateway_port: int, next_port) -> Stac
         argv=(*MESH, "sidecar", "--gateway", "--service", "gateway", "--instance", "gateway",
               "--listen-port", str(gateway_port), "--admin-port", str(gateway_admin),
               "--default-service", lesson.gateway, "--control", control_url),
-        probe=Probe(gateway_admin, "/ready"), instance="gateway",
+        env=token_env("gateway"), probe=Probe(gateway_admin, "/ready"), instance="gateway",
         ports=(gateway_port, gateway_admin))
 
     return StackPlan(control_url=control_url, gateway_url=f"http://{HOST}:{gateway_port}",

@@ -137,6 +137,8 @@ def status(*, as_json: bool, control: str | None = None, home: str | None = None
         inst["acked_version"] = p.get("acked_version")
         inst["acked_config_version"] = p.get("acked_config_version")
         inst["nack_error"] = p.get("nack_error")
+        inst["identity"] = p.get("identity")
+        inst["certificate"] = p.get("certificate")  # serial and expiry, as the sidecar last reported
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
@@ -176,7 +178,34 @@ def _status_text(report: dict, cp: dict, cp_error: str | None) -> str:
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         out.append("")
         out += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    out += _certificates_text(cp.get("proxies", []), time.time())
     return "\n".join(out)
+
+
+def _certificates_text(proxies: list[dict], now: float) -> list[str]:
+    """Each proxy's workload identity: SPIFFE ID, certificate serial, time to expiry."""
+    rows = [("PROXY", "SPIFFE ID", "SERIAL", "EXPIRES IN")]
+    for p in proxies:
+        cert = p.get("certificate") or {}
+        if not p.get("identity"):
+            rows.append((p["node"], "(no identity: plaintext only)", "-", "-"))
+            continue
+        left = cert.get("not_after", now) - now
+        rows.append((p["node"], p["identity"], cert.get("serial", "?"), _duration(left) if cert else "?"))
+    if len(rows) == 1:
+        return []
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return [""] + ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+
+
+def _duration(seconds: float) -> str:
+    if seconds <= 0:
+        return "EXPIRED"
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"
 
 
 def _config_column(proxy: dict, current, registered: bool) -> str:

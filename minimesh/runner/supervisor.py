@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from minimesh.errors import UserError
+from minimesh.pki.tokens import join_token, load_or_create_secret
 from minimesh.runner import state as st
 from minimesh.runner.control_client import ControlClient
 from minimesh.runner.plan import HOST, StackPlan, plan_stack
@@ -51,7 +52,12 @@ class Supervisor:
         else:
             ensure_free(gateway_port, "gateway", GATEWAY_HINT)
             ports.reserve(gateway_port)
-        self.plan: StackPlan = plan_stack(lesson, home, gateway_port, ports.allocate)
+        # The runner is the operator here: it issues every proxy its join token
+        # from the control plane's secret (made now if this home has none yet).
+        secret = load_or_create_secret(Path(home) / "control")
+        self.plan: StackPlan = plan_stack(lesson, home, gateway_port, ports.allocate,
+                                          token_for=lambda service: join_token(secret, service),
+                                          cert_ttl=os.environ.get("MINIMESH_CERT_TTL") or None)
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "MINIMESH_HOME": str(home),
                "MINIMESH_STACK": str(home)}  # the marker `down` looks for before killing a pid
         logs = st.logs_dir(home)
