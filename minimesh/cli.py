@@ -264,6 +264,24 @@ def fault(target, failure_rate, delay_ms, control_url):
     commands.fault(target, failure_rate, delay_ms, control=control_url)
 
 
+# --- the terminal UI (tui/) ---------------------------------------------------
+
+
+@main.command()
+@CONTROL_OPTION
+@click.option("--gateway", "gateway_url", envvar="MINIMESH_GATEWAY_URL", default=None,
+              help="Gateway URL, for generated traffic and lesson checks (default: the running stack's).")
+@click.option("--lesson", "lesson_ref", default=None, help="Lesson for the lesson panel (default: the running one).")
+@click.option("--window", type=click.FloatRange(1, 300), default=30.0, show_default=True,
+              help="Seconds the rollups (success, RPS, latency) are taken over.")
+@friendly
+def tui(control_url, gateway_url, lesson_ref, window):
+    """Watch the mesh's live traffic and steer it (q quits, ? shows the keys)."""
+    from tui.run import run_tui
+
+    sys.exit(run_tui(control_url, gateway=gateway_url, lesson=lesson_ref, window=window))
+
+
 # --- Docker Compose (minimesh/runner/compose.py) -----------------------------
 
 

@@ -1,0 +1,114 @@
+"""Steering the mesh from the TUI: canary weights, fault knobs, lesson steps.
+
+Weights: `shift_weights` writes the VirtualService a learner would write by
+hand for a canary — the selected service's catch-all route split between the
+first and last subsets of its DestinationRule (v1 and v2 in the shop) — and
+moves `step` percent from one to the other. An existing VirtualService keeps
+everything else (retries, timeouts, other routes); only the catch-all
+route's destinations change. Pure: config in, manifest out.
+
+Fault knobs: the demo apps' FAILURE_RATE and DELAY_MS, changed at run time
+through each instance's /_fault (minimesh/lesson/commands.set_fault).
+Lesson steps: the same code as `minimesh lesson step` and `lesson check`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+from dataclasses import dataclass
+
+FAILURE_STEPS = (0.0, 0.1, 0.3, 0.5, 0.9)
+DELAY_STEPS = (0, 100, 300, 1000)
+
+
+@dataclass(frozen=True)
+class Split:
+    service: str
+    weights: tuple[tuple[str, int], ...]  # (subset, percent), summing to 100
+
+    def describe(self) -> str:
+        return " / ".join(f"{subset} {weight}%" for subset, weight in self.weights)
+
+
+def subsets_of(resources: list[dict], service: str) -> list[str]:
+    for r in resources:
+        if r.get("kind") == "DestinationRule" and r.get("spec", {}).get("host") == service:
+            return [s["name"] for s in r["spec"].get("subsets") or [] if "name" in s]
+    return []
+
+
+def _virtual_service(resources: list[dict], service: str) -> dict | None:
+    for r in resources:
+        if r.get("kind") == "VirtualService" and service in (r.get("spec", {}).get("hosts") or []):
+            return r
+    return None
+
+
+def _catch_all(http: list[dict]) -> dict:
+    """The route that takes what nothing else matched: the first without `match`, else the last."""
+    for route in http:
+        if not route.get("match"):
+            return route
+    return http[-1]
+
+
+def current_split(resources: list[dict], service: str) -> Split | None:
+    subsets = subsets_of(resources, service)
+    if len(subsets) < 2:
+        return None
+    first, last = subsets[0], subsets[-1]
+    weights = {first: 100, last: 0}
+    vs = _virtual_service(resources, service)
+    if vs and vs["spec"].get("http"):
+        destinations = _catch_all(vs["spec"]["http"]).get("route") or []
+        found = {d.get("destination", {}).get("subset"): d.get("weight", 100 if len(destinations) == 1 else 0)
+                 for d in destinations if d.get("destination", {}).get("host") == service}
+        if found.keys() <= {first, last} and None not in found:
+            weights = {first: found.get(first, 0), last: found.get(last, 0)}
+    return Split(service, ((first, weights[first]), (last, weights[last])))
+
+
+def shift_weights(resources: list[dict], service: str, step: int) -> tuple[dict, Split] | None:
+    """The VirtualService that moves `step` percent toward the last subset (negative: back); None without subsets."""
+    split = current_split(resources, service)
+    if split is None:
+        return None
+    (first, w_first), (last, _) = split.weights
+    w_last = max(0, min(100, 100 - w_first + step))
+    new = Split(service, ((first, 100 - w_last), (last, w_last)))
+    route = [{"destination": {"host": service, "subset": first}, "weight": 100 - w_last},
+             {"destination": {"host": service, "subset": last}, "weight": w_last}]
+    vs = copy.deepcopy(_virtual_service(resources, service))
+    if vs is None or not vs["spec"].get("http"):
+        vs = {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+              "metadata": {"name": service}, "spec": {"hosts": [service], "http": [{"name": "canary"}]}}
+    _catch_all(vs["spec"]["http"])["route"] = route
+    return vs, new
+
+
+def next_step(steps: tuple, current: float, direction: int) -> float:
+    """The next value up (+1) or down (-1) the ladder from `current`."""
+    if direction > 0:
+        return next((s for s in steps if s > current + 1e-9), steps[-1])
+    return next((s for s in reversed(steps) if s < current - 1e-9), steps[0])
+
+
+def set_fault(control_url: str, service: str, knobs: dict) -> list[str]:
+    """Set knobs on every instance of `service`; lines saying what each instance now has."""
+    from minimesh.lesson.check import load_stack
+    from minimesh.lesson.commands import set_fault as put
+
+    async def run():
+        return await put(await load_stack(control_url, ""), service, knobs)
+
+    return asyncio.run(run())
+
+
+def read_fault(app_address: str) -> dict:
+    """An app's fault knobs now (GET /_fault)."""
+    from tui.client import _opener
+
+    with _opener.open(f"http://{app_address}/_fault", timeout=5) as resp:
+        return json.loads(resp.read())

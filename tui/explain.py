@@ -1,0 +1,104 @@
+"""One request in plain words: what the tap view shows when a line is selected.
+
+A tap line says who called whom and what came back; this module adds the
+why, from what the sidecar reported: the route that matched, the subset and
+endpoint the balancer picked, each attempt and the reason it was retried,
+every response flag as the sentence minimesh/flags.py keeps for it, and who
+the peer was — proved by a certificate (mTLS) or only claimed in a header.
+
+Pure: it takes a tap event (and the request's trace, when fetched, for the
+attempts) and returns lines of (label, text).
+"""
+
+from __future__ import annotations
+
+from minimesh.flags import FLAGS
+from minimesh.pki.spiffe import spiffe_id
+from tui.model import Attempt, TapEvent, Trace
+
+REPORTERS = {
+    "gateway": "the gateway, as it sent the request into the mesh",
+    "outbound": "the caller's sidecar (outbound), as it sent the request on",
+    "inbound": "the callee's sidecar (inbound), as it handed the request to its app",
+}
+
+
+def attempts_of(event: TapEvent, trace: Trace | None) -> tuple[Attempt, ...]:
+    """The attempts: carried by the tap line, or else read from the trace's attempt spans."""
+    if event.attempt_list:
+        return event.attempt_list
+    if trace is None:
+        return ()
+    mine = [s for s in trace.spans if s.kind == "attempt" and s.service == event.source.service]
+    if not mine:
+        return ()
+    first = min(s.start for s in mine)
+    return tuple(Attempt(n, None, s.peer.instance, s.status, s.error, (s.start - first) * 1000, s.duration_ms)
+                 for n, s in enumerate(sorted(mine, key=lambda s: s.start), 1))
+
+
+def why_retried(attempt: Attempt) -> str:
+    """Why the retry policy tried again after this attempt (Istio's retryOn names)."""
+    error = attempt.error or ""
+    code = error.split(":", 1)[0].strip()
+    if code == "UT":
+        return "per-try timeout: no answer in time (retryOn: per-try timeout is always retried)"
+    if code in ("UF", "UH"):
+        return "connect-failure: could not reach the instance"
+    if code in ("UC", "URR"):
+        return "reset: the connection closed before an answer (retryOn: reset)"
+    if attempt.status == 503:
+        return "answered 503 (retryOn: unavailable / retriable-status-codes)"
+    if isinstance(attempt.status, int) and attempt.status >= 500:
+        return f"answered {attempt.status} (retryOn: 5xx / gateway-error)"
+    return error or "retried"
+
+
+def peer_identity(event: TapEvent) -> str:
+    other = event.source if event.reporter == "inbound" else event.destination
+    name = other.service or "?"
+    if event.external:
+        return f"{event.authority or name} — outside the mesh (passed through, ALLOW_ANY)"
+    if event.mtls:
+        return f"{spiffe_id(name)} — proved by its certificate (mutual TLS)"
+    if event.reporter == "inbound" and not event.source.service:
+        return "unknown — no peer header and no certificate (a client outside the mesh)"
+    return f"{other.label()} — plaintext: named in the x-minimesh-peer header, not proved"
+
+
+def explain(event: TapEvent, trace: Trace | None = None) -> list[tuple[str, str]]:
+    lines = [
+        ("request", f"{event.method or '?'} {event.authority or ''}{event.path or ''}".strip()),
+        ("answer", f"{event.status}  in {event.duration_ms:.1f} ms"),
+        ("seen by", REPORTERS.get(event.reporter, event.reporter)),
+        ("from → to", f"{event.source.label()} ({event.source.instance or '?'}) → "
+                      f"{event.destination.label()} ({event.destination.instance or '?'})"),
+    ]
+    if event.reporter != "inbound":
+        lines.append(("route", f"VirtualService route {event.route!r}" if event.route
+                      else "the default route (no VirtualService matched: every instance, Istio's defaults)"))
+        lines.append(("subset", f"subset {event.subset!r} (DestinationRule)" if event.subset
+                      else "no subset: any version of the service"))
+        lines.append(("endpoint", f"{event.destination.instance or '?'}" + (f" at {event.endpoint}"
+                                                                            if event.endpoint else "")))
+        attempts = attempts_of(event, trace)
+        if attempts:
+            for a in attempts:
+                where = a.instance or a.endpoint or "?"
+                text = f"#{a.number} → {where}: {a.status if a.status is not None else a.error}  " \
+                       f"{a.duration_ms:.1f} ms at +{a.start_ms:.0f} ms"
+                if a.number < len(attempts):
+                    text += f"  — retried: {why_retried(a)}"
+                lines.append(("attempt", text))
+        elif event.attempts:
+            retried = f", {event.retries} retried (select again once its trace is in)" if event.retries else ""
+            lines.append(("attempts", f"{event.attempts} attempt(s){retried}"))
+    for code in event.flags:
+        flag = FLAGS.get(code)
+        lines.append((f"flag {code}", f"{flag.meaning} Usual cause: {flag.cause}" if flag else "(unknown flag)"))
+    if not event.flags:
+        lines.append(("flags", "none: the answer came from the app, untouched by the mesh"))
+    lines.append(("peer", peer_identity(event)))
+    if event.trace_id:
+        lines.append(("trace", f"{event.trace_id}  (press w for its waterfall)"))
+    return lines

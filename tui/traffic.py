@@ -1,0 +1,33 @@
+"""`g`: a little background traffic through the gateway, so a fresh stack has something to show.
+
+A shopper every 100 ms or so: the product page's API and, one time in three,
+a checkout — enough for every service of the shop to light up. It runs in a
+worker thread and stops when told (or when the app exits).
+"""
+
+from __future__ import annotations
+
+import threading
+import urllib.request
+
+from tui.client import _opener
+
+PATHS = (("GET", "/api/products"), ("GET", "/api/products"), ("POST", "/api/checkout"))
+
+
+def shop(gateway_url: str, stop: threading.Event, interval: float = 0.1) -> int:
+    """Send requests until `stop` is set; returns how many were sent."""
+    sent = 0
+    while not stop.is_set():
+        method, path = PATHS[sent % len(PATHS)]
+        body = b'{"items": [1, 2]}' if method == "POST" else None
+        request = urllib.request.Request(gateway_url.rstrip("/") + path, data=body, method=method,
+                                         headers={"Content-Type": "application/json"} if body else {})
+        try:
+            with _opener.open(request, timeout=5) as resp:
+                resp.read()
+        except OSError:
+            pass  # a failed request is traffic too: the views show it
+        sent += 1
+        stop.wait(interval)
+    return sent

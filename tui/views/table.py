@@ -1,0 +1,45 @@
+"""A DataTable that is redrawn whole from rows each refresh, keeping the cursor on the same row."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+STYLES = {"good": "green", "warn": "yellow", "bad": "bold red", "idle": "grey50"}
+
+
+def cell(text: str, health: str | None = None, justify: str = "left") -> Text:
+    return Text(text, style=STYLES.get(health or "", ""), justify=justify)
+
+
+class LiveTable(DataTable):
+    """Columns set once; `show(rows)` with rows of (key, cells) replaces the content."""
+
+    def __init__(self, columns: tuple[str, ...], **kwargs):
+        super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
+        self._columns = columns
+        self.keys: list[str] = []
+
+    def on_mount(self) -> None:
+        self.add_columns(*self._columns)
+
+    def show(self, rows: list[tuple[str, tuple]]) -> None:
+        keys = [key for key, _ in rows]
+        if keys == self.keys:
+            # Same rows as before: update cells in place (cheaper, and no flicker).
+            for key, cells in rows:
+                for column, value in zip(self.columns, cells):
+                    self.update_cell(key, column, value)
+            return
+        selected = self.selected_key()
+        self.clear()
+        for key, cells in rows:
+            self.add_row(*cells, key=key)
+        self.keys = keys
+        if selected in keys:
+            self.move_cursor(row=keys.index(selected), animate=False)
+
+    def selected_key(self) -> str | None:
+        if not self.keys or not 0 <= self.cursor_row < len(self.keys):
+            return None
+        return self.keys[self.cursor_row]
