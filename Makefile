@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test unit down clean
+.PHONY: setup demo test unit bench down clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ test: setup  ## every test: unit, integration (real sockets, processes), end-to-
 
 unit: setup
 	$(BIN)/python -m pytest tests/unit
+
+bench: setup  ## direct vs HAProxy pair vs sidecar pairs, side by side (~3 min; bench/README.md)
+	sh bench/setup.sh
+	$(BIN)/python -m bench
 
 down:
 	-$(BIN)/minimesh down

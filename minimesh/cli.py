@@ -355,5 +355,29 @@ def explain(flag):
     commands.explain(flag)
 
 
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("ref")
+@click.option("-u", "--users", type=click.IntRange(1), default=None,
+              help="Simulated shoppers (default 20, or the lesson's own load shape).")
+@click.option("-r", "--spawn-rate", type=click.FloatRange(0, min_open=True), default=None,
+              help="Shoppers started per second (default 5).")
+@click.option("-t", "--run-time", default="1m", show_default=True, help="How long, e.g. 30s, 2m.")
+@click.option("--csv", "csv_prefix", default=None, help="CSV prefix (default: MINIMESH_HOME/load/<lesson>-<time>).")
+@click.option("--gateway", "gateway_url", envvar="MINIMESH_GATEWAY_URL", default=None,
+              help="Gateway URL (default: the running stack's).")
+@click.argument("locust_args", nargs=-1, type=click.UNPROCESSED)
+@friendly
+def load(ref, users, spawn_rate, run_time, csv_prefix, gateway_url, locust_args):
+    """Run a lesson's locustfile headless against the gateway; exit with locust's code.
+
+    Anything after `--` goes to locust as it is."""
+    from minimesh.lesson.load import LoadOptions, run_load
+
+    sys.exit(run_load(ref, LoadOptions(users=users, spawn_rate=spawn_rate, run_time=run_time,
+                                       csv_prefix=csv_prefix, locust_args=tuple(locust_args)),
+                      gateway=gateway_url))
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,71 @@
+"""Which configurations a run measures, and which of them this checkout can run.
+
+direct and the plaintext sidecar pair always run. The HAProxy pair needs the
+`haproxy` binary. Telemetry off and mTLS are features built after this
+harness: each is detected from what the checkout offers (a sidecar option,
+a PKI module), and a configuration that cannot run is still listed, with the
+reason, so the JSON says what was *not* measured instead of leaving it out.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+from bench.topology import Configuration, minimesh_command
+
+DIRECT = Configuration("direct", "direct", "client → app (the baseline every ratio is against)")
+HAPROXY = Configuration("haproxy", "haproxy", "client → HAProxy → HAProxy → app (the native-proxy anchor)")
+PLAIN = Configuration("minimesh", "minimesh", "client → sidecar → sidecar → app, plaintext, telemetry on")
+
+
+def sidecar_help() -> str:
+    out = subprocess.run([*minimesh_command(), "sidecar", "--help"], capture_output=True, text=True, timeout=30)
+    return out.stdout
+
+
+def telemetry_off_args(help_text: str) -> tuple[str, ...] | None:
+    """The sidecar option that turns telemetry off, if this checkout has one."""
+    for option in ("--no-telemetry", "--telemetry=off"):
+        if option.split("=")[0] in help_text:
+            return (option,)
+    return None
+
+
+# Mesh-wide STRICT: plaintext is refused, so a request that arrives at all came over mTLS.
+STRICT = {"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
+          "metadata": {"name": "default", "namespace": "default"}, "spec": {"mtls": {"mode": "STRICT"}}}
+
+
+def mtls_variant(help_text: str) -> tuple[Configuration | None, str]:
+    """(the mTLS configuration, "") or (None, why it cannot run yet)."""
+    if "--token" not in help_text:
+        return None, "mTLS is not in this checkout yet (issue 4: sidecars have no --token)"
+    return Configuration("minimesh-mtls", "minimesh", "sidecar pair, mTLS (STRICT), telemetry on",
+                         mtls=True, manifests=(STRICT,)), ""
+
+
+def plan(include_haproxy: bool = True) -> list[tuple[Configuration, str | None]]:
+    """Every configuration with None, or with the reason it is skipped."""
+    help_text = sidecar_help()
+    rows: list[tuple[Configuration, str | None]] = [(DIRECT, None)]
+    if include_haproxy:
+        rows.append((HAPROXY, None if shutil.which("haproxy") else
+                     "haproxy is not installed (Debian: apt-get install haproxy)"))
+    rows.append((PLAIN, None))
+    quiet = telemetry_off_args(help_text)
+    no_telemetry = Configuration("minimesh-no-telemetry", "minimesh",
+                                 "sidecar pair, plaintext, telemetry off", telemetry=False,
+                                 sidecar_args=quiet or ())
+    rows.append((no_telemetry, None if quiet else "the sidecar has no option to turn telemetry off yet (issue 5)"))
+    mtls, why = mtls_variant(help_text)
+    if mtls is None:
+        rows.append((Configuration("minimesh-mtls", "minimesh", "sidecar pair, mTLS, telemetry on",
+                                   mtls=True), why))
+    else:
+        rows.append((mtls, None))
+        if quiet:
+            rows.append((Configuration(mtls.name + "-no-telemetry", "minimesh", "sidecar pair, mTLS (STRICT), telemetry off",
+                                       mtls=True, telemetry=False, sidecar_args=mtls.sidecar_args + quiet,
+                                       manifests=mtls.manifests), None))
+    return rows
