@@ -14,6 +14,8 @@ The environment (set by `minimesh up` or docker compose):
     SERVICE, VERSION, INSTANCE who we are (default: file name, v1, name-version-pid)
     HTTP_PROXY                 the sidecar's outbound listener
     <NAME>_URL                 e.g. CATALOG_URL: call that service directly, no mesh
+    FORWARD_TRACE_HEADERS      1 (default); 0 stops forwarding the trace headers
+                               (lesson 05's break-it: the trace falls apart)
     FAILURE_RATE, DELAY_MS     fault knobs, also changeable with PUT /_fault
     SEED                       seed of the failure dice (default: crc32 of INSTANCE)
 """
@@ -38,6 +40,8 @@ FORWARDED_HEADERS = (
     "b3", "x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags",
     "x-request-id", "end-user",
 )
+TRACE_HEADERS = FORWARDED_HEADERS[:8]
+FORWARD_TRACE_HEADERS = os.environ.get("FORWARD_TRACE_HEADERS", "1").strip().lower() not in ("0", "false", "no")
 
 
 @dataclass(frozen=True)
@@ -203,7 +207,8 @@ async def call(request: web.Request, service: str, method: str, path: str, **kwa
     base, proxy = where_is(service)
     if base is None:
         return Answer(service, None, {}, f"don't know where {service} is: set {service.upper()}_URL or HTTP_PROXY")
-    headers = {h: request.headers[h] for h in FORWARDED_HEADERS if h in request.headers}
+    headers = {h: request.headers[h] for h in FORWARDED_HEADERS if h in request.headers
+               and (FORWARD_TRACE_HEADERS or h not in TRACE_HEADERS)}
     try:
         async with request.app[CLIENT].request(method, base + path, headers=headers, proxy=proxy, **kwargs) as resp:
             try:

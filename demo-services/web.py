@@ -11,6 +11,7 @@ the very failure a lesson wants you to see.
 """
 
 import html
+import os
 import uuid
 
 from aiohttp import web
@@ -28,17 +29,39 @@ def upstream_failed(request: web.Request, failed: shop.Answer, answers: list) ->
                                 "upstreams": [a.who() for a in answers]}, status=502)
 
 
+# Lesson 05's planted latency bug: PRICING_CALLS=per-item makes web ask pricing
+# once per item, one call after another, instead of once for all of them. Each
+# call is quick, so metrics show nothing wrong; only a trace's waterfall shows
+# the staircase. Default: batch (one call).
+PRICING_CALLS = os.environ.get("PRICING_CALLS", "batch").strip().lower()
+
+
+async def fetch_prices(request: web.Request, items: list) -> tuple[dict, shop.Answer]:
+    """(prices by id, the pricing answer that decides success: the failed one, else the last)."""
+    if PRICING_CALLS != "per-item":
+        answer = await shop.call(request, "pricing", "GET", "/prices",
+                                 params={"ids": ",".join(item["id"] for item in items)})
+        return answer.body.get("prices", {}), answer
+    prices, answer = {}, None
+    for item in items:  # the bug: N sequential round trips where one would do
+        answer = await shop.call(request, "pricing", "GET", "/prices", params={"ids": item["id"]})
+        if not answer.ok:
+            return {}, answer
+        prices.update(answer.body.get("prices", {}))
+    return prices, answer
+
+
 async def gather_products(request: web.Request) -> tuple[list, list, shop.Answer | None]:
     """(products, answers, the failed answer or None): catalog first, then pricing for its ids."""
     catalog = await shop.call(request, "catalog", "GET", "/items")
     if not catalog.ok:
         return [], [catalog], catalog
     items = catalog.body.get("items", [])
-    pricing = await shop.call(request, "pricing", "GET", "/prices",
-                              params={"ids": ",".join(item["id"] for item in items)})
+    prices, pricing = await fetch_prices(request, items)
+    if pricing is None:  # no items, nothing to price
+        return [], [catalog], None
     if not pricing.ok:
         return [], [catalog, pricing], pricing
-    prices = pricing.body.get("prices", {})
     products = [{"id": i["id"], "name": i["name"], "price": prices.get(i["id"])} for i in items]
     return products, [catalog, pricing], None
 

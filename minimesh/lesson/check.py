@@ -19,6 +19,7 @@ import aiohttp
 
 from minimesh.config import load_file
 from minimesh.lesson.steps import Step
+from minimesh.lesson.trace_check import fetch_trace, judge_trace, with_trace
 from minimesh.lesson.traffic import Traffic, send_traffic
 
 
@@ -100,8 +101,11 @@ async def _outbound_counts(stack: Stack, service: str) -> tuple[int, int]:
     return requests, attempts
 
 
-def judge(kind: str, args: dict, traffic: Traffic, counts: tuple[int, int] | None) -> Verdict:
+def judge(kind: str, args: dict, traffic: Traffic, counts: tuple[int, int] | None,
+          trace: dict | None = None) -> Verdict:
     """One expectation against measured traffic: pure, so it is tested without a stack."""
+    if kind == "trace":
+        return judge_trace(args, trace)  # trace_check.py
     n = len(traffic.answers)
     if kind == "success_rate":
         rate = traffic.success_rate
@@ -151,14 +155,16 @@ async def run_checks(step: Step, stack: Stack) -> list[Verdict]:
     for check in step.checks:
         services = [args["service"] for kind, args in check.expect if kind == "attempts_per_request"]
         before = {s: await _outbound_counts(stack, s) for s in services}
-        traffic = await send_traffic(stack.gateway_url, check.send)
+        send, trace_id = with_trace(check)  # a traceparent of our own when a trace is expected
+        traffic = await send_traffic(stack.gateway_url, send)
+        trace = await fetch_trace(stack.control_url, trace_id, check) if trace_id else None
         after = {s: await _outbound_counts(stack, s) for s in services}
         for kind, args in check.expect:
             counts = None
             if kind == "attempts_per_request":
                 s = args["service"]
                 counts = (after[s][0] - before[s][0], after[s][1] - before[s][1])
-            v = judge(kind, args, traffic, counts)
+            v = judge(kind, args, traffic, counts, trace)
             verdicts.append(Verdict(v.ok, f"{check.name}: {v.what}", v.detail))
     return verdicts
 

@@ -41,6 +41,7 @@ EXPECTATIONS = {
     "version_share": {"service", "version", "min", "max"},
     "latency_p95_ms": {"max"},
     "attempts_per_request": {"service", "min", "max"},
+    "trace": {"services", "calls_to", "min_calls", "sequential"},  # trace_check.py
 }
 
 
