@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test unit bench down clean
+.PHONY: setup demo test unit bench compose-e2e down clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,14 @@ unit: setup
 bench: setup  ## direct vs HAProxy pair vs sidecar pairs, side by side (~3 min; bench/README.md)
 	sh bench/setup.sh
 	$(BIN)/python -m bench
+
+# Every lesson as a Docker Compose stack: build the image, then per lesson up,
+# every step's checks from the host, down -v. Offline: compose/make-base-image.sh
+# and MINIMESH_BASE_IMAGE=minimesh-base:bookworm (what .ci/run does).
+MINIMESH_BASE_IMAGE ?= python:3.11-slim
+compose-e2e: setup  ## every lesson's compose stack: up, lesson checks through the gateway, down (needs Docker)
+	docker build --quiet --network host --build-arg BASE_IMAGE=$(MINIMESH_BASE_IMAGE) -f compose/Dockerfile -t minimesh:local .
+	MINIMESH_COMPOSE_E2E=1 $(BIN)/python -m pytest -v -s tests/e2e/test_compose_stacks.py
 
 down:
 	-$(BIN)/minimesh down

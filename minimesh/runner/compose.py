@@ -6,6 +6,8 @@ in Kubernetes:
 
     control              the control plane; its home (config, CA keys) on a
                          named volume so it survives a restart; port 15010
+    tokens               a one-shot job writing each service's join token into
+                         a volume only that service's sidecars mount
     <instance>           one container per app instance (`catalog-v1-0`), the
                          demo service listening on 8080 inside
     <instance>-sidecar   its sidecar, sharing the app's network namespace
@@ -53,6 +55,8 @@ APP_PORT = 8080                        # every app listens here, in its own name
 INBOUND_PORT, OUTBOUND_PORT, ADMIN_PORT = 15006, 15001, 15000
 CONTROL_HOME = "/var/lib/minimesh"
 CONTROL_URL = f"http://control:{CONTROL_PORT}"
+TOKENS_DIR = "/tokens"                 # in the tokens job: one volume per service
+TOKEN_MOUNT = "/run/minimesh"          # in a sidecar: its service's token volume, read-only
 
 def healthcheck(test: str) -> dict:
     return {"test": ["CMD", "python", "-c", test], "interval": "2s", "timeout": "3s",
@@ -100,10 +104,27 @@ def control_service() -> dict:
                   "args": {"BASE_IMAGE": "${MINIMESH_BASE_IMAGE:-python:3.11-slim}"}},
         "command": ["minimesh", "control", "--host", "0.0.0.0", "--port", str(CONTROL_PORT),
                     "--home", CONTROL_HOME],
+        # Certificate lifetime: a lesson on rotation shortens it (MINIMESH_CERT_TTL=20s docker compose up).
+        "environment": {"MINIMESH_CERT_TTL": "${MINIMESH_CERT_TTL:-24h}"},
         "ports": [f"127.0.0.1:{CONTROL_PORT}:{CONTROL_PORT}"],
         "volumes": [f"control-home:{CONTROL_HOME}"],
         "healthcheck": http_ok(CONTROL_PORT, "/healthz"),
         "restart": "unless-stopped",
+    }
+
+
+def tokens_service(services: list[str]) -> dict:
+    """A one-shot job: the join token of each service, into that service's own volume.
+
+    Each sidecar mounts only its service's volume (as a Kubernetes pod gets only
+    its own service account token), so no container but this one and the
+    control plane sees the secret the tokens are made from.
+    """
+    return {
+        "image": IMAGE,
+        "command": ["python", "-m", "minimesh.runner.compose_pod", "tokens", "--home", CONTROL_HOME, *services],
+        "volumes": [f"control-home:{CONTROL_HOME}", *(f"token-{s}:{TOKENS_DIR}/{s}" for s in services)],
+        "depends_on": {"control": {"condition": "service_healthy"}},
     }
 
 
@@ -131,7 +152,9 @@ def sidecar_service(inst: Instance) -> dict:
         "image": IMAGE,
         "network_mode": f"service:{inst.name}",
         "command": sidecar_command(args),
+        "volumes": [f"token-{inst.service}:{TOKEN_MOUNT}:ro"],
         "depends_on": {"control": {"condition": "service_healthy"},
+                       "tokens": {"condition": "service_completed_successfully"},
                        inst.name: {"condition": "service_started"}},
         "healthcheck": http_ok(ADMIN_PORT, "/ready"),
         "restart": "unless-stopped",
@@ -145,8 +168,10 @@ def gateway_service(lesson: Lesson) -> dict:
     return {
         "image": IMAGE,
         "command": sidecar_command(args),
+        "volumes": [f"token-gateway:{TOKEN_MOUNT}:ro"],
         "ports": [f"127.0.0.1:{GATEWAY_PORT}:{GATEWAY_PORT}"],
         "depends_on": {"control": {"condition": "service_healthy"},
+                       "tokens": {"condition": "service_completed_successfully"},
                        **{f"{i.name}-sidecar": {"condition": "service_healthy"} for i in lesson.instances()}},
         "healthcheck": http_ok(ADMIN_PORT, "/ready"),
         "restart": "unless-stopped",
@@ -155,12 +180,14 @@ def gateway_service(lesson: Lesson) -> dict:
 
 def compose_model(lesson: Lesson) -> dict:
     """The compose file as data (a pure function of the lesson)."""
-    services = {"control": control_service()}
+    proxies = [*lesson.services, "gateway"]
+    services = {"control": control_service(), "tokens": tokens_service(proxies)}
     for inst in lesson.instances():
         services[inst.name] = app_service(lesson, inst)
         services[f"{inst.name}-sidecar"] = sidecar_service(inst)
     services["gateway"] = gateway_service(lesson)
-    return {"services": services, "volumes": {"control-home": {}}}
+    volumes = {"control-home": {}, **{f"token-{p}": {} for p in proxies}}
+    return {"services": services, "volumes": volumes}
 
 
 def compose_path(lesson_dir: Path) -> Path:

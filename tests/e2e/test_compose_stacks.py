@@ -1,0 +1,224 @@
+"""Every lesson as a Docker Compose stack, driven from the host (`make compose-e2e`).
+
+For each lesson folder: `docker-compose up -d`, wait until every proxy is
+registered and ready, then walk every step with `minimesh lesson step` and
+`minimesh lesson check --control http://localhost:15010 --gateway
+http://localhost:8080` — the same commands and checks as the local run — and
+finally `docker-compose down -v`, which must leave no container, network or
+volume of the project behind.
+
+One more test kills an app container under traffic (lesson 02, retries in
+force): the gateway keeps answering, the instance leaves the registry within
+its expiry, and comes back when the container starts again.
+
+Needs a Docker engine, docker-compose and the image `minimesh:local` (the
+Makefile target builds it); skipped unless MINIMESH_COMPOSE_E2E=1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+LESSONS = sorted(p.parent for p in (REPO / "lessons").glob("*/lesson.yaml"))
+CONTROL, GATEWAY = "http://127.0.0.1:15010", "http://127.0.0.1:8080"
+INSTANCE_TTL = 10.0  # the control plane's default --instance-ttl, which the compose files keep
+
+pytestmark = [
+    pytest.mark.skipif(os.environ.get("MINIMESH_COMPOSE_E2E") != "1",
+                       reason="Docker Compose end-to-end: run `make compose-e2e` (needs a Docker engine)"),
+    pytest.mark.timeout(600),
+]
+
+
+def sh(*argv: str, timeout: float = 180, check: bool = True) -> subprocess.CompletedProcess:
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    if check and r.returncode != 0:
+        raise AssertionError(f"{' '.join(argv)} exited {r.returncode}:\n{r.stdout}\n{r.stderr}")
+    return r
+
+
+def minimesh(*args: str, home: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MINIMESH_HOME": str(home)}
+    return subprocess.run([sys.executable, "-m", "minimesh.cli", *args], capture_output=True, text=True,
+                          timeout=300, cwd=REPO, env=env)
+
+
+def get_json(url: str):
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return json.load(resp)
+
+
+def registered() -> dict[str, dict]:
+    try:
+        return {i["instance"]: i for i in get_json(f"{CONTROL}/v1/instances")["instances"]}
+    except (OSError, ValueError):
+        return {}
+
+
+def wait_for(condition, timeout: float, what: str) -> float:
+    """Poll until condition() is true; return how long it took."""
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"not within {timeout:g}s: {what}")
+        time.sleep(0.2)
+    return time.monotonic() - start
+
+
+class ComposeStack:
+    def __init__(self, lesson_dir: Path):
+        self.lesson = lesson_dir
+        self.file = str(REPO / "compose" / f"{lesson_dir.name}.yaml")
+        self.project = f"mme2e{lesson_dir.name[:2]}"
+
+    def compose(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+        return sh("docker-compose", "-p", self.project, "-f", self.file, *args, timeout=timeout)
+
+    def expected_instances(self) -> set[str]:
+        from minimesh.runner.topology import load_lesson
+
+        return {i.name for i in load_lesson(self.lesson).instances()} | {"gateway"}
+
+    def up(self) -> float:
+        start = time.monotonic()
+        self.compose("up", "-d", "--no-build", timeout=300)
+        want = self.expected_instances()
+        wait_for(lambda: want <= set(registered()), 60, f"every proxy of {self.lesson.name} registered")
+        wait_for(self.all_healthy, 90, "every container healthy")
+        return time.monotonic() - start
+
+    def containers(self) -> list[dict]:
+        ids = sh("docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={self.project}").stdout.split()
+        return json.loads(sh("docker", "inspect", *ids).stdout) if ids else []
+
+    def all_healthy(self) -> bool:
+        for c in self.containers():
+            if c["Config"]["Labels"].get("com.docker.compose.service") == "tokens":
+                continue  # a one-shot job
+            health = c["State"].get("Health")
+            if not c["State"]["Running"] or (health and health["Status"] != "healthy"):
+                return False
+        return True
+
+    def container(self, service: str) -> str:
+        return f"{self.project}_{service}_1"
+
+    def down(self) -> float:
+        start = time.monotonic()
+        self.compose("down", "-v", "--remove-orphans", timeout=180)
+        return time.monotonic() - start
+
+    def leftovers(self) -> dict[str, list[str]]:
+        label = f"label=com.docker.compose.project={self.project}"
+        return {"containers": sh("docker", "ps", "-aq", "--filter", label).stdout.split(),
+                "networks": sh("docker", "network", "ls", "-q", "--filter", label).stdout.split(),
+                "volumes": sh("docker", "volume", "ls", "-q", "--filter", label).stdout.split()}
+
+
+@pytest.fixture
+def stack(request):
+    s = ComposeStack(request.param)
+    s.down()  # a stack left over from an interrupted run
+    yield s
+    s.down()
+
+
+def step_numbers(lesson_dir: Path) -> list[int]:
+    from minimesh.lesson.catalog import load_guide
+
+    return [step.number for step in load_guide(str(lesson_dir)).steps]
+
+
+@pytest.mark.parametrize("stack", LESSONS, ids=lambda p: p.name, indirect=True)
+def test_every_step_checks_through_the_gateway_and_down_leaves_nothing(stack, tmp_path, record_property):
+    took_up = stack.up()
+    ref = stack.lesson.name[:2]
+    timings = {"up_s": round(took_up, 1)}
+    for number in step_numbers(stack.lesson):
+        start = time.monotonic()
+        r = minimesh("lesson", "step", ref, str(number), "--control", CONTROL, home=tmp_path)
+        assert r.returncode == 0, f"step {number}:\n{r.stdout}{r.stderr}"
+        r = minimesh("lesson", "check", ref, "--step", str(number), "--control", CONTROL,
+                     "--gateway", GATEWAY, home=tmp_path)
+        assert r.returncode == 0 and "PASS" in r.stdout, f"check of step {number}:\n{r.stdout}{r.stderr}"
+        timings[f"step{number}_s"] = round(time.monotonic() - start, 1)
+    # `minimesh status` reads the same control plane from the host.
+    r = minimesh("status", "--json", "--control", CONTROL, home=tmp_path)
+    assert r.returncode == 0, r.stderr
+    timings["down_s"] = round(stack.down(), 1)
+    assert stack.leftovers() == {"containers": [], "networks": [], "volumes": []}
+    record_property("timings", timings)
+    print(f"{stack.lesson.name}: {timings}")
+
+
+class Shopper(threading.Thread):
+    """Checkouts through the gateway, one after another, until told to stop."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.answers: list[tuple[float, int, str | None]] = []  # (time, status, payments instance)
+        self.stop = threading.Event()
+
+    def run(self):
+        while not self.stop.is_set():
+            req = urllib.request.Request(f"{GATEWAY}/api/checkout", data=b"{}", method="POST",
+                                         headers={"content-type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=30) as resp:
+                    status, body = resp.status, json.load(resp)
+            except urllib.error.HTTPError as e:
+                status, body = e.code, {}
+            except OSError:
+                status, body = 0, {}
+            served = next((u.get("instance") for u in body.get("upstreams", [])
+                           if isinstance(u, dict) and u.get("service") == "payments"), None)
+            self.answers.append((time.monotonic(), status, served))
+
+    def since(self, t: float):
+        return [a for a in self.answers if a[0] >= t]
+
+
+@pytest.mark.parametrize("stack", [REPO / "lessons" / "02-retries"], ids=["02-retries"], indirect=True)
+def test_killing_an_app_container_under_traffic(stack, tmp_path):
+    stack.up()
+    # The lesson's retries (step 2: payments fails 30 %, six attempts).
+    assert minimesh("lesson", "step", "02", "2", "--control", CONTROL, home=tmp_path).returncode == 0
+    shoppers = [Shopper() for _ in range(4)]
+    for s in shoppers:
+        s.start()
+    try:
+        wait_for(lambda: sum(len(s.answers) for s in shoppers) >= 40, 30, "traffic flowing")
+        killed_at = time.monotonic()
+        stack.compose("kill", "payments-v1-1")
+        left = wait_for(lambda: "payments-v1-1" not in registered(), INSTANCE_TTL + 5,
+                        "payments-v1-1 leaves the registry")
+        time.sleep(1.0)  # a little traffic with the instance gone
+        started_at = time.monotonic()
+        stack.compose("start", "payments-v1-1")
+        back = wait_for(lambda: "payments-v1-1" in registered(), 60, "payments-v1-1 registered again")
+        wait_for(lambda: any(a[2] == "payments-v1-1" for s in shoppers for a in s.since(started_at)), 30,
+                 "payments-v1-1 serving checkouts again")
+    finally:
+        for s in shoppers:
+            s.stop.set()
+        for s in shoppers:
+            s.join(timeout=35)
+    during = [a for s in shoppers for a in s.since(killed_at)]
+    ok = sum(1 for a in during if 200 <= a[1] < 300)
+    unanswered = sum(1 for a in during if a[1] == 0)
+    print(f"kill: left the registry after {left:.1f}s, back {back:.1f}s after start; "
+          f"{ok}/{len(during)} checkouts ok since the kill, {unanswered} unanswered")
+    assert left <= INSTANCE_TTL + 5
+    assert unanswered == 0, "the gateway stopped answering"
+    assert len(during) >= 50 and ok / len(during) >= 0.97, f"{ok}/{len(during)} checkouts succeeded"
