@@ -154,6 +154,26 @@ def down():
     run_down()
 
 
+@main.command()
+@click.argument("instance")
+@friendly
+def stop(instance):
+    """Stop one instance gracefully: its sidecar leaves and drains, then its app stops."""
+    from minimesh.runner.instances import change, describe
+
+    click.echo(describe(change(instance, "stop"), "stop"))
+
+
+@main.command()
+@click.argument("instance")
+@friendly
+def start(instance):
+    """Start a stopped instance again: its app, then its sidecar, until it is ready."""
+    from minimesh.runner.instances import change, describe
+
+    click.echo(describe(change(instance, "start"), "start"))
+
+
 # --- config: apply, get, delete (kubectl's verbs) ---------------------------
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import aiohttp
 import click
@@ -57,11 +58,12 @@ def step(ref: str, number: int, *, control=None, home=None) -> None:
         from minimesh.config import load_files
 
         resources = load_files([str(p) for p in chosen.manifests])
+        started = time.monotonic()
         answer = client.apply([r.manifest for r in resources], source=", ".join(map(str, chosen.manifests)))
         for result in answer.get("results", []):
             click.echo(f"{result['kind'].lower()}/{result['name']} {result['action']}")
         changed = any(r.get("action") != "unchanged" for r in answer.get("results", []))
-        click.echo(wait_for_rollout(client, answer["version"]).describe(changed))
+        click.echo(wait_for_rollout(client, answer["version"], started=started).describe(changed))
     stack = asyncio.run(load_stack(control_url, gateway_url))
     for target, knobs in chosen.faults:
         asyncio.run(set_fault(stack, target, dict(knobs)))
@@ -71,11 +73,11 @@ def step(ref: str, number: int, *, control=None, home=None) -> None:
         click.echo(f"look: {chosen.look}")
 
 
-def wait_for_rollout(client, config_version: int, timeout: float = 10.0):
+def wait_for_rollout(client, config_version: int, timeout: float = 10.0, started: float | None = None):
     """Return once every proxy has ACKed config `config_version` (or newer); see runner/rollout.py."""
     from minimesh.runner.rollout import wait_for_rollout as wait
 
-    return wait(client, config_version, timeout)
+    return wait(client, config_version, timeout, started=started)
 
 
 def check(ref: str, number: int | None, *, control=None, gateway=None, home=None) -> bool:

@@ -8,6 +8,7 @@ the one recorded for the running stack in MINIMESH_HOME.
 """
 
 import json
+import time
 
 import click
 import yaml
@@ -53,6 +54,7 @@ def apply(files: list[str], *, control: str | None = None, home: str | None = No
     if not resources:
         raise UserError(f"no manifests found in {', '.join(files)}")
     client = control_client(control, home)
+    started = time.monotonic()
     answer = client.apply([r.manifest for r in resources], source=", ".join(files))
     for result in answer.get("results", []):
         click.echo(f"{result['kind'].lower()}/{result['name']} {result['action']}")
@@ -61,7 +63,7 @@ def apply(files: list[str], *, control: str | None = None, home: str | None = No
         from minimesh.runner.rollout import wait_for_rollout
 
         changed = any(r.get("action") != "unchanged" for r in answer.get("results", []))
-        click.echo(wait_for_rollout(client, int(answer["version"]), timeout).describe(changed))
+        click.echo(wait_for_rollout(client, int(answer["version"]), timeout, started=started).describe(changed))
 
 
 def get(kind: str | None, *, output: str = "yaml", control: str | None = None, home: str | None = None) -> None:

@@ -30,14 +30,15 @@ class RolloutResult:
     config_version: int
     proxies: int
     convergence_s: float | None  # the control plane's measure
-    waited_s: float              # what this client saw, from its first ask to the answer
+    waited_s: float              # what this client saw, from `started` (its apply) to the answer
 
     def describe(self, changed: bool = True) -> str:
         if not changed:  # nothing new was rolled out; its old convergence time would mislead
             return f"config version {self.config_version} unchanged: all {self.proxies} proxies run it"
         took = self.convergence_s if self.convergence_s is not None else self.waited_s
         return (f"config version {self.config_version} in force: {self.proxies}/{self.proxies} proxies "
-                f"ACKed it; converged in {took * 1000:.0f} ms")
+                f"ACKed it; converged in {took * 1000:.0f} ms "
+                f"({self.waited_s * 1000:.0f} ms from apply to the last ACK, seen from here)")
 
 
 def behind_message(answer: dict, timeout: float) -> str:
@@ -56,10 +57,12 @@ def behind_message(answer: dict, timeout: float) -> str:
 
 
 def wait_for_rollout(client: ControlClient, config_version: int, timeout: float = DEFAULT_TIMEOUT,
-                     clock=time.monotonic) -> RolloutResult:
-    """Block until `config_version` is ACKed by every proxy; UserError names the ones that did not."""
-    started = clock()
-    deadline = started + timeout
+                     clock=time.monotonic, started: float | None = None) -> RolloutResult:
+    """Block until `config_version` is ACKed by every proxy; UserError names the ones that did not.
+
+    `started` (a `clock()` reading taken before the apply) is where the client's own measure begins."""
+    started = clock() if started is None else started
+    deadline = clock() + timeout
     while True:
         remaining = max(0.0, deadline - clock())
         poll = ControlClient(client.url, timeout=min(remaining, POLL_SLICE) + 5)

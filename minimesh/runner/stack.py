@@ -210,6 +210,8 @@ def _duration(seconds: float) -> str:
 
 def _config_column(proxy: dict, current, registered: bool) -> str:
     """The config version a proxy has ACKed, against the control plane's current one."""
+    if proxy.get("state") == "stopped":
+        return "stopped"
     if not registered:
         return "not registered"
     if proxy.get("nack_error"):

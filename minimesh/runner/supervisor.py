@@ -26,6 +26,7 @@ from minimesh.errors import UserError
 from minimesh.pki.tokens import join_token, load_or_create_secret
 from minimesh.runner import state as st
 from minimesh.runner.control_client import ControlClient
+from minimesh.runner.instances import InstanceControl
 from minimesh.runner.plan import HOST, StackPlan, plan_stack
 from minimesh.runner.ports import GATEWAY_HINT, PortAllocator, ensure_free
 from minimesh.runner.process import Child, ChildFailed
@@ -64,6 +65,7 @@ class Supervisor:
         self.children = {p.name: Child(p, logs / f"{p.name}.log", env, on_change=self._changed)
                          for p in self.plan.processes}
         self.status = "starting"
+        self.instance_control: InstanceControl | None = None  # `minimesh stop/start INSTANCE`
         self.started_at = time.time()
         self._stop = asyncio.Event()
 
@@ -78,11 +80,14 @@ class Supervisor:
                 "app": f"{HOST}:{ip.app_port}", "inbound": f"{HOST}:{ip.inbound_port}",
                 "outbound": f"{HOST}:{ip.outbound_port}", "admin": f"{HOST}:{ip.admin_port}",
                 "pids": {"app": by_name[ip.instance].pid, "sidecar": by_name[f"{ip.instance}.sidecar"].pid},
+                "state": "stopped" if self.instance_control and ip.instance in self.instance_control.stopped
+                         else "running",
             })
         return {
             "lesson": str(self.lesson.dir), "title": self.lesson.title, "home": str(self.home),
             "control_url": self.plan.control_url, "gateway_url": self.plan.gateway_url,
             "supervisor_pid": os.getpid(), "started_at": self.started_at, "status": self.status,
+            "supervisor_url": self.instance_control.url if self.instance_control else None,
             "logs": str(st.logs_dir(self.home)), "instances": instances,
             "processes": {c.spec.name: {"role": c.spec.role, "pid": c.pid, "ports": list(c.spec.ports),
                                         "restarts": c.restarts, "log": str(c.log_path)}
@@ -107,7 +112,6 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
-        supervising: list[asyncio.Task] = []
         try:
             st.logs_dir(self.home).mkdir(parents=True, exist_ok=True)
             st.write_state(self.home, self.state())
@@ -120,17 +124,20 @@ class Supervisor:
                 return
             stopped.cancel()
             startup.result()  # raises the start-up error, if any
+            self.instance_control = InstanceControl(self)
+            for c in self.children.values():
+                self.instance_control.supervise(c)
+            await self.instance_control.serve()
             self.status = "ready"
             st.write_state(self.home, self.state())
             on_ready(self.state())
-            supervising = [asyncio.ensure_future(c.supervise()) for c in self.children.values()]
             await self._stop.wait()
             log.info("stopping the stack")
         finally:
             self.status = "stopping"
             await self._shutdown()
-            for t in supervising:
-                t.cancel()
+            if self.instance_control is not None:
+                await self.instance_control.close()
             st.remove_state(self.home)
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)

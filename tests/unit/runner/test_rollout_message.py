@@ -20,6 +20,7 @@ def test_describe_prefers_the_control_planes_measure():
     assert "converged in 42 ms" in RolloutResult(3, 11, 0.042, 0.3).describe()
     assert "11/11 proxies" in RolloutResult(3, 11, 0.042, 0.3).describe()
     assert "converged in 300 ms" in RolloutResult(3, 11, None, 0.3).describe()
+    assert "(300 ms from apply to the last ACK, seen from here)" in RolloutResult(3, 11, 0.042, 0.3).describe()
 
 
 def test_describe_an_unchanged_apply_without_an_old_time():
