@@ -171,8 +171,8 @@ class MeshTUI(App):
                 try:
                     poll = MeshPoll(stat=self.client.stat(self.window_s), recent=self.client.stat(SPARK_WINDOW_S),
                                     status=self.client.status(),
-                                    config=self.client.config() if rounds % 2 == 0 else None,
-                                    instances=self.client.instances() if rounds % 5 == 0 else None)
+                                    config=self.client.config() if rounds % 2 == 1 else None,
+                                    instances=self.client.instances() if rounds % 5 == 1 else None)
                 except RecordedTransport.Exhausted:
                     return
                 except (Unreachable, ValueError, KeyError) as e:

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from minimesh.lesson.catalog import LessonGuide, load_guide
-from minimesh.lesson.check import Verdict, check_step, load_stack
-from minimesh.lesson.commands import STEP_FILE, set_fault
 from minimesh.runner.control_client import ControlClient
-from minimesh.runner.rollout import wait_for_rollout
+
+STEP_FILE = "lesson-step.json"  # as minimesh/lesson/commands.py writes it; its import (aiohttp) waits until needed
 
 
 @dataclass(frozen=True)
@@ -47,6 +46,10 @@ def locate(lesson_ref: str, home: Path | None) -> LessonPlace:
 
 def put_in_force(place: LessonPlace, number: int, control_url: str, home: Path | None) -> list[str]:
     """Apply step `number`'s manifests (waiting for every ACK) and fault knobs; remember it."""
+    from minimesh.lesson.check import load_stack
+    from minimesh.lesson.commands import set_fault
+    from minimesh.runner.rollout import wait_for_rollout
+
     step = place.guide.step(number)
     client = ControlClient(control_url)
     lines = []
@@ -72,7 +75,10 @@ def put_in_force(place: LessonPlace, number: int, control_url: str, home: Path |
     return lines
 
 
-def check(place: LessonPlace, number: int, control_url: str, gateway_url: str) -> list[Verdict]:
+def check(place: LessonPlace, number: int, control_url: str, gateway_url: str) -> list:
+    """The step's verdicts (minimesh/lesson/check.py Verdict: ok, what, detail, hint)."""
+    from minimesh.lesson.check import check_step, load_stack
+
     step = place.guide.step(number)
     stored = ControlClient(control_url).config()["resources"]
 

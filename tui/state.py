@@ -46,8 +46,9 @@ class MeshState:
         self.stat = poll.stat
         if poll.status is not None:
             self.status = poll.status
+            self.config_version = poll.status.config_version
         if poll.config is not None:
-            self.config_version, self.resources = poll.config
+            _, self.resources = poll.config
         if poll.instances is not None:
             self.instances = poll.instances
         recent = {(w.service, w.version): w.rps for w in (poll.recent or poll.stat).workloads}
