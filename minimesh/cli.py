@@ -113,6 +113,21 @@ def token(service, home):
     click.echo(issue_token(home, service))
 
 
+@main.command()
+@click.argument("service")
+@click.option("--seconds", type=click.FloatRange(0, min_open=True), default=None, help="Stop after this long.")
+@click.option("--count", type=click.IntRange(1), default=None, help="Stop after this many chunks.")
+@click.option("--control", "control_url", envvar="MINIMESH_CONTROL_URL", default=None,
+              help="Control plane URL (default: the running stack's, from MINIMESH_HOME).")
+@friendly
+def sniff(service, seconds, count, control_url):
+    """Show the bytes between sidecars: relay one of SERVICE's endpoints and print what passes (local mode)."""
+    from minimesh.runner.config_commands import control_client
+    from minimesh.runner.sniff import run
+
+    run(control_client(control_url).url, service, seconds, count)
+
+
 # --- a local stack: up, status, down (minimesh/runner) -----------------------
 
 CONTROL_OPTION = click.option(

@@ -151,12 +151,15 @@ def judge(kind: str, args: dict, traffic: Traffic, counts: tuple[int, int] | Non
 
 
 async def run_checks(step: Step, stack: Stack) -> list[Verdict]:
+    from minimesh.lesson.security_checks import SECURITY_EXPECTATIONS, judge_security, observing
+
     verdicts = []
     for check in step.checks:
         services = [args["service"] for kind, args in check.expect if kind == "attempts_per_request"]
         before = {s: await _outbound_counts(stack, s) for s in services}
         send, trace_id = with_trace(check)  # a traceparent of our own when a trace is expected
-        traffic = await send_traffic(stack.gateway_url, send)
+        async with observing(check.expect, stack) as observed:  # mTLS checks watch around the traffic
+            traffic = await send_traffic(stack.gateway_url, send)
         trace = await fetch_trace(stack.control_url, trace_id, check) if trace_id else None
         after = {s: await _outbound_counts(stack, s) for s in services}
         for kind, args in check.expect:
@@ -164,7 +167,8 @@ async def run_checks(step: Step, stack: Stack) -> list[Verdict]:
             if kind == "attempts_per_request":
                 s = args["service"]
                 counts = (after[s][0] - before[s][0], after[s][1] - before[s][1])
-            v = judge(kind, args, traffic, counts, trace)
+            v = (judge_security(kind, args, observed[kind]) if kind in SECURITY_EXPECTATIONS
+                 else judge(kind, args, traffic, counts, trace))
             verdicts.append(Verdict(v.ok, f"{check.name}: {v.what}", v.detail))
     return verdicts
 

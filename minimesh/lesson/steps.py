@@ -42,6 +42,11 @@ EXPECTATIONS = {
     "latency_p95_ms": {"max"},
     "attempts_per_request": {"service", "min", "max"},
     "trace": {"services", "calls_to", "min_calls", "sequential"},  # trace_check.py
+    # mTLS (security_checks.py): the wire, a rogue client, rotation, the CA's door
+    "wire": {"service", "shows"},
+    "rogue_client": {"service", "expect"},
+    "rotation": {"min_serials", "within_s"},
+    "join_token": {"service"},
 }
 
 

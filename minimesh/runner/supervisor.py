@@ -58,7 +58,7 @@ class Supervisor:
         secret = load_or_create_secret(Path(home) / "control")
         self.plan: StackPlan = plan_stack(lesson, home, gateway_port, ports.allocate,
                                           token_for=lambda service: join_token(secret, service),
-                                          cert_ttl=os.environ.get("MINIMESH_CERT_TTL") or None)
+                                          cert_ttl=os.environ.get("MINIMESH_CERT_TTL") or lesson.cert_ttl)
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "MINIMESH_HOME": str(home),
                "MINIMESH_STACK": str(home)}  # the marker `down` looks for before killing a pid
         logs = st.logs_dir(home)

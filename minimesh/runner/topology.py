@@ -26,7 +26,7 @@ from minimesh.errors import ConfigError, UserError
 from minimesh.config.source import line_of, read_file
 
 LESSON_FILE = "lesson.yaml"
-TOP_KEYS = {"title", "gateway", "services", "description", "manifests", "steps"}
+TOP_KEYS = {"title", "gateway", "services", "description", "manifests", "steps", "cert_ttl"}
 SERVICE_KEYS = {"versions"}
 VERSION_KEYS = {"command", "replicas", "env", "labels"}
 
@@ -66,6 +66,7 @@ class Lesson:
     description: str | None = None
     manifests: tuple[Path, ...] = ()
     steps: object = None  # owned by the lesson guide; kept as parsed
+    cert_ttl: str | None = None  # certificate lifetime for this lesson (MINIMESH_CERT_TTL overrides)
 
     @property
     def services(self) -> list[str]:
@@ -149,8 +150,17 @@ def parse_lesson(data, lines, *, source: str, lesson_dir: Path, cwd: Path | None
             raise fail(f"file {p} does not exist", ("manifests", i))
         manifest_paths.append(p)
 
+    cert_ttl = data.get("cert_ttl")
+    if cert_ttl is not None:
+        from minimesh.pki.ttl import parse_cert_ttl  # one place decides what a valid lifetime is
+        try:
+            parse_cert_ttl(string(cert_ttl, ("cert_ttl",)))
+        except UserError as e:
+            raise fail(str(e).split(": ", 1)[-1], ("cert_ttl",)) from e
+
     return Lesson(dir=lesson_dir, title=title, gateway=gateway, versions=tuple(versions),
-                  description=description, manifests=tuple(manifest_paths), steps=data.get("steps"))
+                  description=description, manifests=tuple(manifest_paths), steps=data.get("steps"),
+                  cert_ttl=cert_ttl)
 
 
 def _parse_version(service, version, body, path, mapping, string, fail, search) -> VersionSpec:

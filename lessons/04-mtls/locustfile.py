@@ -1,0 +1,58 @@
+"""Load for lesson 04: shoppers browsing while certificates rotate under them.
+
+The shop page and the product list, through the gateway: every hop behind it
+(gateway → web → catalog, pricing) is mutual TLS once PeerAuthentication
+allows it, and with this lesson's 20 s certificates every proxy renews about
+every 10 s. The point of the run: rotation and STRICT cost no request.
+
+    locust -f lessons/04-mtls/locustfile.py --headless -u 20 -r 5 -t 1m \\
+        --host http://127.0.0.1:8080
+
+(or leave out --headless and open http://localhost:8089). The host is always
+given on the command line: nothing here knows where the gateway is.
+
+The run is a gate: locust exits 1 when more than LOCUST_MAX_ERROR_RATIO of
+all requests failed (default 0: in this lesson not one request may fail, not
+even across a certificate rotation).
+"""
+
+import logging
+import os
+
+from locust import HttpUser, between, events, task
+from locust.runners import WorkerRunner
+
+MAX_ERROR_RATIO = float(os.environ.get("LOCUST_MAX_ERROR_RATIO", "0"))
+
+log = logging.getLogger("locustfile")
+
+
+class Shopper(HttpUser):
+    wait_time = between(0.2, 1)
+
+    @task
+    def visit(self):
+        self.client.get("/", name="/ (shop page)")
+        with self.client.get("/api/products", catch_response=True) as resp:
+            try:
+                resp.json()["products"]
+            except (ValueError, KeyError, TypeError):
+                resp.failure(f"no product list (HTTP {resp.status_code}, "
+                             f"{resp.headers.get('x-minimesh-error', 'no mesh error')})")
+
+
+@events.quitting.add_listener
+def gate_on_error_ratio(environment, **_):
+    """Exit 1 when too many requests failed (locust alone exits 1 on any failure at all)."""
+    if isinstance(environment.runner, WorkerRunner):
+        return  # in a distributed run, the master holds the totals and decides
+    total = environment.stats.total
+    if total.num_requests == 0:
+        log.error("no requests were made: is --host the gateway?")
+        environment.process_exit_code = 1
+    elif total.fail_ratio > MAX_ERROR_RATIO:
+        log.error("error ratio %.2f%% is above the %.2f%% allowed (LOCUST_MAX_ERROR_RATIO)",
+                  100 * total.fail_ratio, 100 * MAX_ERROR_RATIO)
+        environment.process_exit_code = 1
+    else:
+        environment.process_exit_code = 0
