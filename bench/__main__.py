@@ -42,7 +42,7 @@ def _version(cmd: list[str]) -> str | None:
     return text[0] if text else None
 
 
-def machine(client: set[int], server: set[int]) -> dict:
+def machine(client: set[int], server: set[int], loadavg_at_start: list[float]) -> dict:
     model = "unknown"
     with open("/proc/cpuinfo") as f:
         for line in f:
@@ -52,7 +52,7 @@ def machine(client: set[int], server: set[int]) -> dict:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
     return {
         "cpu": model, "cores": os.cpu_count(), "kernel": platform.release(),
-        "python": platform.python_version(), "loadavg_at_start": list(os.getloadavg()),
+        "python": platform.python_version(), "loadavg_at_start": loadavg_at_start,
         "client_cores": sorted(client), "server_cores": sorted(server),
         "haproxy": _version(["haproxy", "-v"]), "wrk": _version(["wrk", "-v"]),
         "minimesh_commit": commit.stdout.strip() or None,
@@ -79,6 +79,7 @@ def main(argv=None) -> int:
     logs = args.out.parent / "logs"
     shutil.rmtree(logs, ignore_errors=True)
     started = time.time()
+    loadavg_at_start = [round(v, 2) for v in os.getloadavg()]
     plan = configs.plan(include_haproxy=not args.no_haproxy)
     if args.only:
         wanted = set(args.only.split(","))
@@ -110,7 +111,8 @@ def main(argv=None) -> int:
     result = {
         "schema": 1, "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "duration_s": round(time.time() - started, 1), "quick": args.quick,
-        "machine": {**machine(client, server), "loadavg_at_end": list(os.getloadavg())},
+        "machine": {**machine(client, server, loadavg_at_start),
+                    "loadavg_at_end": [round(v, 2) for v in os.getloadavg()]},
         "settings": {**settings.__dict__,
                      "closed_loop_tool": "wrk" if settings.loadgen == "wrk" or
                      (settings.loadgen == "auto" and wrk.available()) else "bench.loadgen (python)"},
@@ -122,6 +124,8 @@ def main(argv=None) -> int:
     tmp.write_text(json.dumps(result, indent=2) + "\n")
     os.replace(tmp, args.out)
     print(report.table(rows, verdicts))
+    for line in report.noise_warnings(result):
+        print(line)
     print(f"\nwrote {args.out} in {result['duration_s']:.0f} s (logs: {logs})")
     return 0
 

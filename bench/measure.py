@@ -82,9 +82,10 @@ class Tally:
     cpu_closed: dict = field(default_factory=dict)
 
     def timed(self, phase: dict, run) -> dict:
-        before = procstat.cpu_snapshot(self.target.proxies)
+        watched = {**self.target.proxies, **self.target.helpers}
+        before = procstat.cpu_snapshot(watched)
         result = run()
-        after = procstat.cpu_snapshot(self.target.proxies)
+        after = procstat.cpu_snapshot(watched)
         for role in before:
             phase[role] = phase.get(role, 0.0) + after[role] - before[role]
         return result
@@ -146,4 +147,8 @@ def summarize(tally: Tally, s: Settings) -> dict:
     proxies = [{"role": role, "pid": pid, "cpu_s_per_1k_at_rate": at_rate[role],
                 "cpu_s_per_1k_flat_out": flat[role], "peak_rss_mb": round(procstat.peak_rss_mb(pid), 1)}
                for role, pid in tally.target.proxies.items()]
-    return {"latency": latency, "throughput": throughput, "proxies": proxies}
+    # Not a sidecar, but on the same cores: the control plane receives the telemetry the sidecars send.
+    helpers = [{"role": role, "pid": pid, "cpu_s_per_1k_at_rate": at_rate[role],
+                "cpu_s_per_1k_flat_out": flat[role], "peak_rss_mb": round(procstat.peak_rss_mb(pid), 1)}
+               for role, pid in tally.target.helpers.items()]
+    return {"latency": latency, "throughput": throughput, "proxies": proxies, "helpers": helpers}

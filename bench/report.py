@@ -84,7 +84,7 @@ def _pair(row: dict, key: str, spec: str) -> str:
 
 def table(rows: list[dict], verdicts: list[dict]) -> str:
     head = ("configuration", "max rps", "×direct", "×haproxy", "p50 ms", "p99 ms", "+p50", "+p99",
-            "CPU-s/1k @rate", "CPU-s/1k flat", "peak RSS MB")
+            "CPU-s/1k @rate", "CPU-s/1k flat", "peak RSS MB", "control CPU-s/1k flat")
     lines = [head]
     for row in rows:
         if not row.get("measured"):
@@ -97,6 +97,8 @@ def table(rows: list[dict], verdicts: list[dict]) -> str:
             _fmt(lat["p50_ms"]), _fmt(lat["p99_ms"]), _fmt(row["added"]["p50_ms"]), _fmt(row["added"]["p99_ms"]),
             _pair(row, "cpu_s_per_1k_at_rate", ".3f"), _pair(row, "cpu_s_per_1k_flat_out", ".3f"),
             _pair(row, "peak_rss_mb", ".1f"),
+            _fmt(next((h["cpu_s_per_1k_flat_out"] for h in row.get("helpers", []) if h["role"] == "control"), None),
+                 ".3f"),
         ))
     widths = [max(len(line[i]) for line in lines if len(line) > i and len(line) == len(head))
               for i in range(len(head))]
@@ -115,3 +117,21 @@ def table(rows: list[dict], verdicts: list[dict]) -> str:
             out.append(f"  {v['configuration']:<28} {v['metric']:<26} {_fmt(v['value'], '.3f'):>8}  "
                        f"goal {v['goal']:<8} {mark}")
     return "\n".join(out)
+
+
+LATE_SEND_LIMIT_MS = 2.0  # past this the client, not the proxy, decides the tail
+
+
+def noise_warnings(result: dict) -> list[str]:
+    """Say so when the machine was too busy for the tail figures to mean much."""
+    out = []
+    m = result["machine"]
+    busiest = max(m["loadavg_at_start"][0], m["loadavg_at_end"][0])
+    if busiest > m["cores"]:
+        out.append(f"warning: load average {busiest:.1f} on {m['cores']} cores — other work shared the machine")
+    late = [(r["name"], r["latency"]["late_sends_ms_p99"]) for r in result["configurations"] if r.get("measured")]
+    slow = [f"{name} {ms:.1f} ms" for name, ms in late if ms is not None and ms > LATE_SEND_LIMIT_MS]
+    if slow:
+        out.append("warning: the load generator itself sent late (p99: " + ", ".join(slow) +
+                   "); p99 figures include that lag — compare p50s and ratios, rerun on a quiet machine")
+    return out

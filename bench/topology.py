@@ -52,6 +52,7 @@ class Target:
     port: int
     host_header: str
     proxies: dict[str, int] = field(default_factory=dict)  # role ("outbound"/"inbound") -> pid
+    helpers: dict[str, int] = field(default_factory=dict)  # other processes on the path's cores (control plane)
 
 
 def free_port() -> int:
@@ -198,8 +199,9 @@ def _minimesh(config, app_port, procs) -> Target:
     """A real control plane, then the callee's sidecar (inbound) and the caller's (outbound)."""
     home = procs.logs / f"home-{config.name}"
     shutil.rmtree(home, ignore_errors=True)
-    procs.spawn(f"{config.name}-control", [*minimesh_command(), "control", "--port", "0", "--home", str(home)],
-                env={"MINIMESH_CONTROL_WARMUP": "0"})
+    control_proc = procs.spawn(f"{config.name}-control",
+                               [*minimesh_command(), "control", "--port", "0", "--home", str(home)],
+                               env={"MINIMESH_CONTROL_WARMUP": "0"})
     url_file = home / "control" / "url"
     control = wait_until(lambda: url_file.is_file() and url_file.read_text().strip(), 15, "the control plane's url")
     wait_until(lambda: get_json(f"{control}/healthz"), 15, "the control plane's /healthz")
@@ -237,7 +239,7 @@ def _minimesh(config, app_port, procs) -> Target:
     if config.mtls and config.telemetry:
         inbound_admin = instances["bench-0"]["addresses"]["admin"]
         wait_until(lambda: speaks_mtls(outbound_port, inbound_admin), 20, "a request to arrive over mTLS")
-    return Target(outbound_port, SERVICE, pids)
+    return Target(outbound_port, SERVICE, pids, {"control": control_proc.pid})
 
 
 def join_token(home: Path, service: str) -> str:
