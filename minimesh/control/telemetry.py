@@ -10,8 +10,12 @@ in batches to POST /v1/telemetry. The hub
     route     (destination service, VirtualService route name), from the caller's side
     attempts  (destination service, version): every attempt that went there
 - appends it to the tap ring, waking anyone long-polling GET /v1/tap;
-- turns it into spans in the trace store (telemetry_traces.py), and, when
-  MINIMESH_ZIPKIN_URL is set, queues them for the Zipkin exporter.
+- files it under its trace id in the trace store (telemetry_traces.py), and,
+  when MINIMESH_ZIPKIN_URL is set, queues its spans for the Zipkin exporter.
+
+Only the rollup is done on arrival. Tap lines and spans are built when someone
+asks for them: events arrive thousands of times a second, questions rarely,
+and on a small machine the control plane shares the CPU with the proxies.
 
 "Success" is Linkerd's: an answer that is not a 5xx. "mTLS" is the share of
 requests whose connection was mutual TLS. The JSON shapes are the contract
@@ -51,7 +55,7 @@ class TelemetryHub:
         self.clock = clock
         self.on_spans = on_spans
         self.window = Window()
-        self.traces = TraceStore(max_traces)
+        self.traces = TraceStore(resolve, max_traces)
         self.tap: deque = deque(maxlen=tap_size)
         self.seq = 0
         self.received = 0
@@ -70,16 +74,16 @@ class TelemetryHub:
                 self.rejected += 1
                 continue
             try:
-                tap_event = self._rollup(event, now)
-                new_spans = spans_of(event, self.resolve) if event.get("trace_id") else []
+                self._rollup(event, now)
             except (TypeError, ValueError, KeyError, AttributeError):
                 self.rejected += 1
                 continue
             self.seq += 1
-            tap_event["seq"] = self.seq
-            self.tap.append(tap_event)
-            self.traces.add(new_spans)
-            spans.extend(new_spans)
+            self.tap.append((self.seq, event))
+            if event.get("trace_id"):
+                self.traces.add(event)
+                if self.on_spans is not None:
+                    spans.extend(spans_of(event, self.resolve))
             taken += 1
         self.received += taken
         if taken:
@@ -89,31 +93,39 @@ class TelemetryHub:
                 self.on_spans(spans)
         return taken
 
-    def _rollup(self, e: dict, now: float) -> dict:
+    def _rollup(self, e: dict, now: float) -> None:
         status, ms, mtls = e["status"], float(e["duration_ms"]), bool(e.get("mtls"))
+        float(e.get("start") or 0)  # read back by tap and traces: a bad one is refused here
         ok = is_success(status)
+        if e["reporter"] == "inbound":
+            self._count(("workload", e["service"], e["version"]), now, ok, ms, mtls)
+            return
+        dst_service = e.get("destination") or e.get("authority")
+        final = self.resolve(e.get("endpoint")) or {}
+        tally = self._count(("edge", e["service"], e["version"], dst_service, final.get("version")), now, ok, ms, mtls)
+        route = self._count(("route", dst_service, e.get("route") or "default"), now, ok, ms, mtls)
+        for endpoint, a_status, _error, _offset, _duration in e.get("attempts") or ():
+            a_ok = is_success(a_status)
+            where = self.resolve(endpoint) or {}
+            per_version = self.window.tally(("attempts", dst_service, where.get("version")), now)
+            for t in (tally, route, per_version):
+                t.attempts += 1
+                t.attempts_ok += a_ok
+
+    def tap_event(self, seq: int, e: dict) -> dict:
+        """An event as a tap line's data: who called whom, how it ended."""
         me = {"service": e["service"], "version": e["version"], "instance": e["instance"]}
         attempts = e.get("attempts") or []
         if e["reporter"] == "inbound":
             source, destination = parse_peer(e.get("peer")), me
-            self._count(("workload", me["service"], me["version"]), now, ok, ms, mtls)
         else:
-            source = me
             final = self.resolve(e.get("endpoint")) or {}
+            source = me
             destination = {"service": e.get("destination") or e.get("authority"),
                            "version": final.get("version"), "instance": final.get("instance")}
-            key_dst = (destination["service"], destination["version"])
-            tally = self._count(("edge", me["service"], me["version"]) + key_dst, now, ok, ms, mtls)
-            route = self._count(("route", destination["service"], e.get("route") or "default"), now, ok, ms, mtls)
-            for endpoint, a_status, _error, _offset, _duration in attempts:
-                a_ok = is_success(a_status)
-                where = self.resolve(endpoint) or {}
-                per_version = self.window.tally(("attempts", destination["service"], where.get("version")), now)
-                for t in (tally, route, per_version):
-                    t.attempts += 1
-                    t.attempts_ok += a_ok
+        ms, mtls, status = float(e["duration_ms"]), bool(e.get("mtls")), e["status"]
         return {
-            "ts": round(float(e.get("start", now)) + ms / 1000, 3), "trace_id": e.get("trace_id"),
+            "seq": seq, "ts": round(float(e.get("start") or 0) + ms / 1000, 3), "trace_id": e.get("trace_id"),
             "reporter": e["reporter"], "source": source, "destination": destination,
             "method": e.get("method"), "authority": e.get("authority"), "path": e.get("path"),
             "route": e.get("route"), "status": status, "flags": list(e.get("flags") or []),
@@ -164,7 +176,14 @@ class TelemetryHub:
         return {"window_s": window_s, "workloads": workloads, "edges": edges, "routes": routes}
 
     def tap_since(self, since: int, match: Callable[[dict], bool]) -> list[dict]:
-        return [e for e in self.tap if e["seq"] > since and match(e)]
+        found = []
+        for seq, event in reversed(self.tap):  # newest first: a reader usually wants only the last few
+            if seq <= since:
+                break
+            tap = self.tap_event(seq, event)
+            if match(tap):
+                found.append(tap)
+        return found[::-1]
 
     async def wait_tap(self, since: int, match: Callable[[dict], bool], timeout: float) -> list[dict]:
         """Events after `since` that `match`; waits up to `timeout` seconds for the first one."""

@@ -7,8 +7,9 @@ the client span ("attempt"), as Envoy does with `spawn_upstream_span`. Trace
 headers carry the client span's id, so the callee's server span is a child of
 the client span, beside the attempts (Envoy's default).
 
-The store keeps the most recently active traces, at most `max_traces` of them
-and `MAX_SPANS` spans each: old traces fall out as new ones come in.
+The store keeps the events of the most recently active traces, at most
+`max_traces` of them and `MAX_SPANS` events each: old traces fall out as new
+ones come in. Spans are made from the events when a trace is asked for.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def attempt_span_id(span_id: str, number: int) -> str:
 
 
 def spans_of(event: dict, resolve: Callable[[str | None], dict | None]) -> list[dict]:
-    start, ms = float(event["start"]), float(event["duration_ms"])
+    start, ms = float(event.get("start") or 0), float(event["duration_ms"])
     kind = KIND.get(event["reporter"], "client")
     path = event.get("path") or ""
     if kind == "server":
@@ -60,31 +61,36 @@ def spans_of(event: dict, resolve: Callable[[str | None], dict | None]) -> list[
 
 
 class TraceStore:
-    def __init__(self, max_traces: int = 2000):
+    def __init__(self, resolve: Callable[[str | None], dict | None], max_traces: int = 2000):
+        self.resolve = resolve
         self.max_traces = max_traces
-        self.traces: OrderedDict[str, list[dict]] = OrderedDict()
+        self.traces: OrderedDict[str, list[dict]] = OrderedDict()  # trace id -> its events
 
-    def add(self, spans: list[dict]) -> None:
-        for span in spans:
-            trace = self.traces.get(span["trace_id"])
-            if trace is None:
-                trace = self.traces[span["trace_id"]] = []
-                while len(self.traces) > self.max_traces:
-                    self.traces.popitem(last=False)
-            else:
-                self.traces.move_to_end(span["trace_id"])
-            if len(trace) < MAX_SPANS:
-                trace.append(span)
+    def add(self, event: dict) -> None:
+        trace_id = event["trace_id"]
+        trace = self.traces.get(trace_id)
+        if trace is None:
+            trace = self.traces[trace_id] = []
+            while len(self.traces) > self.max_traces:
+                self.traces.popitem(last=False)
+        else:
+            self.traces.move_to_end(trace_id)
+        if len(trace) < MAX_SPANS:
+            trace.append(event)
+
+    def spans(self, trace_id: str) -> list[dict] | None:
+        events = self.traces.get(trace_id)
+        return None if events is None else [s for e in events for s in spans_of(e, self.resolve)]
 
     def get(self, trace_id: str) -> dict | None:
-        spans = self.traces.get(trace_id.lower())
+        spans = self.spans(trace_id.lower())
         if spans is None:
             return None
-        return {**summary(trace_id, spans), "spans": sorted(spans, key=lambda s: s["start"])}
+        return {**summary(trace_id.lower(), spans), "spans": sorted(spans, key=lambda s: s["start"])}
 
     def recent(self, limit: int = 50, service: str | None = None, slowest: bool = False) -> list[dict]:
-        found = [summary(t, spans) for t, spans in reversed(self.traces.items())
-                 if service is None or any(s["service"] == service for s in spans)]
+        found = [summary(t, self.spans(t)) for t, events in reversed(self.traces.items())
+                 if service is None or any(e["service"] == service for e in events)]
         if slowest:
             found.sort(key=lambda t: t["duration_ms"], reverse=True)
         return found[:limit]

@@ -20,7 +20,6 @@ from minimesh.errors import MeshError
 from minimesh.proxy.listener import read_request, write_response
 from minimesh.proxy.message import Request, Response
 
-access_log = logging.getLogger("minimesh.access")
 log = logging.getLogger("minimesh.proxy")
 
 
@@ -74,8 +73,8 @@ class Edge:
         if self.telemetry is None:
             return
         self.telemetry.finish(request, status, duration_ms)
-        if access_log.isEnabledFor(logging.INFO):
-            access_log.info(json.dumps({
+        if self.telemetry.access_log.enabled:  # telemetry.AccessLog: no logging machinery
+            self.telemetry.access_log.write(json.dumps({
                 "ts": round(time.time(), 3),
                 "reporter": self.direction,
                 "source": self.reporter.get("instance"),
