@@ -96,7 +96,7 @@ def sidecar_command(args: list[str]) -> list[str]:
     return ["python", "-m", "minimesh.runner.compose_pod", "--", *args]
 
 
-def control_service() -> dict:
+def control_service(lesson: Lesson) -> dict:
     return {
         "image": IMAGE,
         # One service builds the image; every other service uses it by name.
@@ -104,8 +104,8 @@ def control_service() -> dict:
                   "args": {"BASE_IMAGE": "${MINIMESH_BASE_IMAGE:-python:3.11-slim}"}},
         "command": ["minimesh", "control", "--host", "0.0.0.0", "--port", str(CONTROL_PORT),
                     "--home", CONTROL_HOME],
-        # Certificate lifetime: a lesson on rotation shortens it (MINIMESH_CERT_TTL=20s docker compose up).
-        "environment": {"MINIMESH_CERT_TTL": "${MINIMESH_CERT_TTL:-24h}"},
+        # Certificate lifetime: the lesson's cert_ttl, unless MINIMESH_CERT_TTL overrides it (as with `minimesh up`).
+        "environment": {"MINIMESH_CERT_TTL": f"${{MINIMESH_CERT_TTL:-{lesson.cert_ttl or '24h'}}}"},
         "ports": [f"127.0.0.1:{CONTROL_PORT}:{CONTROL_PORT}"],
         "volumes": [f"control-home:{CONTROL_HOME}"],
         "healthcheck": http_ok(CONTROL_PORT, "/healthz"),
@@ -181,7 +181,7 @@ def gateway_service(lesson: Lesson) -> dict:
 def compose_model(lesson: Lesson) -> dict:
     """The compose file as data (a pure function of the lesson)."""
     proxies = [*lesson.services, "gateway"]
-    services = {"control": control_service(), "tokens": tokens_service(proxies)}
+    services = {"control": control_service(lesson), "tokens": tokens_service(proxies)}
     for inst in lesson.instances():
         services[inst.name] = app_service(lesson, inst)
         services[f"{inst.name}-sidecar"] = sidecar_service(inst)
