@@ -1,10 +1,13 @@
 """A sidecar's Prometheus metrics, served on its admin `/metrics`.
 
 Named and labelled after Istio's standard metrics, so a learner's PromQL
-carries over (`istio_requests_total` → `minimesh_requests_total`):
+carries over (`istio_requests_total` → `minimesh_requests_total`). One
+difference: Istio's `istio_request_duration_milliseconds` counts in ms, while
+Prometheus' own convention (and `promtool check metrics`) wants base units,
+so ours is `minimesh_request_duration_seconds` — same buckets, divided by 1000.
 
     minimesh_requests_total                       counter
-    minimesh_request_duration_milliseconds        histogram, buckets in ms
+    minimesh_request_duration_seconds             histogram
     minimesh_retries_total                        counter: attempts beyond the first
     minimesh_config_version                       gauge: the config version in force
     minimesh_certificate_expiry_timestamp_seconds gauge: when our leaf certificate expires
@@ -28,9 +31,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 LABELS = ("reporter", "source_workload", "source_version", "destination_service", "destination_version",
           "response_code", "response_flags", "connection_security_policy")
-# Milliseconds, from "as fast as loopback gets" to "a timeout fired": Istio's
-# own buckets for istio_request_duration_milliseconds.
+# From "as fast as loopback gets" to "a timeout fired": Istio's own buckets for
+# istio_request_duration_milliseconds, in seconds.
 BUCKETS_MS = (0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000)
+BUCKETS_S = tuple(ms / 1000 for ms in BUCKETS_MS)
 CONTENT_TYPE = prometheus_client.CONTENT_TYPE_LATEST
 
 # `_created` samples double the output and say nothing a learner needs.
@@ -43,9 +47,9 @@ class MeshMetrics:
         r = self.registry
         self.requests = Counter("minimesh_requests", "Requests, by who reported them and how they ended.",
                                 LABELS, registry=r)
-        self.duration = Histogram("minimesh_request_duration_milliseconds",
-                                  "Request duration in milliseconds, as the reporting proxy saw it.",
-                                  LABELS, buckets=BUCKETS_MS, registry=r)
+        self.duration = Histogram("minimesh_request_duration_seconds",
+                                  "Request duration in seconds, as the reporting proxy saw it.",
+                                  LABELS, buckets=BUCKETS_S, registry=r)
         self.retries = Counter("minimesh_retries", "Attempts beyond the first one, made by the retry layer.",
                                ("reporter", "source_workload", "destination_service"), registry=r)
         self.config_version = Gauge("minimesh_config_version",
@@ -63,7 +67,7 @@ class MeshMetrics:
         if children is None:
             children = self._children[labels] = (self.requests.labels(*labels), self.duration.labels(*labels))
         children[0].inc()
-        children[1].observe(duration_ms)
+        children[1].observe(duration_ms / 1000)
         if retries:
             key = (labels[0], labels[1], labels[3])
             child = self._retry_children.get(key)
