@@ -94,11 +94,14 @@ class Shopper(HttpUser):
 class StepLoad(LoadTestShape):
     """STEP_USERS more shoppers every STEP_TIME seconds, up to MAX_USERS; stop at RUN_TIME."""
 
-    use_common_options = True  # locust's --run-time still ends the run early (`minimesh load 03 -t 15s`)
+    use_common_options = True  # -u/-r/-t are not an error here; -t is honoured in tick()
 
     def tick(self):
         elapsed = self.get_run_time()
-        if elapsed >= RUN_TIME:
+        # Headless locust never applies --run-time to a shape, so the shape does (`minimesh load 03 -t 15s`).
+        options = self.runner.environment.parsed_options
+        limit = min(RUN_TIME, options.run_time) if options is not None and options.run_time else RUN_TIME
+        if elapsed >= limit:
             return None
         users = min(MAX_USERS, STEP_USERS * (math.floor(elapsed / STEP_TIME) + 1))
         return users, max(1, STEP_USERS)  # (user count, spawn rate per second)

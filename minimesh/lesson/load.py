@@ -60,9 +60,9 @@ def has_shape(source: str) -> bool:
 
 
 def shape_ignores_run_time(source: str) -> bool:
-    """A shape without `use_common_options = True` makes locust ignore --run-time (and -u, -r)."""
-    return any(not any(isinstance(s, ast.Assign) and any(getattr(t, "id", None) == "use_common_options"
-                                                             for t in s.targets) for s in shape.body)
+    """Headless locust never applies --run-time to a shape: a shape that does not read
+    `parsed_options.run_time` itself runs its own length whatever -t says."""
+    return any(not any(isinstance(n, ast.Attribute) and n.attr == "run_time" for n in ast.walk(shape))
                for shape in _shapes(source))
 
 
@@ -114,8 +114,8 @@ def run_load(ref: str, opts: LoadOptions, gateway: str | None = None, home: str 
     source = locustfile.read_text(encoding="utf-8")
     shaped = has_shape(source)
     if shape_ignores_run_time(source):
-        print(f"note: {lesson_dir.name}'s load shape sets its own length; locust ignores -t unless the "
-              "shape class sets use_common_options = True", file=sys.stderr)
+        print(f"note: {lesson_dir.name}'s load shape sets its own length and ignores -t "
+              "(a shape honours -t by reading parsed_options.run_time in tick())", file=sys.stderr)
     cmd = locust_command(locustfile, url, opts, prefix, shaped)
     crowd = f"{cmd[cmd.index('-u') + 1]} users" if "-u" in cmd else "the lesson's own load shape"
     print(f"locust: {crowd} of {lesson_dir.name}/locustfile.py against {url} for {opts.run_time}", flush=True)

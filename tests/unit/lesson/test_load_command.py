@@ -46,7 +46,8 @@ def test_each_run_gets_its_own_csv_prefix_under_home():
 
 @pytest.mark.parametrize("source, ignores", [
     (SHAPED, True),
-    (SHAPED.replace("    def tick", "    use_common_options = True\n    def tick"), False),
+    (SHAPED.replace("return None", "return None if self.get_run_time() > self.runner.environment"
+                                   ".parsed_options.run_time else (1, 1)"), False),
     (PLAIN, False),
 ])
 def test_a_shape_that_would_ignore_run_time_is_noticed(source, ignores):
