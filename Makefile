@@ -14,8 +14,10 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)  ## create .venv and install minimesh with its test tools
 
-demo: setup  ## start lesson 1 (the shop behind sidecars) in the foreground; Ctrl-C stops it
-	$(BIN)/minimesh up lessons/01-hello-mesh
+demo: setup  ## lesson 1 (the shop behind sidecars) watched in the TUI; q or Ctrl-C stops everything
+	@trap '$(BIN)/minimesh down >/dev/null 2>&1 || true' EXIT INT TERM; \
+	$(BIN)/minimesh up lessons/01-hello-mesh --detach && \
+	$(BIN)/minimesh tui --traffic
 
 test: setup  ## every test: unit, integration (real sockets, processes), end-to-end lessons
 	$(BIN)/python -m pytest

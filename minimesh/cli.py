@@ -309,12 +309,13 @@ def fault(target, failure_rate, delay_ms, control_url):
 @click.option("--lesson", "lesson_ref", default=None, help="Lesson for the lesson panel (default: the running one).")
 @click.option("--window", type=click.FloatRange(1, 300), default=30.0, show_default=True,
               help="Seconds the rollups (success, RPS, latency) are taken over.")
+@click.option("--traffic", is_flag=True, help="Start with generated shop traffic on (the g key toggles it).")
 @friendly
-def tui(control_url, gateway_url, lesson_ref, window):
+def tui(control_url, gateway_url, lesson_ref, window, traffic):
     """Watch the mesh's live traffic and steer it (q quits, ? shows the keys)."""
     from tui.run import run_tui
 
-    sys.exit(run_tui(control_url, gateway=gateway_url, lesson=lesson_ref, window=window))
+    sys.exit(run_tui(control_url, gateway=gateway_url, lesson=lesson_ref, window=window, traffic=traffic))
 
 
 # --- Docker Compose (minimesh/runner/compose.py) -----------------------------

@@ -61,11 +61,12 @@ class MeshTUI(App):
         Binding("g", "traffic"), Binding("w", "waterfall"), Binding("n", "lesson_next"), Binding("c", "lesson_check"),
     ]
 
-    def __init__(self, client: ControlClient, *, window_s: float = 30.0, interval: float = 1.0,
+    def __init__(self, client: ControlClient, *, window_s: float = 30.0, interval: float = 0.5,
                  tap_interval: float = 0.5, home: Path | None = None, lesson=None, gateway_url: str | None = None,
                  clock=time.time, localtime=time.localtime, start_view: str = "services",
-                 handle_signals: bool = False):
+                 handle_signals: bool = False, traffic: bool = False):
         super().__init__()
+        self.traffic_on_start = traffic
         self.handle_signals = handle_signals
         self.client = client
         self.window_s, self.interval, self.tap_interval = window_s, interval, tap_interval
@@ -112,6 +113,8 @@ class MeshTUI(App):
             self.fetch_trace(None)
         self.focus_view()
         self.redraw()
+        if self.traffic_on_start:
+            self.action_traffic()
 
     def focus_view(self) -> None:
         tables = self.current().query("LiveTable")
@@ -169,10 +172,14 @@ class MeshTUI(App):
             started = time.monotonic()
             if not self.paused:
                 try:
-                    poll = MeshPoll(stat=self.client.stat(self.window_s), recent=self.client.stat(SPARK_WINDOW_S),
-                                    status=self.client.status(),
-                                    config=self.client.config() if rounds % 2 == 1 else None,
-                                    instances=self.client.instances() if rounds % 5 == 1 else None)
+                    # Rollups every round; the sparkline's short window and sync state every other one,
+                    # so a busy control plane answers one request per refresh, not five.
+                    slow = rounds % 2 == 0
+                    poll = MeshPoll(stat=self.client.stat(self.window_s),
+                                    recent=self.client.stat(SPARK_WINDOW_S) if slow else None,
+                                    status=self.client.status() if slow else None,
+                                    config=self.client.config() if rounds % 4 == 1 else None,
+                                    instances=self.client.instances() if rounds % 10 == 1 else None)
                 except RecordedTransport.Exhausted:
                     return
                 except (Unreachable, ValueError, KeyError) as e:
@@ -204,7 +211,7 @@ class MeshTUI(App):
                 if not self._deliver(self._lost, str(e)):
                     return
                 events = []
-            if events and not self._deliver(self._take_tap, events):
+            if events and not self._deliver(self._take_tap, events, wanted):
                 return
             self._stopping.wait(max(0.0, self.tap_interval - (time.monotonic() - started)))
 
@@ -217,9 +224,9 @@ class MeshTUI(App):
             self.current().draw(self)
         self.draw_status()
 
-    def _take_tap(self, events) -> None:
-        if self.paused or self.view != "tap":
-            return
+    def _take_tap(self, events, asked: tuple) -> None:
+        if self.paused or self.view != "tap" or asked != (self.filter_service, self.filter_status):
+            return  # fetched for a filter that has changed since: not what the learner asked for
         self.state.take_tap(events, self.clock())
         self.refreshes += 1
         self.current().draw(self)

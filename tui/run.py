@@ -30,7 +30,8 @@ def where(control: str | None, gateway: str | None, lesson: str | None, home: st
 
 
 def build_app(control: str | None = None, *, gateway: str | None = None, lesson: str | None = None,
-              home: str | None = None, window: float = 30.0, handle_signals: bool = False):
+              home: str | None = None, window: float = 30.0, handle_signals: bool = False,
+              traffic: bool = False):
     from tui.app import MeshTUI
     from tui.lesson_steps import locate
 
@@ -43,7 +44,7 @@ def build_app(control: str | None = None, *, gateway: str | None = None, lesson:
                         "try `minimesh status`") from e
     place = locate(lesson_ref, home_path) if lesson_ref else None
     return MeshTUI(client, window_s=window, home=home_path, lesson=place, gateway_url=gateway_url,
-                   handle_signals=handle_signals)
+                   handle_signals=handle_signals, traffic=traffic)
 
 
 def run_tui(control: str | None = None, **kwargs) -> int:

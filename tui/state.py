@@ -51,9 +51,10 @@ class MeshState:
             _, self.resources = poll.config
         if poll.instances is not None:
             self.instances = poll.instances
-        recent = {(w.service, w.version): w.rps for w in (poll.recent or poll.stat).workloads}
-        for key in set(recent) | set(self.history.series):
-            self.history.add(key, recent.get(key, 0.0))
+        if poll.recent is not None:  # one sparkline sample per short-window poll
+            recent = {(w.service, w.version): w.rps for w in poll.recent.workloads}
+            for key in set(recent) | set(self.history.series):
+                self.history.add(key, recent.get(key, 0.0))
         self.error = None
 
     def take_tap(self, events: list[TapEvent], now: float) -> list[TapEvent]:

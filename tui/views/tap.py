@@ -66,7 +66,7 @@ class TapView(Vertical):
         if state.sampling > 1:
             parts.append(f"[b yellow]sampling 1 in {state.sampling}[/] (faster than it can draw)")
         self.query_one("#tap-head", Static).update(" · ".join(parts))
-        self.query_one(LiveTable).show(rows(list(state.tap)[-100:], app.localtime))
+        self.query_one(LiveTable).show(rows(list(state.tap)[-50:], app.localtime))
         self.draw_explanation(app)
 
     def selected_event(self, app):
