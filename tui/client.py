@@ -25,6 +25,9 @@ from tui.model import (Attempt, Edge, Instance, Latency, MeshStatus, Peer, Proxy
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
+UNREPORTED = "?"  # a field the tap line does not carry (older control planes)
+
+
 class Unreachable(Exception):
     """The control plane did not answer (down, restarting, wrong URL)."""
 
@@ -189,7 +192,8 @@ def parse_tap(e: dict) -> TapEvent:
         method=e.get("method"), authority=e.get("authority"), path=e.get("path"), route=e.get("route"),
         status=e.get("status"), flags=tuple(e.get("flags") or ()), duration_ms=float(e.get("duration_ms") or 0),
         attempts=len(detail) if isinstance(detail, list) else int(detail or 0), retries=int(e.get("retries") or 0),
-        mtls=bool(e.get("mtls")), external=bool(e.get("external")), subset=e.get("subset"),
+        mtls=bool(e.get("mtls")), external=bool(e.get("external")),
+        subset=e.get("subset", UNREPORTED),
         endpoint=e.get("endpoint"), attempt_list=_attempts(e.get("attempt_detail", detail)))
 
 

@@ -77,8 +77,13 @@ def explain(event: TapEvent, trace: Trace | None = None) -> list[tuple[str, str]
     if event.reporter != "inbound":
         lines.append(("route", f"VirtualService route {event.route!r}" if event.route
                       else "the default route (no VirtualService matched: every instance, Istio's defaults)"))
-        lines.append(("subset", f"subset {event.subset!r} (DestinationRule)" if event.subset
-                      else "no subset: any version of the service"))
+        if event.subset == "?":
+            subset = f"not in the tap line; the answer came from version {event.destination.version or '?'}"
+        elif event.subset:
+            subset = f"subset {event.subset!r} (DestinationRule)"
+        else:
+            subset = "no subset: any version of the service"
+        lines.append(("subset", subset))
         lines.append(("endpoint", f"{event.destination.instance or '?'}" + (f" at {event.endpoint}"
                                                                             if event.endpoint else "")))
         attempts = attempts_of(event, trace)
