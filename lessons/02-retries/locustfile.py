@@ -17,64 +17,17 @@ lesson: with retries off (step 1) about 3 checkouts in 10 fail, which is
 1 in 1,000 do, and it passes.
 """
 
-import logging
-import os
-import random
-import uuid
+import sys
+from pathlib import Path
 
-from locust import HttpUser, between, events, task
-from locust.runners import WorkerRunner
+from locust import between
 
-MAX_ERROR_RATIO = float(os.environ.get("LOCUST_MAX_ERROR_RATIO", "0.02"))
-CHECKOUT_CHANCE = 0.5  # every other visit ends with a purchase
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # lessons/: the shared shopper and gate
+from shop_load import ShopVisitor, error_ratio_gate  # noqa: E402
 
-log = logging.getLogger("locustfile")
+MAX_ERROR_RATIO = error_ratio_gate(default=0.02)
 
 
-class Shopper(HttpUser):
+class Shopper(ShopVisitor):
     wait_time = between(0.5, 2)
-
-    @task
-    def visit(self):
-        self.client.get("/", name="/ (shop page)")
-        with self.client.get("/api/products", catch_response=True) as resp:
-            try:
-                products = resp.json()["products"]
-            except (ValueError, KeyError, TypeError):
-                resp.failure(f"no product list (HTTP {resp.status_code})")
-                return
-        if products and random.random() < CHECKOUT_CHANCE:
-            self.checkout(random.sample(products, k=min(len(products), random.randint(1, 3))))
-
-    def checkout(self, basket):
-        order = {
-            "order_id": str(uuid.uuid4()),  # a fresh id per purchase, as a real shop would make
-            "items": [p["id"] for p in basket],
-            "amount": round(sum(p["price"] or 0 for p in basket), 2),
-        }
-        with self.client.post("/api/checkout", json=order, catch_response=True) as resp:
-            # A non-2xx answer is already a failure; a 200 must also say the order went through.
-            if resp.ok:
-                try:
-                    paid = resp.json().get("status") == "ok"
-                except ValueError:
-                    paid = False
-                if not paid:
-                    resp.failure("checkout answered 200 but not status ok")
-
-
-@events.quitting.add_listener
-def gate_on_error_ratio(environment, **_):
-    """Exit 1 when too many requests failed (locust alone exits 1 on any failure at all)."""
-    if isinstance(environment.runner, WorkerRunner):
-        return  # in a distributed run, the master holds the totals and decides
-    total = environment.stats.total
-    if total.num_requests == 0:
-        log.error("no requests were made: is --host the gateway?")
-        environment.process_exit_code = 1
-    elif total.fail_ratio > MAX_ERROR_RATIO:
-        log.error("error ratio %.2f%% is above the %.2f%% allowed (LOCUST_MAX_ERROR_RATIO)",
-                  100 * total.fail_ratio, 100 * MAX_ERROR_RATIO)
-        environment.process_exit_code = 1
-    else:
-        environment.process_exit_code = 0
+    checkout_chance = 0.5  # every other visit ends with a purchase

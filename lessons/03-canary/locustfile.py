@@ -26,16 +26,19 @@ that is the point of a canary gate: at 10 % on v2 the run passes, at 100 %
 it fails, and a pipeline that runs it would roll back.
 """
 
-import logging
 import math
 import os
 import random
+import sys
 import uuid
+from pathlib import Path
 
-from locust import HttpUser, LoadTestShape, between, events, task
-from locust.runners import WorkerRunner
+from locust import HttpUser, LoadTestShape, between, task
 
-MAX_ERROR_RATIO = float(os.environ.get("LOCUST_MAX_ERROR_RATIO", "0.02"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # lessons/: the shared gate
+from shop_load import error_ratio_gate  # noqa: E402
+
+MAX_ERROR_RATIO = error_ratio_gate(default=0.02)
 STEP_USERS = int(os.environ.get("LOCUST_STEP_USERS", "10"))
 STEP_TIME = float(os.environ.get("LOCUST_STEP_TIME", "10"))
 MAX_USERS = int(os.environ.get("LOCUST_MAX_USERS", "50"))
@@ -44,7 +47,6 @@ CHECKOUT_CHANCE = 0.2
 ITEMS = ("p1", "p2", "p3", "p4", "p5")
 PLANTED_BUG = "pricing bug"  # what pricing v2 says when it fails (demo-services/pricing.py)
 
-log = logging.getLogger("locustfile")
 
 
 def judge(resp, expect_json_key=None):
@@ -106,19 +108,3 @@ class StepLoad(LoadTestShape):
         users = min(MAX_USERS, STEP_USERS * (math.floor(elapsed / STEP_TIME) + 1))
         return users, max(1, STEP_USERS)  # (user count, spawn rate per second)
 
-
-@events.quitting.add_listener
-def gate_on_error_ratio(environment, **_):
-    """Exit 1 when too many requests failed (locust alone exits 1 on any failure at all)."""
-    if isinstance(environment.runner, WorkerRunner):
-        return  # in a distributed run, the master holds the totals and decides
-    total = environment.stats.total
-    if total.num_requests == 0:
-        log.error("no requests were made: is --host the gateway?")
-        environment.process_exit_code = 1
-    elif total.fail_ratio > MAX_ERROR_RATIO:
-        log.error("error ratio %.2f%% is above the %.2f%% allowed (LOCUST_MAX_ERROR_RATIO)",
-                  100 * total.fail_ratio, 100 * MAX_ERROR_RATIO)
-        environment.process_exit_code = 1
-    else:
-        environment.process_exit_code = 0

@@ -16,15 +16,16 @@ all requests failed (default 0: in this lesson not one request may fail, not
 even across a certificate rotation).
 """
 
-import logging
-import os
+import sys
+from pathlib import Path
 
-from locust import HttpUser, between, events, task
-from locust.runners import WorkerRunner
+from locust import HttpUser, between, task
 
-MAX_ERROR_RATIO = float(os.environ.get("LOCUST_MAX_ERROR_RATIO", "0"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # lessons/: the shared gate
+from shop_load import error_ratio_gate  # noqa: E402
 
-log = logging.getLogger("locustfile")
+MAX_ERROR_RATIO = error_ratio_gate(default=0)
+
 
 
 class Shopper(HttpUser):
@@ -40,19 +41,3 @@ class Shopper(HttpUser):
                 resp.failure(f"no product list (HTTP {resp.status_code}, "
                              f"{resp.headers.get('x-minimesh-error', 'no mesh error')})")
 
-
-@events.quitting.add_listener
-def gate_on_error_ratio(environment, **_):
-    """Exit 1 when too many requests failed (locust alone exits 1 on any failure at all)."""
-    if isinstance(environment.runner, WorkerRunner):
-        return  # in a distributed run, the master holds the totals and decides
-    total = environment.stats.total
-    if total.num_requests == 0:
-        log.error("no requests were made: is --host the gateway?")
-        environment.process_exit_code = 1
-    elif total.fail_ratio > MAX_ERROR_RATIO:
-        log.error("error ratio %.2f%% is above the %.2f%% allowed (LOCUST_MAX_ERROR_RATIO)",
-                  100 * total.fail_ratio, 100 * MAX_ERROR_RATIO)
-        environment.process_exit_code = 1
-    else:
-        environment.process_exit_code = 0

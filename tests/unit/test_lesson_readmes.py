@@ -103,8 +103,10 @@ def locustfile_problems(path: Path, cfile: Path) -> list[str]:
     except py_compile.PyCompileError as e:
         return [f"does not compile: {e.msg}"]
     tree = ast.parse(path.read_text(encoding="utf-8"))
+    # An HttpUser directly, or the shared shopper (lessons/shop_load.py), which is one.
     users = [c for c in ast.walk(tree) if isinstance(c, ast.ClassDef)
-             and any((b.id if isinstance(b, ast.Name) else getattr(b, "attr", None)) == "HttpUser" for b in c.bases)]
+             and any((b.id if isinstance(b, ast.Name) else getattr(b, "attr", None)) in ("HttpUser", "ShopVisitor")
+                     for b in c.bases)]
     if not users:
         return ["defines no class subclassing HttpUser"]
     problems = []
@@ -114,11 +116,23 @@ def locustfile_problems(path: Path, cfile: Path) -> list[str]:
             problems.append(f"{user.name} sets no wait_time")
         if "host" in assigned:
             problems.append(f"{user.name} hard-codes host; it comes from locust's --host")
+    shared_gate = any(isinstance(n, ast.Call) and getattr(n.func, "id", None) == "error_ratio_gate"
+                      for n in ast.walk(tree))
+    if not shared_gate and not has_inline_gate(tree):
+        problems.append("no error-ratio gate (error_ratio_gate() from lessons/shop_load.py, or a quitting "
+                        "listener setting process_exit_code from LOCUST_MAX_ERROR_RATIO)")
+    return problems
+
+
+def has_inline_gate(tree: ast.AST) -> bool:
     sets_exit_code = any(isinstance(n, ast.Attribute) and n.attr == "process_exit_code" and isinstance(n.ctx, ast.Store)
                          for n in ast.walk(tree))
-    if not sets_exit_code or "quitting" not in ast.dump(tree) or "LOCUST_MAX_ERROR_RATIO" not in ast.dump(tree):
-        problems.append("no error-ratio gate (a quitting listener setting process_exit_code from LOCUST_MAX_ERROR_RATIO)")
-    return problems
+    return sets_exit_code and "quitting" in ast.dump(tree) and "LOCUST_MAX_ERROR_RATIO" in ast.dump(tree)
+
+
+def test_the_shared_gate_is_a_real_gate():
+    tree = ast.parse((ROOT / "lessons" / "shop_load.py").read_text(encoding="utf-8"))
+    assert has_inline_gate(tree)
 
 
 def readme_problems(lesson: Path, root: Path) -> list[str]:
