@@ -21,6 +21,8 @@ from minimesh.proxy.listener import read_request, write_response
 from minimesh.proxy.message import Request, Response
 
 log = logging.getLogger("minimesh.proxy")
+# One encoder for every access-log line: json.dumps with options builds a new one per call.
+_to_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def rescue(error: MeshError, direction: str) -> Response:
@@ -74,7 +76,7 @@ class Edge:
             return
         self.telemetry.finish(request, status, duration_ms)
         if self.telemetry.access_log.enabled:  # telemetry.AccessLog: no logging machinery
-            self.telemetry.access_log.write(json.dumps({
+            self.telemetry.access_log.write(_to_json({
                 "ts": round(time.time(), 3),
                 "reporter": self.direction,
                 "source": self.reporter.get("instance"),
@@ -94,4 +96,4 @@ class Edge:
                 "request_id": request.headers.get("x-request-id"),
                 "trace_id": journey.trace_id,
                 "peer": journey.peer,
-            }, separators=(",", ":")))
+            }))

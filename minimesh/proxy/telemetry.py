@@ -142,12 +142,15 @@ class AccessLog:
     def __init__(self, stream=None):
         self.stream = stream
         self.enabled = logging.getLogger("minimesh.access").isEnabledFor(logging.INFO)
+        self._second, self._stamp = -1, ""  # the formatted time, made once per second
 
     def write(self, json_line: str) -> None:
         now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second, self._stamp = second, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
         (self.stream or sys.stderr).write(
-            f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(now))},{int(now % 1 * 1000):03d}"
-            f" INFO minimesh.access: {json_line}\n")
+            f"{self._stamp},{int(now % 1 * 1000):03d} INFO minimesh.access: {json_line}\n")
 
 
 class TelemetryExporter:
