@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import socket
 import sys
 import urllib.request
 from dataclasses import dataclass, field
@@ -42,6 +43,16 @@ def describe_chunk(data: bytes, width: int = 120) -> tuple[str, str]:
     text = data[:width].decode("latin-1").replace("\r\n", " ⏎ ")
     printable = "".join(c if c.isprintable() else "." for c in text)
     return "plaintext", printable + (" …" if len(data) > width else "")
+
+
+def address_towards(host: str) -> str:
+    """This machine's address as `host` sees it: 127.0.0.1 beside a local stack,
+    the Docker bridge's gateway beside a compose stack — where the other
+    sidecars can reach the relay. (A UDP "connect" sends nothing; it only
+    asks the kernel which source address its route to `host` uses.)"""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect((host, 9))
+        return probe.getsockname()[0]
 
 
 @dataclass
@@ -101,12 +112,13 @@ class Sniffer:
         """Relay and registration for the duration of the block; always deregistered after."""
         target = self._target()
         self.upstream = target["addresses"]["inbound"]
-        server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        here = address_towards(self.upstream.rsplit(":", 1)[0])
+        server = await asyncio.start_server(self._relay, here, 0)
         port = server.sockets[0].getsockname()[1]
         name = f"{target['instance']}.sniff"
         registration = {"service": self.service, "version": target["version"], "instance": name,
                         "kind": "sidecar", "labels": target["labels"], "identity": target.get("identity"),
-                        "addresses": {"inbound": f"127.0.0.1:{port}", "admin": target["addresses"]["admin"]}}
+                        "addresses": {"inbound": f"{here}:{port}", "admin": target["addresses"]["admin"]}}
 
         async def heartbeat():
             while True:
@@ -114,7 +126,7 @@ class Sniffer:
                 await asyncio.sleep(1.0)
 
         beating = asyncio.create_task(heartbeat())
-        print(f"sniffing {self.service}: relay 127.0.0.1:{port} → {target['instance']} ({self.upstream}), "
+        print(f"sniffing {self.service}: relay {here}:{port} → {target['instance']} ({self.upstream}), "
               f"registered as endpoint {name}", file=self.out, flush=True)
         try:
             yield self
