@@ -49,6 +49,17 @@ class Overflow(MeshError):
     layer = "breaker"
 
 
+class FaultAbort(MeshError):
+    """An abort the route's `fault` block asked for: its own status, flag FI."""
+
+    flag = "FI"
+    layer = "fault"
+
+    def __init__(self, status: int, reason: str):
+        super().__init__(reason)
+        self.status = status
+
+
 class BadRequest(MeshError):
     status, flag = 400, "DPE"
     layer = "listener"

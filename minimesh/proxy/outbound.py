@@ -18,7 +18,9 @@ from minimesh.config import short_host
 from minimesh.proxy.balancer import Balance, InFlight
 from minimesh.proxy.connect import Forward, PassThrough
 from minimesh.proxy.headers import add_forwarding
+from minimesh.proxy.fault import InjectFault
 from minimesh.proxy.message import Request
+from minimesh.proxy.mirror import Mirror
 from minimesh.proxy.pool import UpstreamPool
 from minimesh.proxy.retry import Retry
 from minimesh.proxy.route import MatchRoute
@@ -27,11 +29,13 @@ from minimesh.proxy.timeout import RouteTimeout
 
 
 def build_outbound_stack(pool: UpstreamPool, in_flight: InFlight, rand: random.Random = random):
-    stack = Forward(pool)                  # 6. send over a pooled connection to the endpoint
-    stack = Balance(stack, in_flight, rand)  # 5. pick the endpoint (LEAST_REQUEST, ROUND_ROBIN, RANDOM)
-    stack = Retry(stack, rand=rand)        # 4. per-try timeout; retry per retryOn, with backoff
-    stack = RouteTimeout(stack)            # 3. the route's overall timeout
-    stack = SplitTraffic(stack, rand)      # 2. weighted destination -> service + subset
+    stack = Forward(pool)                  # 7. send over a pooled connection to the endpoint
+    stack = Balance(stack, in_flight, rand)  # 6. pick the endpoint (LEAST_REQUEST, ROUND_ROBIN, RANDOM)
+    stack = Retry(stack, rand=rand)        # 5. per-try timeout; retry per retryOn, with backoff
+    stack = RouteTimeout(stack)            # 4. the route's overall timeout
+    stack = SplitTraffic(stack, rand)      # 3. weighted destination -> service + subset
+    stack = Mirror(stack, pool, rand)      # 2b. a shadow copy to the route's mirror, if any
+    stack = InjectFault(stack, rand=rand)  # 2a. the route's fault: delay and/or abort
     stack = MatchRoute(stack)              # 1. which VirtualService http route applies
     return stack
 

@@ -1,0 +1,44 @@
+"""Fault injection: break things on purpose, to see what the rest of the mesh does.
+
+A route's `fault` block (Istio's HTTPFaultInjection) delays some requests by
+a fixed time and aborts some with a chosen status, each for a `percentage`
+of requests. Envoy's fault filter sits before the router, so an injected
+delay is not counted against the route's timeout, and an abort never reaches
+an upstream — nor is it retried: it is the answer. The access log marks them
+DI (delay injected) and FI (fault injected, the abort).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+from minimesh.errors import FaultAbort
+from minimesh.proxy.message import Request, Response, Service
+
+
+def roll(percentage: float, rand=random) -> bool:
+    """True for `percentage` % of calls."""
+    return percentage >= 100 or rand.random() * 100 < percentage
+
+
+class InjectFault:
+    """Layer: delay and/or abort as the matched route's `fault` block says."""
+
+    def __init__(self, inner: Service, sleep=asyncio.sleep, rand: random.Random = random):
+        self.inner = inner
+        self.sleep = sleep
+        self.rand = rand
+
+    async def __call__(self, request: Request) -> Response:
+        fault = request.journey.http_route.fault
+        if fault is None:
+            return await self.inner(request)
+        if fault.delay is not None and roll(fault.delay.percentage, self.rand):
+            request.journey.flag("DI")
+            await self.sleep(fault.delay.fixed_delay)
+        if fault.abort is not None and roll(fault.abort.percentage, self.rand):
+            raise FaultAbort(fault.abort.http_status,
+                             f"route {request.journey.route} aborts {fault.abort.percentage:g} % of requests "
+                             f"with {fault.abort.http_status} (fault.abort)")
+        return await self.inner(request)
