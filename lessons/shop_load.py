@@ -36,7 +36,12 @@ class ShopVisitor(HttpUser):
             try:
                 products = resp.json()["products"]
             except (ValueError, KeyError, TypeError):
-                resp.failure(f"no product list (HTTP {resp.status_code})")
+                # The mesh says why when it answered itself (x-minimesh-error).
+                resp.failure(f"no product list (HTTP {resp.status_code}, "
+                             f"{resp.headers.get('x-minimesh-error', 'no mesh error')})")
+                return
+            if any(p.get("price") is None for p in products):
+                resp.failure("a product has no price")
                 return
         if products and random.random() < self.checkout_chance:
             self.checkout(random.sample(products, k=min(len(products), random.randint(1, 3))))

@@ -19,25 +19,14 @@ even across a certificate rotation).
 import sys
 from pathlib import Path
 
-from locust import HttpUser, between, task
+from locust import between
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # lessons/: the shared gate
-from shop_load import error_ratio_gate  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # lessons/: the shared shopper and gate
+from shop_load import ShopVisitor, error_ratio_gate  # noqa: E402
 
 MAX_ERROR_RATIO = error_ratio_gate(default=0)
 
 
-
-class Shopper(HttpUser):
+class Shopper(ShopVisitor):
     wait_time = between(0.2, 1)
-
-    @task
-    def visit(self):
-        self.client.get("/", name="/ (shop page)")
-        with self.client.get("/api/products", catch_response=True) as resp:
-            try:
-                resp.json()["products"]
-            except (ValueError, KeyError, TypeError):
-                resp.failure(f"no product list (HTTP {resp.status_code}, "
-                             f"{resp.headers.get('x-minimesh-error', 'no mesh error')})")
-
+    checkout_chance = 0  # browsing only: the page and the product list

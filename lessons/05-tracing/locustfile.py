@@ -18,27 +18,14 @@ lesson, only slow.
 import sys
 from pathlib import Path
 
-from locust import HttpUser, between, task
+from locust import between
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # lessons/: the shared gate
-from shop_load import error_ratio_gate  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # lessons/: the shared shopper and gate
+from shop_load import ShopVisitor, error_ratio_gate  # noqa: E402
 
 MAX_ERROR_RATIO = error_ratio_gate(default=0.01)
 
 
-
-class Shopper(HttpUser):
+class Shopper(ShopVisitor):
     wait_time = between(0.5, 2)
-
-    @task
-    def browse(self):
-        self.client.get("/", name="/ (shop page)")
-        with self.client.get("/api/products", catch_response=True) as resp:
-            try:
-                products = resp.json()["products"]
-            except (ValueError, KeyError, TypeError):
-                resp.failure(f"no product list (HTTP {resp.status_code})")
-                return
-            if any(p.get("price") is None for p in products):
-                resp.failure("a product has no price")
-
+    checkout_chance = 0  # browsing only: the page and the product list
