@@ -325,7 +325,13 @@ async def run_mesh(home: Path, ttl: float = 10.0, warmup: float = 0.0, fixed_por
     home = Path(home)
     control = ControlPlaneProcess(home, ttl, warmup, port=free_port() if fixed_port else 0)
     await control.start()
-    mesh = Mesh(control, home / "logs")
+    async with serving(Mesh(control, home / "logs"), control) as mesh:
+        yield mesh
+
+
+@contextlib.asynccontextmanager
+async def serving(mesh, control):
+    """Yield `mesh`; then stop every sidecar and the control plane, and require clean exits."""
     ok = False
     try:
         yield mesh

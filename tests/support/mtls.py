@@ -23,7 +23,7 @@ from minimesh.pki.tokens import issue_token
 from minimesh.pki.workload import build_csr, credentials, new_key
 from minimesh.pki.spiffe import spiffe_id
 from tests.support.control import ControlPlaneProcess
-from tests.support.mesh import Instance, Mesh, SidecarProcess, _log_file
+from tests.support.mesh import Instance, Mesh, SidecarProcess, _log_file, serving
 from tests.support.shop import astart_service, free_port
 
 
@@ -105,19 +105,8 @@ async def run_secure_mesh(home: Path, ttl: float = 10.0, cert_ttl: str | None = 
     finally:
         if cert_ttl:
             os.environ.pop("MINIMESH_CERT_TTL") if old is None else os.environ.__setitem__("MINIMESH_CERT_TTL", old)
-    mesh = SecureMesh(control, home / "logs")
-    ok = False
-    try:
+    async with serving(SecureMesh(control, home / "logs"), control) as mesh:
         yield mesh
-        ok = True
-    finally:
-        codes = await mesh.close()
-        control.stop()
-        bad = {name: code for name, code in codes.items() if code != 0}
-        if bad or not ok:
-            mesh.dump_logs()
-        if ok:
-            assert not bad, f"sidecars did not exit 0 on SIGTERM: {bad}"
 
 
 # --- credentials for rogue clients ---------------------------------------------------------------
