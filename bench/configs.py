@@ -37,6 +37,14 @@ STRICT = {"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
           "metadata": {"name": "default", "namespace": "default"}, "spec": {"mtls": {"mode": "STRICT"}}}
 
 
+def full_telemetry(help_text: str) -> tuple[Configuration, str | None]:
+    """Telemetry as the lessons run it: every request in the access log, every trace recorded."""
+    config = Configuration("minimesh-full-telemetry", "minimesh",
+                           "sidecar pair, plaintext, access log on and every trace recorded (as in lessons)",
+                           sidecar_args=("--access-log", "--trace-sampling", "100"))
+    return config, (None if "--trace-sampling" in help_text else "the sidecar has no --trace-sampling yet")
+
+
 def mtls_variant(help_text: str) -> tuple[Configuration | None, str]:
     """(the mTLS configuration, "") or (None, why it cannot run yet)."""
     if "--token" not in help_text:
@@ -58,6 +66,7 @@ def plan(include_haproxy: bool = True) -> list[tuple[Configuration, str | None]]
                                  "sidecar pair, plaintext, telemetry off", telemetry=False,
                                  sidecar_args=quiet or ())
     rows.append((no_telemetry, None if quiet else "the sidecar has no option to turn telemetry off yet (issue 5)"))
+    rows.append(full_telemetry(help_text))
     mtls, why = mtls_variant(help_text)
     if mtls is None:
         rows.append((Configuration("minimesh-mtls", "minimesh", "sidecar pair, mTLS, telemetry on",

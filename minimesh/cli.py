@@ -80,9 +80,14 @@ def control(host, port, home, instance_ttl, cert_ttl):
               help="Join token for this service (`minimesh token SERVICE`); without one: no identity, no mTLS.")
 @click.option("--no-telemetry", is_flag=True, expose_value=False, callback=lambda ctx, p, off: _telemetry_off(off),
               help="No traces, metrics, access log or events (same as MINIMESH_TELEMETRY=off).")
+@click.option("--access-log/--no-access-log", envvar="MINIMESH_ACCESS_LOG", default=False, show_default=True,
+              help="A JSON line per request on stderr (Istio's accessLogFile; lessons turn it on).")
+@click.option("--trace-sampling", envvar="MINIMESH_TRACE_SAMPLING", type=click.FloatRange(0, 100), default=1.0,
+              show_default=True, metavar="PERCENT", help="Share of new traces recorded (lessons: 100).")
 @friendly
 def sidecar(control_url, service, version_, instance, labels, host, app_port, inbound_port,
-            outbound_port, admin_port, gateway, listen_port, default_service, advertise_host, token):
+            outbound_port, admin_port, gateway, listen_port, default_service, advertise_host, token,
+            access_log, trace_sampling):
     """Run a sidecar proxy beside one app instance (or the gateway)."""
     from minimesh.proxy.sidecar import SidecarOptions, run_sidecar
 
@@ -98,6 +103,7 @@ def sidecar(control_url, service, version_, instance, labels, host, app_port, in
         outbound_port=outbound_port, admin_port=admin_port, gateway=gateway,
         listen_port=listen_port, default_service=default_service,
         advertise_host=advertise_host or host, token=token or None,
+        access_log=access_log, trace_sampling=trace_sampling / 100,
     ))
 
 

@@ -1,17 +1,23 @@
-"""The telemetry hub: sidecars' request events in; rollups, a live tap and traces out.
+"""The telemetry hub: sidecars' rollups and request records in; figures, a live tap and traces out.
 
-Every sidecar sends one event per request per reporter (proxy/telemetry.py)
-in batches to POST /v1/telemetry. The hub
+Every sidecar sends batches to POST /v1/telemetry (proxy/export.py): the
+tallies it counted since its last batch, and the records (one per request per
+reporter, proxy/telemetry.py) of sampled traces — and of every request while
+someone taps: the hub's answer tells the sidecars whether anyone is tapping
+(a tap costs the proxies only while it runs, as Linkerd's does). The hub
 
-- adds each to sliding-window rollups (telemetry_window.py):
+- adds the tallies to sliding-window rollups (telemetry_window.py):
     workload  (service, version) as its inbound side saw it: Linkerd's `stat`
     edge      (source service+version → destination service+version), from the caller's side:
               effective success (after retries) and actual success (every attempt)
     route     (destination service, VirtualService route name), from the caller's side
     attempts  (destination service, version): every attempt that went there
-- appends it to the tap ring, waking anyone long-polling GET /v1/tap;
+- appends each record to the tap ring, waking anyone long-polling GET /v1/tap;
 - files it under its trace id in the trace store (telemetry_traces.py), and,
   when MINIMESH_ZIPKIN_URL is set, queues its spans for the Zipkin exporter.
+
+A batch of records without tallies (from a test, or a recording) is rolled up
+record by record, as the sidecars' tallies would have been.
 
 Only the rollup is done on arrival. Tap lines and spans are built when someone
 asks for them: events arrive thousands of times a second, questions rarely,
@@ -26,13 +32,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
+from collections import Counter, deque
 from typing import Callable
 
-from minimesh.control.telemetry_traces import TraceStore, spans_of
-from minimesh.control.telemetry_window import Window, latency_bin
+from minimesh.control.telemetry_traces import TraceStore, flag_list, spans_of
+from minimesh.control.telemetry_window import Tally, Window, latency_bin
 
 TAP_SIZE = 10_000
+TAP_LINGER_S = 15.0  # sidecars keep sending every record this long after the last tap request ended
 REQUIRED = ("reporter", "service", "version", "instance", "status", "duration_ms")
 
 
@@ -60,13 +67,27 @@ class TelemetryHub:
         self.seq = 0
         self.received = 0
         self.rejected = 0
+        self.tappers = 0  # GET /v1/tap requests waiting now
+        self.tapped_until = 0.0  # and until when the last one to finish still counts as tapping
         self._changed = asyncio.Event()
 
     # --- in ----------------------------------------------------------------
 
-    def ingest(self, events) -> int:
-        """Take a batch of events; returns how many were usable."""
+    @property
+    def tapping(self) -> bool:
+        """Is anyone tapping? (What the answer to each batch tells the sidecars.)"""
+        return self.tappers > 0 or self.clock() < self.tapped_until
+
+    def ingest(self, events, tallies=None) -> int:
+        """Take a batch of records (and the sender's tallies); returns how many records were usable.
+
+        With `tallies` (a list, from a sidecar) the records only feed tap and
+        traces: they are counted already. Without, each record is rolled up.
+        """
         now = self.clock()
+        counted = isinstance(tallies, list)
+        if counted:
+            self.add_tallies(tallies, now)
         taken = 0
         spans = []
         for event in events if isinstance(events, list) else ():
@@ -74,13 +95,15 @@ class TelemetryHub:
                 self.rejected += 1
                 continue
             try:
-                self._rollup(event, now)
+                self._check(event)
+                if not counted:
+                    self._rollup(event, now)
             except (TypeError, ValueError, KeyError, AttributeError):
                 self.rejected += 1
                 continue
             self.seq += 1
             self.tap.append((self.seq, event))
-            if event.get("trace_id"):
+            if event.get("trace_id") and event.get("sampled", True):  # a tapped request of an unrecorded trace: tap only
                 self.traces.add(event)
                 if self.on_spans is not None:
                     spans.extend(spans_of(event, self.resolve))
@@ -93,9 +116,30 @@ class TelemetryHub:
                 self.on_spans(spans)
         return taken
 
+    def add_tallies(self, tallies: list, now: float) -> None:
+        """Add a sidecar's counts (proxy/rollup.py) to the current second; a malformed one is refused."""
+        for t in tallies:
+            try:
+                key = tuple(t["key"])
+                if key[0] not in ("workload", "edge", "route", "attempts") or \
+                        not all(k is None or isinstance(k, str) for k in key):
+                    raise ValueError(key)
+                part = Tally(int(t["requests"]), int(t["ok"]), int(t["attempts"]), int(t["attempts_ok"]),
+                             int(t["mtls"]), Counter({int(b): int(n) for b, n in t["latency"]}))
+            except (TypeError, ValueError, KeyError, IndexError):
+                self.rejected += 1
+                continue
+            self.window.tally(key, now).add(part)
+
+    @staticmethod
+    def _check(e: dict) -> None:
+        """What tap and traces read back later must be readable: a bad record is refused here."""
+        float(e["duration_ms"]), float(e.get("start") or 0)
+        if not isinstance(e.get("tries") or [], list) or not isinstance(e.get("flags") or [], (list, str)):
+            raise TypeError("tries is a list, flags a list or a string")
+
     def _rollup(self, e: dict, now: float) -> None:
         status, ms, mtls = e["status"], float(e["duration_ms"]), bool(e.get("mtls"))
-        float(e.get("start") or 0)  # read back by tap and traces: a bad one is refused here
         ok = is_success(status)
         if e["reporter"] == "inbound":
             self._count(("workload", e["service"], e["version"]), now, ok, ms, mtls)
@@ -104,7 +148,7 @@ class TelemetryHub:
         final = self.resolve(e.get("endpoint")) or {}
         tally = self._count(("edge", e["service"], e["version"], dst_service, final.get("version")), now, ok, ms, mtls)
         route = self._count(("route", dst_service, e.get("route") or "default"), now, ok, ms, mtls)
-        for endpoint, a_status, _error, _offset, _duration in e.get("attempts") or ():
+        for endpoint, a_status, _error, _offset, _duration in e.get("tries") or ():
             a_ok = is_success(a_status)
             where = self.resolve(endpoint) or {}
             per_version = self.window.tally(("attempts", dst_service, where.get("version")), now)
@@ -115,7 +159,7 @@ class TelemetryHub:
     def tap_event(self, seq: int, e: dict) -> dict:
         """An event as a tap line's data: who called whom, how it ended."""
         me = {"service": e["service"], "version": e["version"], "instance": e["instance"]}
-        attempts = e.get("attempts") or []
+        attempts = e.get("tries") or []
         if e["reporter"] == "inbound":
             source, destination = parse_peer(e.get("peer")), me
         else:
@@ -128,7 +172,7 @@ class TelemetryHub:
             "seq": seq, "ts": round(float(e.get("start") or 0) + ms / 1000, 3), "trace_id": e.get("trace_id"),
             "reporter": e["reporter"], "source": source, "destination": destination,
             "method": e.get("method"), "authority": e.get("authority"), "path": e.get("path"),
-            "route": e.get("route"), "status": status, "flags": list(e.get("flags") or []),
+            "route": e.get("route"), "status": status, "flags": flag_list(e.get("flags")),
             "duration_ms": round(ms, 3), "attempts": len(attempts), "retries": max(0, len(attempts) - 1),
             "mtls": mtls, "external": bool(e.get("external")), "request_id": e.get("request_id"),
         }
@@ -186,7 +230,18 @@ class TelemetryHub:
         return found[::-1]
 
     async def wait_tap(self, since: int, match: Callable[[dict], bool], timeout: float) -> list[dict]:
-        """Events after `since` that `match`; waits up to `timeout` seconds for the first one."""
+        """Events after `since` that `match`; waits up to `timeout` seconds for the first one.
+
+        While it waits (and TAP_LINGER_S after), the hub tells sidecars someone is tapping.
+        """
+        self.tappers += 1
+        try:
+            return await self._wait_tap(since, match, timeout)
+        finally:
+            self.tappers -= 1
+            self.tapped_until = max(self.tapped_until, self.clock() + TAP_LINGER_S)
+
+    async def _wait_tap(self, since: int, match: Callable[[dict], bool], timeout: float) -> list[dict]:
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             found = self.tap_since(since, match)

@@ -49,7 +49,9 @@ async def post_events(request: web.Request) -> web.Response:
         return _bad(f"telemetry: body is not valid JSON: {e}")
     if not isinstance(body, dict) or not isinstance(body.get("events"), list):
         return _bad("telemetry: body must be {\"node\": ..., \"events\": [...]}")
-    return web.json_response({"accepted": request.app[HUB].ingest(body["events"])})
+    hub = request.app[HUB]
+    accepted = hub.ingest(body["events"], body.get("tallies"))
+    return web.json_response({"accepted": accepted, "tap": hub.tapping})
 
 
 async def get_stat(request: web.Request) -> web.Response:

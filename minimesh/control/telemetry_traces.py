@@ -22,6 +22,13 @@ MAX_SPANS = 1000
 KIND = {"inbound": "server", "outbound": "client", "gateway": "gateway"}
 
 
+def flag_list(flags) -> list[str]:
+    """A record's response flags: Envoy's "URX,UF" ("-" for none), or already a list."""
+    if isinstance(flags, list):
+        return list(flags)
+    return [] if flags in (None, "", "-") else str(flags).split(",")
+
+
 def attempt_span_id(span_id: str, number: int) -> str:
     """A stable id for attempt `number` of a client span (the sidecar sends none, to stay cheap)."""
     return hashlib.blake2b(f"{span_id}/{number}".encode(), digest_size=8).hexdigest()
@@ -42,11 +49,11 @@ def spans_of(event: dict, resolve: Callable[[str | None], dict | None]) -> list[
         "kind": kind, "service": event["service"], "version": event["version"], "instance": event["instance"],
         "peer": peer, "name": f"{event.get('method', '')} {path.split('?', 1)[0]}".strip(),
         "method": event.get("method"), "authority": event.get("authority"), "path": path,
-        "route": event.get("route"), "status": event["status"], "flags": list(event.get("flags") or []),
+        "route": event.get("route"), "status": event["status"], "flags": flag_list(event.get("flags")),
         "start": start, "duration_ms": ms, "mtls": bool(event.get("mtls")),
     }
     spans = [span]
-    attempts = event.get("attempts") or []
+    attempts = event.get("tries") or []
     if kind != "server" and len(attempts) > 1:
         for number, (endpoint, status, error, offset_ms, duration_ms) in enumerate(attempts, 1):
             where = resolve(endpoint) or {}

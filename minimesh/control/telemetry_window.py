@@ -15,22 +15,13 @@ Pure: time comes in as an argument.
 
 from __future__ import annotations
 
-import math
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
-GROWTH = 1.04
-FLOOR_MS = 0.01
+from minimesh.proxy.rollup import bin_value, latency_bin  # the sidecars bin, the hub merges: the same bins
+
 MAX_WINDOW_S = 300
-
-
-def latency_bin(ms: float) -> int:
-    return max(0, int(math.log(max(ms, FLOOR_MS) / FLOOR_MS, GROWTH)))
-
-
-def bin_value(index: int) -> float:
-    """The middle of a bin, in ms (geometric)."""
-    return FLOOR_MS * GROWTH ** (index + 0.5)
+__all__ = ["Tally", "Window", "bin_value", "latency_bin"]
 
 
 @dataclass
@@ -112,7 +103,7 @@ class Window:
                 if second <= since:
                     break
                 merged.add(tally)
-            if merged.requests:
+            if merged.requests or merged.attempts:  # ("attempts", ...) keys count attempts only
                 out[key] = merged
             elif buckets and buckets[-1][0] <= int(now) - self.keep_s:
                 del self.buckets[key]  # nothing left inside any window: forget the key

@@ -2,7 +2,7 @@
 
     /ready        200 once registered and holding a snapshot, else 503
     /config_dump  the snapshot in force, and the last one refused (NACKed)
-    /stats        request counters (stats.py)
+    /stats        request counters (stats.py), and the telemetry exporter's state (export.py)
     /certs        this sidecar's SPIFFE ID and certificate: serial, expiry, past serials
     /metrics      Prometheus text format (metrics.py)
 
@@ -43,7 +43,10 @@ def build_admin(sidecar) -> web.Application:
                                   "serials": list(workload.serials)})
 
     async def stats(_):
-        return web.json_response(sidecar.stats.as_json())
+        exporter, telemetry = sidecar.exporter, sidecar.telemetry
+        return web.json_response({**sidecar.stats.as_json(), "telemetry": None if telemetry is None else {
+            "access_log": telemetry.access_log.enabled, "trace_sampling": telemetry.sampling,
+            **(exporter.status() if exporter is not None else {})}})
 
     async def metrics(_):
         sidecar.metrics.set_config_version(sidecar.holder.current.config_version)

@@ -10,7 +10,6 @@ only /stats counts; no trace headers are touched, no metrics or access log.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 
@@ -21,8 +20,6 @@ from minimesh.proxy.listener import read_request, write_response
 from minimesh.proxy.message import Request, Response
 
 log = logging.getLogger("minimesh.proxy")
-# One encoder for every access-log line: json.dumps with options builds a new one per call.
-_to_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def rescue(error: MeshError, direction: str) -> Response:
@@ -75,25 +72,3 @@ class Edge:
         if self.telemetry is None:
             return
         self.telemetry.finish(request, status, duration_ms)
-        if self.telemetry.access_log.enabled:  # telemetry.AccessLog: no logging machinery
-            self.telemetry.access_log.write(_to_json({
-                "ts": round(time.time(), 3),
-                "reporter": self.direction,
-                "source": self.reporter.get("instance"),
-                "method": request.method,
-                "authority": request.authority,
-                "path": request.path,
-                "status": status,
-                "flags": "".join(journey.flags) and ",".join(journey.flags) or "-",
-                "duration_ms": round(duration_ms, 2),
-                "service": journey.service,
-                "route": journey.route,
-                "subset": journey.subset,
-                "upstream": journey.endpoint,
-                "upstream_instance": journey.endpoint_instance,
-                "attempts": len(journey.attempts),
-                "external": journey.external,
-                "request_id": request.headers.get("x-request-id"),
-                "trace_id": journey.trace_id,
-                "peer": journey.peer,
-            }))

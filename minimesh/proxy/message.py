@@ -54,6 +54,7 @@ class Journey:
     trace_id: str | None = None
     span_id: str | None = None
     parent_id: str | None = None  # the caller's span; None when this hop started the trace
+    sampled: bool = False  # is this trace recorded? (traceparent's flag; decided where the trace starts)
     peer: str | None = None  # inbound: the calling workload, "service;version;instance"
     mtls: bool = False  # set by the mTLS layer when the connection was mutual TLS
 

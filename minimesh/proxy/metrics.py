@@ -19,15 +19,20 @@ gateway — "destination" for the callee's inbound side), source_workload,
 source_version, destination_service, destination_version, response_code,
 response_flags, connection_security_policy ("mutual_tls" or "none").
 
-Each sidecar has its own registry (never the process-global one), and the
-labelled children are cached per label set: `labels()` is the expensive part
-of prometheus-client, and this runs once per request.
+Each sidecar has its own registry (never the process-global one). The
+per-request counts are kept in plain dicts and handed to prometheus-client
+only when /metrics is scraped (a custom collector): a labelled child's
+`inc()` and `observe()` take a lock and walk the buckets in Python on every
+request, several times the cost of adding to a list.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
+
 import prometheus_client
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 
 LABELS = ("reporter", "source_workload", "source_version", "destination_service", "destination_version",
           "response_code", "response_flags", "connection_security_policy")
@@ -41,39 +46,59 @@ CONTENT_TYPE = prometheus_client.CONTENT_TYPE_LATEST
 prometheus_client.disable_created_metrics()
 
 
+class RequestCounts:
+    """minimesh_requests_total, minimesh_request_duration_seconds and minimesh_retries_total, from plain counts."""
+
+    def __init__(self):
+        self.rows: dict[tuple, list] = {}  # LABELS values -> [count, sum of seconds, count per bucket (+Inf last)]
+        self.retries: dict[tuple, int] = {}  # (reporter, source_workload, destination_service) -> retries
+
+    def observe(self, labels: tuple, duration_ms: float, retries: int) -> None:
+        row = self.rows.get(labels)
+        if row is None:
+            row = self.rows[labels] = [0, 0.0, [0] * (len(BUCKETS_MS) + 1)]
+        row[0] += 1
+        row[1] += duration_ms / 1000
+        row[2][bisect_left(BUCKETS_MS, duration_ms)] += 1  # the first bucket whose bound is >= the duration
+        if retries:
+            key = (labels[0], labels[1], labels[3])
+            self.retries[key] = self.retries.get(key, 0) + retries
+
+    def describe(self):
+        return []  # the families appear at the first request; nothing to check at registration
+
+    def collect(self):
+        requests = CounterMetricFamily("minimesh_requests", "Requests, by who reported them and how they ended.",
+                                       labels=LABELS)
+        duration = HistogramMetricFamily("minimesh_request_duration_seconds",
+                                         "Request duration in seconds, as the reporting proxy saw it.", labels=LABELS)
+        for labels, (count, seconds, buckets) in list(self.rows.items()):
+            requests.add_metric(labels, count)
+            cumulative, running = [], 0
+            for bound, n in zip((*BUCKETS_S, float("inf")), buckets):
+                running += n
+                cumulative.append((prometheus_client.utils.floatToGoString(bound), running))
+            duration.add_metric(labels, cumulative, seconds)
+        retries = CounterMetricFamily("minimesh_retries", "Attempts beyond the first one, made by the retry layer.",
+                                      labels=("reporter", "source_workload", "destination_service"))
+        for key, n in list(self.retries.items()):
+            retries.add_metric(key, n)
+        return [requests, duration, retries]
+
+
 class MeshMetrics:
     def __init__(self):
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.requests = Counter("minimesh_requests", "Requests, by who reported them and how they ended.",
-                                LABELS, registry=r)
-        self.duration = Histogram("minimesh_request_duration_seconds",
-                                  "Request duration in seconds, as the reporting proxy saw it.",
-                                  LABELS, buckets=BUCKETS_S, registry=r)
-        self.retries = Counter("minimesh_retries", "Attempts beyond the first one, made by the retry layer.",
-                               ("reporter", "source_workload", "destination_service"), registry=r)
+        self.counts = RequestCounts()
+        r.register(self.counts)
         self.config_version = Gauge("minimesh_config_version",
                                     "The control plane's config version this proxy runs.", registry=r)
         self.dropped = Counter("minimesh_telemetry_dropped",
                                "Request events dropped because the export queue to the control plane was full.",
                                registry=r)
         self._cert_expiry: Gauge | None = None
-        self._children: dict[tuple, tuple] = {}
-        self._retry_children: dict[tuple, object] = {}
-
-    def observe(self, labels: tuple, duration_ms: float, retries: int) -> None:
-        """Count one request; `labels` are the values of LABELS, in order."""
-        children = self._children.get(labels)
-        if children is None:
-            children = self._children[labels] = (self.requests.labels(*labels), self.duration.labels(*labels))
-        children[0].inc()
-        children[1].observe(duration_ms / 1000)
-        if retries:
-            key = (labels[0], labels[1], labels[3])
-            child = self._retry_children.get(key)
-            if child is None:
-                child = self._retry_children[key] = self.retries.labels(*key)
-            child.inc(retries)
+        self.observe = self.counts.observe  # count one request; `labels` are the values of LABELS, in order
 
     def set_config_version(self, version: int) -> None:
         self.config_version.set(version)

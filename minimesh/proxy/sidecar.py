@@ -33,7 +33,8 @@ from minimesh.proxy.mtls import AutoMTLS, InboundSecurity
 from minimesh.proxy.outbound import OutboundRouter
 from minimesh.proxy.pool import UpstreamPool
 from minimesh.proxy.stats import Stats
-from minimesh.proxy.telemetry import RequestTelemetry, TelemetryExporter, telemetry_enabled
+from minimesh.proxy.export import TelemetryExporter
+from minimesh.proxy.telemetry import AccessLog, RequestTelemetry, telemetry_enabled
 
 log = logging.getLogger("minimesh.proxy")
 
@@ -60,6 +61,8 @@ class SidecarOptions:
     # Traces, metrics, access log, events to the control plane; off with
     # MINIMESH_TELEMETRY=off or `--no-telemetry` (for the benchmark's on-vs-off).
     telemetry: bool = field(default_factory=telemetry_enabled)
+    access_log: bool = False  # a JSON line per request (Istio's default profile: off; its demo profile and lessons: on)
+    trace_sampling: float = 0.01  # share of new traces recorded (Istio's default: 1 %; lessons: all)
 
 
 class Sidecar:
@@ -80,7 +83,8 @@ class Sidecar:
             self.pool.mtls = AutoMTLS(self.workload)
         self.metrics = MeshMetrics()
         self.exporter = TelemetryExporter(opts.control_url, opts.instance, self.metrics) if opts.telemetry else None
-        self.telemetry = RequestTelemetry(self.identity, self.metrics, self.exporter) if opts.telemetry else None
+        self.telemetry = (RequestTelemetry(self.identity, self.metrics, self.exporter, opts.trace_sampling,
+                                           AccessLog(opts.access_log)) if opts.telemetry else None)
 
     def is_ready(self) -> bool:
         return (self.client is not None and self.client.registered.is_set() and self.holder.received.is_set()

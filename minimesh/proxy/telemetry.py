@@ -1,22 +1,28 @@
-"""What a sidecar reports about each request: trace span, metrics, and an event for the control plane.
+"""What a sidecar reports about each request: trace span, metrics, rollups, access log, tap.
 
 Per request, at the listener edge (edge.py):
 
     begin(request)    read the caller's trace context, start our span, tell the next hop
-    finish(request)   count it in /metrics and queue one event for the control plane
+    finish(request)   count it in /metrics and in the rollups; write its record where it is wanted
 
-One event per request per reporter is both the span and the rollup input:
-it names the trace, our span and its parent, who called whom, the route,
-status, response flags, timing, and each upstream attempt. The control plane
-(minimesh/control/telemetry*.py) turns events into rollups, tap lines and
-traces. The sidecar's inbound side makes a server span, the outbound side
-(and the gateway) a client span whose retries become child "attempt" spans at
-the control plane.
+The record — one JSON object per request per reporter — names the trace, our
+span and its parent, who called whom, the route, status, response flags,
+timing and each upstream attempt. It is the access log's line, a span of a
+trace and a tap line at once, so it is made at most once, and only when one of
+them wants it:
 
-This is the hot path, so it stays small: no I/O, no formatting beyond a
-dict, and the export queue is bounded — when the control plane cannot keep
-up, events are dropped (and counted), never waited for. `TelemetryExporter`
-sends the queue in batches a few times a second from a background task.
+- the access log, when it is on (`--access-log`; off by default, as in Istio's
+  default profile — lessons turn it on);
+- the trace, when the trace is sampled: the caller's traceparent says so, or,
+  where a trace starts, `--trace-sampling` percent of the time (Istio's 1 % by
+  default; lessons record every trace);
+- the tap, while someone is tapping (the control plane says so).
+
+What `minimesh stat` needs never takes a record: the rollups are counted here
+(rollup.py) and sent as counts. This is the hot path, so it stays small: no
+I/O beyond the access log's one write, and the export queue (export.py) is
+bounded — when the control plane cannot keep up, records are dropped (and
+counted), never waited for.
 """
 
 from __future__ import annotations
@@ -24,12 +30,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import sys
 import time
 
-import aiohttp
-
 from minimesh.proxy import tracing
+from minimesh.proxy.export import TelemetryExporter, to_json
+from minimesh.proxy.rollup import latency_bin
 from minimesh.proxy.message import Request
 
 log = logging.getLogger("minimesh.proxy")
@@ -39,24 +46,24 @@ log = logging.getLogger("minimesh.proxy")
 # for it later.
 PEER_HEADER = "x-minimesh-peer"
 REPORTER = {"outbound": "source", "gateway": "source", "inbound": "destination"}
-EXPORT_INTERVAL = 0.2  # seconds: a tap line shows up well within a second
-MAX_QUEUE = 20_000
-MAX_BATCH = 2_000
 SWITCH_ENV = "MINIMESH_TELEMETRY"  # "off" (or 0/false/no) turns telemetry off; `--no-telemetry` sets it
+_OFF = ("off", "0", "false", "no")
 
 
 def telemetry_enabled(environ=os.environ) -> bool:
-    return environ.get(SWITCH_ENV, "on").strip().lower() not in ("off", "0", "false", "no")
+    return environ.get(SWITCH_ENV, "on").strip().lower() not in _OFF
 
 
 class RequestTelemetry:
-    """Trace context, metrics and events for the requests of one sidecar."""
+    """Trace context, metrics, rollups and records for the requests of one sidecar."""
 
-    def __init__(self, identity: dict, metrics, exporter: "TelemetryExporter | None"):
+    def __init__(self, identity: dict, metrics, exporter: TelemetryExporter | None,
+                 sampling: float = 1.0, access_log: "AccessLog | None" = None):
         self.identity = identity
         self.metrics = metrics
         self.exporter = exporter
-        self.access_log = AccessLog()
+        self.sampling = sampling  # the share of new traces recorded, 0..1
+        self.access_log = access_log or AccessLog(False)
         self.peer = f"{identity['service']};{identity['version']};{identity['instance']}"
         self._versions_of: tuple[object, dict] = (None, {})
 
@@ -67,9 +74,12 @@ class RequestTelemetry:
         journey.span_id = tracing.new_span_id()
         if parent is None:
             journey.trace_id = tracing.new_trace_id()
+            # Where a trace starts, its fate is decided once; every later hop follows the flag.
+            journey.sampled = self.sampling >= 1 or random.random() < self.sampling
         else:
             journey.trace_id, journey.parent_id = parent.trace_id, parent.span_id
-        tracing.inject(headers, journey.trace_id, journey.span_id, parent)
+            journey.sampled = parent.sampled
+        tracing.inject(headers, journey.trace_id, journey.span_id, parent, journey.sampled)
         if journey.direction == "inbound":
             journey.peer = headers.pop(PEER_HEADER, None)
         else:
@@ -81,46 +91,89 @@ class RequestTelemetry:
             request.headers.popall(PEER_HEADER, None)
 
     def finish(self, request: Request, status: int, duration_ms: float) -> None:
+        """Count the request in /metrics and the rollups; make its record if anyone wants it."""
         journey = request.journey
         me = self.identity
         flags = ",".join(journey.flags) or "-"
         # Inbound, the mTLS layer records the caller's proven SPIFFE ID; either way it may set .mtls.
-        mtls = journey.mtls or getattr(journey, "peer_identity", None) is not None
+        mtls = journey.mtls or journey.peer_identity is not None
         security = "mutual_tls" if mtls else "none"
+        attempts = journey.attempts
+        ok = 0 < status < 500
+        exporter = self.exporter
         if journey.direction == "inbound":
             src_service, src_version = _peer_workload(journey.peer)
-            labels = ("destination", src_service, src_version, me["service"], me["version"],
-                      str(status), flags, security)
+            self.metrics.observe(("destination", src_service, src_version, me["service"], me["version"],
+                                  str(status), flags, security), duration_ms, 0)
+            if exporter is not None:
+                exporter.tallies.served(("workload", me["service"], me["version"]), ok,
+                                        latency_bin(duration_ms), mtls)
         else:
-            labels = ("source", me["service"], me["version"], journey.service or "unknown",
-                      self._version_of(journey), str(status), flags, security)
-        attempts = journey.attempts
-        self.metrics.observe(labels, duration_ms, max(0, len(attempts) - 1))
-        if self.exporter is None:
-            return
+            dst_service = journey.service or "unknown"
+            versions = self._versions(journey)
+            dst_version = versions.get(journey.endpoint, "unknown")
+            self.metrics.observe(("source", me["service"], me["version"], dst_service, dst_version,
+                                  str(status), flags, security), duration_ms, max(0, len(attempts) - 1))
+            if exporter is not None:
+                self._count_outbound(exporter.tallies, request, versions, ok, duration_ms, mtls)
+        if self.access_log.enabled:
+            line = self.record(request, status, duration_ms, time.time())
+            self.access_log.write(line)
+            if exporter is not None and (journey.sampled or exporter.tapping):
+                exporter.add(line)
+        elif exporter is not None:
+            ended = time.time()
+            if journey.sampled or exporter.tapping:
+                exporter.add(self.record(request, status, duration_ms, ended))
+            elif ended > exporter.heard_until:  # has a tap begun? not known yet: keep it until we hear
+                exporter.hold(self.record, request, status, duration_ms, ended)
+
+    def _count_outbound(self, tallies, request, versions: dict, ok: bool, duration_ms: float, mtls: bool) -> None:
+        me = self.identity
+        journey = request.journey
+        service = journey.service or request.authority  # a request leaving the mesh: the host it asked for
+        latency = latency_bin(duration_ms)
+        edge = tallies.served(("edge", me["service"], me["version"], service, versions.get(journey.endpoint)),
+                              ok, latency, mtls)
+        route = tallies.served(("route", service, journey.route or "default"), ok, latency, mtls)
+        for attempt in journey.attempts:
+            a_ok = attempt.status is not None and 0 < attempt.status < 500
+            for row in (edge, route):
+                row[2] += 1
+                row[3] += a_ok
+            tallies.attempted(("attempts", service, versions.get(attempt.endpoint)), a_ok)
+
+    def record(self, request: Request, status: int, duration_ms: float, ended: float) -> str:
+        """The request's record as one JSON line: access-log line, span and tap line at once."""
+        journey = request.journey
+        me = self.identity
         started = journey.started
-        self.exporter.add({
-            "trace_id": journey.trace_id, "span_id": journey.span_id, "parent_id": journey.parent_id,
+        return to_json({
             "reporter": journey.direction, "service": me["service"], "version": me["version"],
-            "instance": me["instance"], "peer": journey.peer, "destination": journey.service,
-            "route": journey.route, "subset": journey.subset, "method": request.method,
-            "authority": request.authority, "path": request.path, "status": status,
-            "flags": journey.flags, "start": time.time() - duration_ms / 1000, "duration_ms": duration_ms,
-            "attempts": [[a.endpoint, a.status, a.error, (a.started - started) * 1000, a.duration_ms]
-                         for a in attempts],
-            "endpoint": journey.endpoint, "mtls": mtls, "external": journey.external,
+            "instance": me["instance"], "peer": journey.peer,
+            "method": request.method, "authority": request.authority, "path": request.path,
+            "destination": journey.service, "route": journey.route, "subset": journey.subset,
+            "status": status, "flags": ",".join(journey.flags) or "-", "duration_ms": round(duration_ms, 3),
+            "start": round(ended - duration_ms / 1000, 6),
+            "endpoint": journey.endpoint, "upstream_instance": journey.endpoint_instance,
+            "attempts": len(journey.attempts),
+            "tries": [[a.endpoint, a.status, a.error, round((a.started - started) * 1000, 3),
+                       round(a.duration_ms, 3)] for a in journey.attempts],
+            "mtls": journey.mtls or journey.peer_identity is not None, "external": journey.external,
             "request_id": request.headers.get("x-request-id"),
+            "trace_id": journey.trace_id, "span_id": journey.span_id, "parent_id": journey.parent_id,
+            "sampled": journey.sampled,
         })
 
-    def _version_of(self, journey) -> str:
-        """The version label of the endpoint that answered, from the snapshot in force (cached per snapshot)."""
+    def _versions(self, journey) -> dict:
+        """Endpoint address -> its version label, from the snapshot in force (made once per snapshot)."""
         config, versions = self._versions_of
         if journey.config is not config:
             versions = {e.address: dict(e.labels).get("version", "unknown")
                         for (_, subset), cluster in getattr(journey.config, "clusters", {}).items()
                         if subset is None for e in cluster.endpoints}
             self._versions_of = (journey.config, versions)
-        return versions.get(journey.endpoint, "unknown")
+        return versions
 
 
 def _peer_workload(peer: str | None) -> tuple[str, str]:
@@ -139,9 +192,9 @@ class AccessLog:
     request's own work. (Non-interactive stderr is line-buffered: one write.)
     """
 
-    def __init__(self, stream=None):
+    def __init__(self, enabled: bool, stream=None):
         self.stream = stream
-        self.enabled = logging.getLogger("minimesh.access").isEnabledFor(logging.INFO)
+        self.enabled = enabled
         self._second, self._stamp = -1, ""  # the formatted time, made once per second
 
     def write(self, json_line: str) -> None:
@@ -151,62 +204,3 @@ class AccessLog:
             self._second, self._stamp = second, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
         (self.stream or sys.stderr).write(
             f"{self._stamp},{int(now % 1 * 1000):03d} INFO minimesh.access: {json_line}\n")
-
-
-class TelemetryExporter:
-    """Sends queued events to the control plane's POST /v1/telemetry in batches.
-
-    `add` never blocks and never does I/O; a full queue drops the event and
-    counts it in minimesh_telemetry_dropped_total. A batch the control plane
-    does not take (down, restarting) is dropped too: telemetry is best effort,
-    traffic is not.
-    """
-
-    def __init__(self, control_url: str, node: str, metrics, interval: float = EXPORT_INTERVAL,
-                 max_queue: int = MAX_QUEUE):
-        self.url = control_url.rstrip("/") + "/v1/telemetry"
-        self.node = node
-        self.metrics = metrics
-        self.interval = interval
-        self.max_queue = max_queue
-        self.queue: list[dict] = []
-        self.sent = 0
-        self._task: asyncio.Task | None = None
-        self._session: aiohttp.ClientSession | None = None
-
-    def add(self, event: dict) -> None:
-        if len(self.queue) >= self.max_queue:
-            self.metrics.dropped.inc()
-            return
-        self.queue.append(event)
-
-    def start(self) -> None:
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5), trust_env=False)
-        self._task = asyncio.create_task(self._run(), name="telemetry")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        if self._session is not None:
-            await self.flush()  # the last requests before shutdown still count
-            await self._session.close()
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            await self.flush()
-
-    async def flush(self) -> None:
-        while self.queue:
-            batch, self.queue = self.queue[:MAX_BATCH], self.queue[MAX_BATCH:]
-            try:
-                async with self._session.post(self.url, json={"node": self.node, "events": batch}) as resp:
-                    if resp.status >= 400:
-                        raise aiohttp.ClientResponseError(resp.request_info, (), status=resp.status,
-                                                          message=await resp.text())
-                self.sent += len(batch)
-            except (aiohttp.ClientError, OSError, TimeoutError) as e:
-                self.metrics.dropped.inc(len(batch))
-                log.debug("telemetry batch of %d dropped: %s", len(batch), e)
-                return

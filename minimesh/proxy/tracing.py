@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import random
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 # "HEXDIGLC = DIGIT / "a" / "b" / "c" / "d" / "e" / "f" ; lowercase hex character"
 _HEX = frozenset("0123456789abcdef")
@@ -46,8 +46,7 @@ LARGE_MEMBER = 128  # "entries larger than 128 characters long SHOULD be removed
 B3_HEADERS = ("x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags")
 
 
-@dataclass(frozen=True)
-class Parent:
+class Parent(NamedTuple):
     """The caller's side of a trace, as read from the request headers."""
 
     trace_id: str  # 32 lowercase hex
@@ -60,8 +59,18 @@ def _is_hex(s: str, length: int) -> bool:
     return len(s) == length and _HEX.issuperset(s)
 
 
+# The common case, checked in one go: version 00, lowercase hex, nothing after the flags.
+_VERSION_00 = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})\Z")
+
+
 def parse_traceparent(value: str) -> tuple[str, str, int] | None:
     """(trace-id, parent-id, trace-flags) from a traceparent value, or None when it must be ignored."""
+    common = _VERSION_00.match(value)
+    if common is not None:
+        trace_id, parent_id, flags = common.groups()
+        if trace_id == _ZERO_TRACE or parent_id == _ZERO_SPAN:
+            return None
+        return trace_id, parent_id, int(flags, 16)
     value = value.strip(" \t")
     version = value[:2]
     if len(value) < 55 or not _is_hex(version, 2) or version == "ff":
@@ -95,6 +104,8 @@ def parse_tracestate(values) -> str:
     left-most, most recent, wins); past 32 members the right-most go; past 512
     characters members over 128 characters go first, then from the right.
     """
+    if not values:
+        return ""
     members: list[str] = []
     seen: set[str] = set()
     for header in values:
@@ -184,14 +195,15 @@ def new_span_id(rand=random) -> str:
             return span_id
 
 
-def inject(headers, trace_id: str, span_id: str, parent: Parent | None) -> None:
+def inject(headers, trace_id: str, span_id: str, parent: Parent | None, sampled: bool = True) -> None:
     """Tell the next hop that `span_id` is its parent (headers changed in place).
 
     We always write version 00, the version we implement, even when a future
     version came in: we only understood its version-00 fields. tracestate travels on as read, normalised; with a new
-    trace there is none to keep.
+    trace there is none to keep. `sampled` is the decision for a new trace; a continued one keeps its caller's.
     """
-    sampled = parent.sampled if parent else True
+    if parent is not None:
+        sampled = parent.sampled
     headers["traceparent"] = f"00-{trace_id}-{span_id}-{'01' if sampled else '00'}"
     if parent is not None and parent.tracestate:
         headers["tracestate"] = parent.tracestate

@@ -45,7 +45,7 @@ from pathlib import Path
 import yaml
 
 from minimesh.errors import UserError
-from minimesh.runner.topology import Instance, Lesson, load_lesson
+from minimesh.runner.topology import LESSON_TELEMETRY, Instance, Lesson, load_lesson
 
 IMAGE = "minimesh:local"
 WORKDIR = Path("/opt/minimesh")        # where compose/Dockerfile puts the repository
@@ -147,7 +147,7 @@ def sidecar_service(inst: Instance) -> dict:
     args = ["minimesh", "sidecar", "--control", CONTROL_URL, "--service", inst.service,
             "--version", inst.version, "--instance", inst.name, *labels, "--host", "0.0.0.0",
             "--app-port", str(APP_PORT), "--inbound-port", str(INBOUND_PORT),
-            "--outbound-port", str(OUTBOUND_PORT), "--admin-port", str(ADMIN_PORT)]
+            "--outbound-port", str(OUTBOUND_PORT), "--admin-port", str(ADMIN_PORT), *LESSON_TELEMETRY]
     return {
         "image": IMAGE,
         "network_mode": f"service:{inst.name}",
@@ -164,7 +164,7 @@ def sidecar_service(inst: Instance) -> dict:
 def gateway_service(lesson: Lesson) -> dict:
     args = ["minimesh", "sidecar", "--gateway", "--service", "gateway", "--instance", "gateway",
             "--control", CONTROL_URL, "--host", "0.0.0.0", "--listen-port", str(GATEWAY_PORT),
-            "--admin-port", str(ADMIN_PORT), "--default-service", lesson.gateway]
+            "--admin-port", str(ADMIN_PORT), "--default-service", lesson.gateway, *LESSON_TELEMETRY]
     return {
         "image": IMAGE,
         "command": sidecar_command(args),

@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from minimesh.runner.topology import Lesson
+from minimesh.runner.topology import LESSON_TELEMETRY, Lesson
 
 HOST = "127.0.0.1"
 MESH = (sys.executable, "-m", "minimesh.cli")
@@ -109,7 +109,8 @@ def plan_stack(lesson: Lesson, home: Path, gateway_port: int, next_port, token_f
             argv=(*MESH, "sidecar", "--control", control_url, "--service", inst.service,
                   "--version", inst.version, "--instance", inst.name, *labels,
                   "--app-port", str(ip.app_port), "--inbound-port", str(ip.inbound_port),
-                  "--outbound-port", str(ip.outbound_port), "--admin-port", str(ip.admin_port)),
+                  "--outbound-port", str(ip.outbound_port), "--admin-port", str(ip.admin_port),
+                  *LESSON_TELEMETRY),
             env=token_env(inst.service), probe=Probe(ip.admin_port, "/ready"), instance=inst.name,
             ports=(ip.inbound_port, ip.outbound_port, ip.admin_port)))
 
@@ -118,7 +119,7 @@ def plan_stack(lesson: Lesson, home: Path, gateway_port: int, next_port, token_f
         name="gateway", role="gateway",
         argv=(*MESH, "sidecar", "--gateway", "--service", "gateway", "--instance", "gateway",
               "--listen-port", str(gateway_port), "--admin-port", str(gateway_admin),
-              "--default-service", lesson.gateway, "--control", control_url),
+              "--default-service", lesson.gateway, "--control", control_url, *LESSON_TELEMETRY),
         env=token_env("gateway"), probe=Probe(gateway_admin, "/ready"), instance="gateway",
         ports=(gateway_port, gateway_admin))
 

@@ -30,6 +30,11 @@ TOP_KEYS = {"title", "gateway", "services", "description", "manifests", "steps",
 SERVICE_KEYS = {"versions"}
 VERSION_KEYS = {"command", "replicas", "env", "labels"}
 
+# Lessons run every sidecar with Istio's demo-profile telemetry: every request
+# in the access log, every trace recorded. (A bare `minimesh sidecar` has the
+# production defaults: no access log, 1 % of traces.)
+LESSON_TELEMETRY = ("--access-log", "--trace-sampling", "100")
+
 
 @dataclass(frozen=True)
 class VersionSpec:

@@ -57,7 +57,7 @@ async def test_delay_is_added_before_the_upstream(mesh):
     answers = await get_prices(mesh, 3)
     assert all(status == 200 for status, _, _ in answers)
     assert loop.time() - start >= 0.9  # three requests, each held 300 ms by the gateway
-    lines = [line for line in mesh.gateway.access_log() if line["service"] == "pricing"][-3:]
+    lines = [line for line in mesh.gateway.access_log() if line["destination"] == "pricing"][-3:]
     assert all("DI" in line["flags"] for line in lines), lines
 
 

@@ -36,7 +36,7 @@ async def test_products_through_gateway_web_catalog_pricing(shop):
     assert len(body["products"]) == 5 and all(p["price"] is not None for p in body["products"])
     # Each hop wrote its access log: the gateway, web's outbound, catalog's inbound.
     web_out = [line for line in shop.instances[0].sidecar.access_log() if line["reporter"] == "outbound"]
-    assert {line["service"] for line in web_out} == {"catalog", "pricing"}
+    assert {line["destination"] for line in web_out} == {"catalog", "pricing"}
     assert all(line["status"] == 200 and not line["external"] for line in web_out)
 
 

@@ -143,7 +143,7 @@ async def test_per_try_timeout_retries_onto_a_fast_instance(clean):
     assert {status for status, *_ in results} == {200}
     assert slow.name not in served_by(results)
     # Some requests did try the slow instance first and were retried after its per-try timeout.
-    lines = [line for line in mesh.gateway.access_log()[-20:] if line["service"] == "catalog"]
+    lines = [line for line in mesh.gateway.access_log()[-20:] if line["destination"] == "catalog"]
     assert any(line["attempts"] == 2 for line in lines), lines
 
 
@@ -220,7 +220,7 @@ async def test_graceful_stop_loses_no_request(clean):
     assert traffic.failures() == []
     status, body = await mesh.cp("GET", "/v1/instances")
     assert leaving.name not in {i["instance"] for i in body["instances"]}
-    later = [line for line in mesh.gateway.access_log() if line["service"] == "catalog"][-20:]
+    later = [line for line in mesh.gateway.access_log() if line["destination"] == "catalog"][-20:]
     assert all(line["upstream_instance"] != leaving.name for line in later)
 
 

@@ -92,7 +92,7 @@ async def test_absolute_form_request_to_a_non_mesh_host_passes_through_and_is_lo
         return [line for line in catalog.access_log() if line["path"] == "/hello?x=1"]
     [line] = await wait_for(logged, 5, what="the access-log line")
     assert line["external"] is True and line["status"] == 200
-    assert line["upstream"] == f"127.0.0.1:{port}" and line["service"] == f"127.0.0.1:{port}"
+    assert line["endpoint"] == f"127.0.0.1:{port}" and line["destination"] == f"127.0.0.1:{port}"
 
 
 # --- bad input: malformed requests and oversize headers -----------------------------------------
@@ -188,7 +188,7 @@ async def test_dead_app_behind_a_registered_sidecar_is_503_uf_after_retries(mesh
                     error = r.headers["x-minimesh-error"]
                     assert error.startswith("UF (connect, inbound)"), error
         # The gateway tried three times (Istio's default: 2 retries on 503) and gave up (URX).
-        lines = [line for line in mesh.gateway.access_log() if line["service"] == "ghost"]
+        lines = [line for line in mesh.gateway.access_log() if line["destination"] == "ghost"]
         assert [line["attempts"] for line in lines] == [3, 3, 3]
         assert all("URX" in line["flags"] for line in lines)
         inbound = [line for line in ghost.access_log() if line["reporter"] == "inbound"]
@@ -212,6 +212,6 @@ async def test_sigkilled_sidecar_still_registered_is_503_uf_at_the_caller(mesh):
         assert r.status == 503
         error = r.headers["x-minimesh-error"]
     assert error.startswith("UF (connect, gateway)"), error
-    [line] = [line for line in mesh.gateway.access_log() if line["service"] == "gone"]
+    [line] = [line for line in mesh.gateway.access_log() if line["destination"] == "gone"]
     assert line["attempts"] == 3 and line["flags"] == "URX,UF"
     assert await mesh.gateway.healthy()

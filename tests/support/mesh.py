@@ -34,6 +34,7 @@ from pathlib import Path
 
 import aiohttp
 
+from minimesh.runner.topology import LESSON_TELEMETRY
 from tests.support.control import ControlPlaneProcess, minimesh_command, wait_for
 from tests.support.shop import SHOP_ENV, ServiceHandle, astart_service, free_port
 
@@ -53,8 +54,11 @@ class SidecarProcess:
     """A running `minimesh sidecar`: URLs of its listeners, `.proc`, `.logs()`, `.stop()`."""
 
     def __init__(self, control_url: str, service: str, app_port: int | None, version: str, instance: str,
-                 gateway: bool, default_service: str | None, log_path: Path):
+                 gateway: bool, default_service: str | None, log_path: Path,
+                 telemetry_args: tuple[str, ...] = LESSON_TELEMETRY):
         self.control_url, self.service, self.app_port = control_url, service, app_port
+        # The lessons' telemetry by default: the tests read every access-log line and trace.
+        self.telemetry_args = telemetry_args
         self.version, self.instance = version, instance
         self.gateway, self.default_service = gateway, default_service
         self.log_path = log_path
@@ -89,7 +93,8 @@ class SidecarProcess:
     # --- process ---------------------------------------------------------------------------
     def _command(self) -> list[str]:
         cmd = [*minimesh_command(), "sidecar", "--control", self.control_url, "--service", self.service,
-               "--version", self.version, "--instance", self.instance, "--admin-port", str(self.ports["admin"])]
+               "--version", self.version, "--instance", self.instance, "--admin-port", str(self.ports["admin"]),
+               *self.telemetry_args]
         if self.gateway:
             cmd += ["--gateway", "--listen-port", str(self.ports["listen"])]
             if self.default_service:
@@ -188,11 +193,12 @@ def _log_file(instance: str, log_dir: Path | None) -> Path:
 
 async def start_sidecar(control_url: str, service: str, app_port: int | None = None, version: str = "v1",
                         instance: str | None = None, gateway: bool = False, default_service: str | None = None,
-                        log_dir: Path | None = None) -> SidecarProcess:
+                        log_dir: Path | None = None, telemetry_args: tuple[str, ...] = LESSON_TELEMETRY
+                        ) -> SidecarProcess:
     """Start a sidecar (or, with gateway=True, the gateway) and return once /ready answers 200."""
     instance = instance or f"{service}-{version}-{os.getpid()}-{next(_counter)}"
     sidecar = SidecarProcess(control_url, service, app_port, version, instance, gateway, default_service,
-                             _log_file(instance, log_dir))
+                             _log_file(instance, log_dir), telemetry_args)
     try:
         return await sidecar.start()
     except BaseException:
@@ -204,10 +210,10 @@ async def start_sidecar(control_url: str, service: str, app_port: int | None = N
 @contextlib.asynccontextmanager
 async def run_sidecar(control_url: str, service: str, app_port: int | None = None, version: str = "v1",
                       instance: str | None = None, gateway: bool = False, default_service: str | None = None,
-                      log_dir: Path | None = None):
+                      log_dir: Path | None = None, telemetry_args: tuple[str, ...] = LESSON_TELEMETRY):
     """`start_sidecar` as a context manager: SIGTERM on exit, and the exit code must be 0."""
     sidecar = await start_sidecar(control_url, service, app_port, version, instance, gateway, default_service,
-                                  log_dir)
+                                  log_dir, telemetry_args)
     try:
         yield sidecar
     finally:

@@ -64,7 +64,7 @@ class ShopTraffic:
         service, version, _ = INSTANCES[instance]
         return {"reporter": reporter, "service": service, "version": version, "instance": instance,
                 "status": status, "duration_ms": round(ms, 3), "start": start, "trace_id": trace_id,
-                "span_id": span_id, "parent_id": parent_id, "flags": [], "attempts": [], "mtls": True, **more}
+                "span_id": span_id, "parent_id": parent_id, "flags": [], "tries": [], "mtls": True, **more}
 
     def _call(self, caller: str, callee_service: str, start: float, trace_id: str, parent_id: str, path: str,
               method: str = "GET", route: str | None = None, subset: str | None = None,
@@ -91,7 +91,7 @@ class ShopTraffic:
         events.insert(0, self._event(reporter, caller, start, offset, status, trace_id, span, parent_id,
                                      destination=callee_service, route=route, subset=subset, method=method,
                                      authority=callee_service, path=path, endpoint=attempts[-1][0],
-                                     attempts=attempts, flags=flags, mtls=reporter != "gateway"))
+                                     tries=attempts, flags=flags, mtls=reporter != "gateway"))
         return events, status, offset
 
     def shopper(self, start: float, checkout: bool | None = None) -> list[dict]:
@@ -121,7 +121,7 @@ class ShopTraffic:
         gateway = self._event("gateway", "gateway-0", start, web_ms + 0.5, web_status, trace_id, gateway_span, None,
                               destination="web", route=None, method=method, authority="web", path=path,
                               endpoint=INSTANCES["web-v1-0"][2],
-                              attempts=[[INSTANCES["web-v1-0"][2], web_status, None, 0.0, web_ms]], mtls=False)
+                              tries=[[INSTANCES["web-v1-0"][2], web_status, None, 0.0, web_ms]], mtls=False)
         return [gateway, web_in, *inner]
 
     def batch(self, shoppers: int, now: float | None = None) -> list[dict]:
@@ -199,7 +199,7 @@ async def record(path: Path = RECORDING, frames: int = 12) -> None:
             mark = (await (await http.get(cp.url + "/v1/tap?timeout=0")).json())["next"]
             # Under the tap view's draw budget (no sampling), with checkouts that were retried.
             retried: list[dict] = []
-            while not any(len(e["attempts"]) > 1 for e in retried if e["reporter"] == "outbound"):
+            while not any(len(e["tries"]) > 1 for e in retried if e["reporter"] == "outbound"):
                 retried = traffic.shopper(time.time(), checkout=True)
             await feed(cp.url, traffic.batch(4) + retried, http)
             tap = await get(http, cp.url, f"/v1/tap?since={mark}&timeout=0", "/v1/tap")

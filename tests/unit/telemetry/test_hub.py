@@ -31,7 +31,7 @@ def outbound(status, attempts, trace="t" * 32, span="a" * 16):
     return {"reporter": "outbound", "service": "web", "version": "v1", "instance": "web-v1-0",
             "destination": "payments", "endpoint": attempts[-1][0], "status": status, "duration_ms": 5.0,
             "start": 1000.0, "trace_id": trace, "span_id": span, "parent_id": None, "method": "POST",
-            "path": "/pay", "attempts": [[ep, st, None, 0.0, 2.0] for ep, st in attempts], "flags": []}
+            "path": "/pay", "tries": [[ep, st, None, 0.0, 2.0] for ep, st in attempts], "flags": []}
 
 
 def inbound(status, ms=4.0):

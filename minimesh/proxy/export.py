@@ -1,0 +1,138 @@
+"""Sends a sidecar's rollups and records to the control plane's POST /v1/telemetry.
+
+A few times a second (EXPORT_INTERVAL) the exporter sends one batch:
+
+    {"node": "web-v1-0",
+     "tallies": [{"key": [...], "requests": 12, "ok": 12, ..., "latency": [[bin, n], ...]}, ...],
+     "events":  [record, record, ...]}
+
+tallies are the rollups counted since the last batch (rollup.py); events are
+the records (telemetry.py) of sampled traces, and of every request while
+someone taps. The control plane answers `{"accepted": n, "tap": true|false}`:
+whether anyone is tapping. Under traffic a sidecar hears that every interval,
+so a tap reaches it within a fraction of a second. An idle sidecar sends
+nothing and hears nothing, so when a request comes after a quiet spell it
+keeps the request (unencoded) until its next batch is answered: when the
+answer says "tap", it sends the record after all, and the first tap line
+still arrives well within a second.
+
+`add` and `hold` never block and never do I/O; a full queue drops the record
+and counts it in minimesh_telemetry_dropped_total. A batch the control plane
+does not take (down, restarting) is dropped too: telemetry is best effort,
+traffic is not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Callable
+
+import aiohttp
+
+from minimesh.proxy.rollup import Tallies
+
+log = logging.getLogger("minimesh.proxy")
+
+EXPORT_INTERVAL = 0.2  # seconds: a tap line shows up well within a second
+MAX_QUEUE = 20_000
+MAX_BATCH = 2_000
+# One encoder for every record and batch: json.dumps with options builds a new one per call.
+to_json = json.JSONEncoder(separators=(",", ":")).encode
+
+
+class TelemetryExporter:
+    def __init__(self, control_url: str, node: str, metrics, interval: float = EXPORT_INTERVAL,
+                 max_queue: int = MAX_QUEUE):
+        self.url = control_url.rstrip("/") + "/v1/telemetry"
+        self.node = to_json(node)
+        self.metrics = metrics
+        self.interval = interval
+        self.max_queue = max_queue
+        self.tallies = Tallies()
+        self.queue: list[str] = []  # records, already JSON
+        self.held: list[tuple] = []  # (make_record, args): this interval's requests nobody asked for yet
+        self.tapping = False  # what the control plane said last: is anyone tapping?
+        self.heard_until = 0.0  # time.time() until which that answer counts as news
+        self.sent = 0
+        self.dropped = 0
+        self._task: asyncio.Task | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    def add(self, record: str) -> None:
+        if len(self.queue) >= self.max_queue:
+            self._drop(1)
+            return
+        self.queue.append(record)
+
+    def hold(self, make_record: Callable[..., str], *args) -> None:
+        """Keep a request's makings, to send only if the next answer says someone is tapping.
+
+        Only while the last answer is old news (heard_until): holding every
+        request under load would keep thousands of objects alive for the
+        garbage collector to walk, for nothing.
+        """
+        if len(self.held) < self.max_queue:
+            self.held.append((make_record, args))
+
+    def _drop(self, n: int) -> None:
+        self.dropped += n
+        self.metrics.dropped.inc(n)
+
+    def status(self) -> dict:
+        """For the admin /stats: is anyone tapping, as last heard, and how long ago."""
+        return {"tapping": self.tapping, "heard_s_ago": round(time.time() - self.heard_until + 2 * self.interval, 3)
+                if self.heard_until else None, "records_sent": self.sent, "queued": len(self.queue),
+                "held": len(self.held), "dropped": self.dropped}
+
+    def start(self) -> None:
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5), trust_env=False)
+        self._task = asyncio.create_task(self._run(), name="telemetry")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._session is not None:
+            await self.flush()  # the last requests before shutdown still count
+            await self._session.close()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            await self.flush()
+
+    async def flush(self) -> None:
+        held, self.held = self.held, []
+        tallies = self.tallies.drain()
+        if not (tallies or self.queue):
+            return
+        first = True
+        while first or self.queue:
+            batch, self.queue = self.queue[:MAX_BATCH], self.queue[MAX_BATCH:]
+            if not await self._post(batch, tallies if first else []):
+                return
+            first = False
+        if self.tapping and held:  # a tap began since these requests finished: send them after all
+            await self._post([make(*args) for make, args in held], [])
+
+    async def _post(self, events: list[str], tallies: list[dict]) -> bool:
+        # The records are JSON already: the batch is spliced together, not encoded again.
+        body = f'{{"node":{self.node},"tallies":{to_json(tallies)},"events":[{",".join(events)}]}}'
+        try:
+            async with self._session.post(self.url, data=body.encode(),
+                                          headers={"content-type": "application/json"}) as resp:
+                if resp.status >= 400:
+                    raise aiohttp.ClientResponseError(resp.request_info, (), status=resp.status,
+                                                      message=await resp.text())
+                answer = await resp.json()
+            self.tapping = bool(isinstance(answer, dict) and answer.get("tap"))
+            self.heard_until = time.time() + 2 * self.interval
+            self.sent += len(events)
+            return True
+        except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as e:
+            self._drop(len(events))
+            log.debug("telemetry batch of %d dropped: %s", len(events), e)
+            return False
