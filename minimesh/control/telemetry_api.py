@@ -137,7 +137,7 @@ def add_telemetry(app: web.Application, plane) -> TelemetryHub:
     app[HUB] = hub
     if exporter is not None:
         async def zipkin(_app):
-            await exporter.start()
+            exporter.start()
             yield
             await exporter.stop()
         app.cleanup_ctx.append(zipkin)

@@ -12,11 +12,12 @@ a batch the collector refuses is dropped and counted.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import aiohttp
 from yarl import URL
+
+from minimesh.batching import BatchSender
 
 log = logging.getLogger("minimesh.control")
 
@@ -52,38 +53,24 @@ def spans_url(url: str) -> str:
     return str(parsed.with_path("/api/v2/spans")) if parsed.path in ("", "/") else url
 
 
-class ZipkinExporter:
+class ZipkinExporter(BatchSender):
+    task_name = "zipkin"
+
     def __init__(self, url: str, interval: float = 1.0):
+        super().__init__(interval)
         self.url = spans_url(url)
-        self.interval = interval
         self.queue: list[dict] = []
         self.sent = 0
         self.dropped = 0
-        self._task: asyncio.Task | None = None
-        self._session: aiohttp.ClientSession | None = None
 
     def add(self, spans: list[dict]) -> None:
         room = MAX_QUEUE - len(self.queue)
         self.dropped += max(0, len(spans) - room)
         self.queue.extend(to_zipkin(s) for s in spans[:max(0, room)])
 
-    async def start(self) -> None:
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5), trust_env=False)
-        self._task = asyncio.create_task(self._run(), name="zipkin")
+    def start(self) -> None:
+        super().start()
         log.info("exporting spans to Zipkin at %s", self.url)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        if self._session is not None:
-            await self.flush()
-            await self._session.close()
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            await self.flush()
 
     async def flush(self) -> None:
         if not self.queue:

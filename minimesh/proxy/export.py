@@ -24,7 +24,6 @@ traffic is not.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -32,6 +31,7 @@ from typing import Callable
 
 import aiohttp
 
+from minimesh.batching import BatchSender
 from minimesh.proxy.rollup import Tallies
 
 log = logging.getLogger("minimesh.proxy")
@@ -43,13 +43,15 @@ MAX_BATCH = 2_000
 to_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
-class TelemetryExporter:
+class TelemetryExporter(BatchSender):
+    task_name = "telemetry"
+
     def __init__(self, control_url: str, node: str, metrics, interval: float = EXPORT_INTERVAL,
                  max_queue: int = MAX_QUEUE):
+        super().__init__(interval)
         self.url = control_url.rstrip("/") + "/v1/telemetry"
         self.node = to_json(node)
         self.metrics = metrics
-        self.interval = interval
         self.max_queue = max_queue
         self.tallies = Tallies()
         self.queue: list[str] = []  # records, already JSON
@@ -58,8 +60,6 @@ class TelemetryExporter:
         self.heard_until = 0.0  # time.time() until which that answer counts as news
         self.sent = 0
         self.dropped = 0
-        self._task: asyncio.Task | None = None
-        self._session: aiohttp.ClientSession | None = None
 
     def add(self, record: str) -> None:
         if len(self.queue) >= self.max_queue:
@@ -86,23 +86,6 @@ class TelemetryExporter:
         return {"tapping": self.tapping, "heard_s_ago": round(time.time() - self.heard_until + 2 * self.interval, 3)
                 if self.heard_until else None, "records_sent": self.sent, "queued": len(self.queue),
                 "held": len(self.held), "dropped": self.dropped}
-
-    def start(self) -> None:
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5), trust_env=False)
-        self._task = asyncio.create_task(self._run(), name="telemetry")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        if self._session is not None:
-            await self.flush()  # the last requests before shutdown still count
-            await self._session.close()
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            await self.flush()
 
     async def flush(self) -> None:
         held, self.held = self.held, []

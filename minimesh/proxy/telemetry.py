@@ -27,7 +27,6 @@ counted), never waited for.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import random

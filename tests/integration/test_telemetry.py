@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.control import wait_for
 from tests.support.mesh import client_session, run_mesh, run_sidecar
-from tests.support.shop import free_port
+from tests.support.shop import start_app
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.asyncio(loop_scope="module")]
 
@@ -32,16 +32,6 @@ REPO = Path(__file__).resolve().parents[2]
 ZIPKIN_SCHEMA = REPO / ".." / "shared" / "reference" / "zipkin2-api.yaml"
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 SPAN = "00f067aa0ba902b7"
-
-
-async def start_app(handler) -> tuple[web.AppRunner, int]:
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handler)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, runner.addresses[0][1]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from tests.support.control import wait_for
 from tests.support.mesh import client_session, run_mesh, run_sidecar
-from tests.support.shop import free_port
+from tests.support.shop import free_port, start_app
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.asyncio(loop_scope="module")]
 
@@ -24,17 +24,8 @@ NO_SAMPLING = ("--trace-sampling", "0")  # deterministic: no new trace is record
 TRACE = "5bf92f3577b34da6a3ce929d0e0e4737"
 
 
-async def start_echo() -> tuple[web.AppRunner, int]:
-    async def echo(request):
-        return web.json_response({"path": request.path})
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", echo)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, runner.addresses[0][1]
+async def echo_app(request):
+    return web.json_response({"path": request.path})
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -43,7 +34,7 @@ async def pair(tmp_path_factory):
 
     (The caller has no app: the test itself sends through its outbound listener.)
     """
-    runner, app_port = await start_echo()
+    runner, app_port = await start_app(echo_app)
     try:
         async with run_mesh(tmp_path_factory.mktemp("defaults") / "home") as mesh:
             async with run_sidecar(mesh.control_url, "echo", app_port, log_dir=mesh.log_dir,

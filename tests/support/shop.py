@@ -128,3 +128,16 @@ def _wait_ready(handle: ServiceHandle, timeout: float) -> None:
             pass
         time.sleep(0.05)  # a poll interval, not a stand-in for synchronisation
     raise ServiceFailedToStart(f"no 200 from /healthz within {timeout} s")
+
+
+async def start_app(handler):
+    """A one-handler aiohttp app in this test's own loop, on a free port: (runner to clean up, port)."""
+    from aiohttp import web
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, runner.addresses[0][1]
