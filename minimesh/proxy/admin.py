@@ -49,6 +49,8 @@ def build_admin(sidecar) -> web.Application:
             **(exporter.status() if exporter is not None else {})}})
 
     async def metrics(_):
+        if sidecar.telemetry is not None:
+            sidecar.telemetry.count()  # the requests noted since the last batch, too
         sidecar.metrics.set_config_version(sidecar.holder.current.config_version)
         return web.Response(body=sidecar.metrics.exposition(), headers={"content-type": CONTENT_TYPE})
 

@@ -60,6 +60,7 @@ class TelemetryExporter(BatchSender):
         self.heard_until = 0.0  # time.time() until which that answer counts as news
         self.sent = 0
         self.dropped = 0
+        self.count: Callable[[], None] = lambda: None  # RequestTelemetry.count: add up what was noted
 
     def add(self, record: str) -> None:
         if len(self.queue) >= self.max_queue:
@@ -89,6 +90,7 @@ class TelemetryExporter(BatchSender):
 
     async def flush(self) -> None:
         held, self.held = self.held, []
+        self.count()
         tallies = self.tallies.drain()
         if not (tallies or self.queue):
             return

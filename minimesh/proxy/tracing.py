@@ -195,6 +195,15 @@ def new_span_id(rand=random) -> str:
             return span_id
 
 
+def new_trace(rand=random) -> tuple[str, str]:
+    """A new trace-id and our span-id in it, from one draw of random bits (neither all zeros)."""
+    while True:
+        both = f"{rand.getrandbits(192):048x}"
+        trace_id, span_id = both[:32], both[32:]
+        if trace_id != _ZERO_TRACE and span_id != _ZERO_SPAN:
+            return trace_id, span_id
+
+
 def inject(headers, trace_id: str, span_id: str, parent: Parent | None, sampled: bool = True) -> None:
     """Tell the next hop that `span_id` is its parent (headers changed in place).
 

@@ -88,6 +88,7 @@ def test_tallies_give_the_hub_exactly_the_figures_the_records_would():
     by_tallies = TelemetryHub(resolve, lambda: {("payments", "v1"): 1, ("payments", "v2"): 2}, clock=clock)
     assert by_records.ingest([json.loads(r) for r in records]) == len(records)
     for side in (web, *payments.values()):
+        side.count()
         by_tallies.ingest([], side.exporter.tallies.drain())
     expected, got = by_records.stat(60), by_tallies.stat(60)
     assert got == expected
@@ -97,6 +98,7 @@ def test_tallies_give_the_hub_exactly_the_figures_the_records_would():
     assert 0 < rows[("payments", "v2")]["success_rate"] < 1 and rows[("payments", "v2")]["retries"] > 0
     assert len(got["edges"]) == 3 and len(got["routes"]) == 2  # (a request with no route is "default")
     # What was drained is gone: a second drain sends nothing twice.
+    web.count()
     assert web.exporter.tallies.drain() == []
 
 
