@@ -3,7 +3,8 @@
 Per request, at the listener edge (edge.py):
 
     begin(request)    read the caller's trace context, start our span, tell the next hop
-    finish(request)   count it in /metrics and in the rollups; write its record where it is wanted
+    finish(request)   note it for counting; write its record where it is wanted
+    count()           a few times a second: add the noted requests to /metrics and the rollups
 
 The record — one JSON object per request per reporter — names the trace, our
 span and its parent, who called whom, the route, status, response flags,
