@@ -9,11 +9,12 @@ once more on stop so the last requests before a shutdown still count.
 from __future__ import annotations
 
 import asyncio
+from abc import ABC, abstractmethod
 
 import aiohttp
 
 
-class BatchSender:
+class BatchSender(ABC):
     """Calls `flush()` every `interval` seconds from a background task, and once more on `stop()`."""
 
     task_name = "batches"
@@ -23,8 +24,9 @@ class BatchSender:
         self._task: asyncio.Task | None = None
         self._session: aiohttp.ClientSession | None = None
 
+    @abstractmethod
     async def flush(self) -> None:
-        raise NotImplementedError
+        """Send what piled up since the last call; never raise (telemetry is best effort)."""
 
     def start(self) -> None:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5), trust_env=False)
