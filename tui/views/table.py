@@ -32,9 +32,18 @@ class LiveTable(DataTable):
                     self.update_cell(key, column, value, update_width=True)  # "9.8ms" -> "12ms" must fit
             return
         selected = self.selected_key()
-        self.clear()
-        for key, cells in rows:
-            self.add_row(*cells, key=key)
+        kept = _scrolled(self.keys, keys)
+        if kept:
+            # A stream (the tap): the oldest rows scrolled off, new ones came in below.
+            # Remove and append only those, instead of rebuilding every row twice a second.
+            for key in self.keys[:len(self.keys) - kept]:
+                self.remove_row(key)
+            for key, cells in rows[kept:]:
+                self.add_row(*cells, key=key)
+        else:
+            self.clear()
+            for key, cells in rows:
+                self.add_row(*cells, key=key)
         self.keys = keys
         if selected in keys:
             self.move_cursor(row=keys.index(selected), animate=False)
@@ -43,3 +52,12 @@ class LiveTable(DataTable):
         if not self.keys or not 0 <= self.cursor_row < len(self.keys):
             return None
         return self.keys[self.cursor_row]
+
+
+def _scrolled(old: list[str], new: list[str]) -> int:
+    """How many of `old`'s last rows start `new` (0 when `new` is not `old` scrolled on)."""
+    if not old or not new or new[0] not in old:
+        return 0
+    start = old.index(new[0])
+    kept = len(old) - start
+    return kept if old[start:] == new[:kept] else 0
