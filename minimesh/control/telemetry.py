@@ -36,7 +36,8 @@ from collections import Counter, deque
 from typing import Callable
 
 from minimesh.control.telemetry_traces import TraceStore, flag_list, spans_of
-from minimesh.control.telemetry_window import Tally, Window, latency_bin
+from minimesh.control.telemetry_window import Tally, Window
+from minimesh.proxy.rollup import latency_bin
 
 TAP_SIZE = 10_000
 TAP_LINGER_S = 15.0  # sidecars keep sending every record this long after the last tap request ended

@@ -18,10 +18,9 @@ from __future__ import annotations
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
-from minimesh.proxy.rollup import bin_value, latency_bin  # the sidecars bin, the hub merges: the same bins
+from minimesh.proxy.rollup import bin_value  # the sidecars bin (rollup.py), the hub merges: the same bins
 
 MAX_WINDOW_S = 300
-__all__ = ["Tally", "Window", "bin_value", "latency_bin"]
 
 
 @dataclass

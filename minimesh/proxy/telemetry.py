@@ -28,7 +28,6 @@ counted), never waited for.
 
 from __future__ import annotations
 
-import logging
 import os
 import random
 import sys
@@ -39,13 +38,10 @@ from minimesh.proxy.export import TelemetryExporter, to_json
 from minimesh.proxy.rollup import latency_bin
 from minimesh.proxy.message import Request
 
-log = logging.getLogger("minimesh.proxy")
-
 # Who called: the outbound side names its workload to the inbound side (as
 # Istio's metadata exchange does with x-envoy-peer-metadata); mTLS will vouch
 # for it later.
 PEER_HEADER = "x-minimesh-peer"
-REPORTER = {"outbound": "source", "gateway": "source", "inbound": "destination"}
 SWITCH_ENV = "MINIMESH_TELEMETRY"  # "off" (or 0/false/no) turns telemetry off; `--no-telemetry` sets it
 _OFF = ("off", "0", "false", "no")
 MAX_NOTED = 10_000  # count() at once past this many, whatever the exporter is doing

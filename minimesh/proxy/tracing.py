@@ -181,13 +181,6 @@ def extract(headers) -> Parent | None:
     return None
 
 
-def new_trace_id(rand=random) -> str:
-    while True:
-        trace_id = f"{rand.getrandbits(128):032x}"
-        if trace_id != _ZERO_TRACE:
-            return trace_id
-
-
 def new_span_id(rand=random) -> str:
     while True:
         span_id = f"{rand.getrandbits(64):016x}"

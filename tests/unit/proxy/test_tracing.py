@@ -95,8 +95,11 @@ def test_b3_input(headers, expected):
 def hop(headers: CIMultiDict, rand) -> tuple[tracing.Parent | None, CIMultiDict]:
     """What a sidecar does at one hop: read the parent, start a span, write the headers on."""
     parent = tracing.extract(headers)
-    trace_id = parent.trace_id if parent else tracing.new_trace_id(rand)
-    tracing.inject(headers, trace_id, tracing.new_span_id(rand), parent)
+    if parent is None:
+        trace_id, span_id = tracing.new_trace(rand)
+    else:
+        trace_id, span_id = parent.trace_id, tracing.new_span_id(rand)
+    tracing.inject(headers, trace_id, span_id, parent)
     return parent, headers
 
 

@@ -5,7 +5,8 @@ import random
 import pytest
 
 from minimesh.control.telemetry import TelemetryHub, tap_filter
-from minimesh.control.telemetry_window import Tally, Window, latency_bin
+from minimesh.control.telemetry_window import Tally, Window
+from minimesh.proxy.rollup import latency_bin
 from minimesh.flags import FLAGS, explain
 from minimesh.errors import MeshError
 from minimesh.lesson.trace_check import judge_trace
