@@ -1,0 +1,43 @@
+"""Config: apply, get, delete — kubectl's verbs for Istio manifests."""
+
+import click
+
+from minimesh.cli.base import CONTROL_OPTION, friendly, main
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--wait", is_flag=True, help="Return once every proxy has ACKed the new config (or fail naming those that did not).")
+@click.option("--timeout", type=click.FloatRange(0), default=10.0, show_default=True,
+              help="With --wait: seconds to wait for every ACK.")
+@CONTROL_OPTION
+@friendly
+def apply(files, wait, timeout, control_url):
+    """Apply Istio manifests (all or nothing)."""
+    from minimesh.runner.config_commands import apply as run_apply
+
+    run_apply(list(files), control=control_url, wait=wait, timeout=timeout)
+
+
+@main.command()
+@click.argument("kind", required=False)
+@click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
+@CONTROL_OPTION
+@friendly
+def get(kind, output, control_url):
+    """Print the applied manifests (optionally of one KIND, e.g. virtualservice or vs)."""
+    from minimesh.runner.config_commands import get as run_get
+
+    run_get(kind, output=output, control=control_url)
+
+
+@main.command()
+@click.argument("kind")
+@click.argument("name")
+@CONTROL_OPTION
+@friendly
+def delete(kind, name, control_url):
+    """Delete one applied resource, e.g. `minimesh delete virtualservice payments`."""
+    from minimesh.runner.config_commands import delete as run_delete
+
+    run_delete(kind, name, control=control_url)

@@ -1,0 +1,105 @@
+"""The mesh's own processes: control plane, sidecar, join tokens, the wire sniffer."""
+
+import click
+
+from minimesh.cli.base import friendly, main
+from minimesh.errors import UserError
+
+
+def _telemetry_off(off: bool) -> None:
+    if off:  # read by SidecarOptions (minimesh/proxy/telemetry.py: telemetry_enabled)
+        import os
+
+        os.environ["MINIMESH_TELEMETRY"] = "off"
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=15010, show_default=True, type=int, help="Port for the /v1 API (0: any free port).")
+@click.option("--home", envvar="MINIMESH_HOME", default=".minimesh", show_default=True,
+              help="Where config, keys and state are kept.")
+@click.option("--instance-ttl", default=10.0, show_default=True, type=float,
+              help="Seconds without a heartbeat before an instance leaves the registry.")
+@click.option("--cert-ttl", envvar="MINIMESH_CERT_TTL", default="24h", show_default=True,
+              help="Lifetime of the certificates the mesh CA signs (e.g. 20s, 1h); sidecars renew at half-life.")
+@friendly
+def control(host, port, home, instance_ttl, cert_ttl):
+    """Run the control plane: registry, config store, watch API, CA."""
+    from minimesh.control.server import run_control_plane
+    from minimesh.pki.ttl import parse_cert_ttl
+
+    run_control_plane(host=host, port=port, home=home, instance_ttl=instance_ttl,
+                      cert_ttl=parse_cert_ttl(cert_ttl))
+
+
+@main.command()
+@click.option("--control", "control_url", required=True, envvar="MINIMESH_CONTROL_URL", help="Control plane URL.")
+@click.option("--service", required=True, help="The service this sidecar speaks for.")
+@click.option("--version", "version_", default="v1", show_default=True, help="The service version (a label).")
+@click.option("--instance", required=True, help="This instance's unique name.")
+@click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="Extra workload labels.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address the listeners bind to.")
+@click.option("--app-port", type=int, help="Where the app listens (inbound traffic goes there).")
+@click.option("--inbound-port", type=int, default=15006, show_default=True)
+@click.option("--outbound-port", type=int, default=15001, show_default=True)
+@click.option("--admin-port", type=int, default=15000, show_default=True)
+@click.option("--gateway", is_flag=True, help="Run as the mesh's ingress gateway instead of a sidecar.")
+@click.option("--listen-port", type=int, default=8080, show_default=True, help="Gateway: the public port.")
+@click.option("--default-service", default=None, help="Gateway: where a Host that names no service goes.")
+@click.option("--advertise-host", default=None, help="Address other sidecars use to reach this one.")
+@click.option("--token", envvar="MINIMESH_JOIN_TOKEN", default=None,
+              help="Join token for this service (`minimesh token SERVICE`); without one: no identity, no mTLS.")
+@click.option("--no-telemetry", is_flag=True, expose_value=False, callback=lambda ctx, p, off: _telemetry_off(off),
+              help="No traces, metrics, access log or events (same as MINIMESH_TELEMETRY=off).")
+@click.option("--access-log/--no-access-log", envvar="MINIMESH_ACCESS_LOG", default=False, show_default=True,
+              help="A JSON line per request on stderr (Istio's accessLogFile; lessons turn it on).")
+@click.option("--trace-sampling", envvar="MINIMESH_TRACE_SAMPLING", type=click.FloatRange(0, 100), default=1.0,
+              show_default=True, metavar="PERCENT", help="Share of new traces recorded (lessons: 100).")
+@friendly
+def sidecar(control_url, service, version_, instance, labels, host, app_port, inbound_port,
+            outbound_port, admin_port, gateway, listen_port, default_service, advertise_host, token,
+            access_log, trace_sampling):
+    """Run a sidecar proxy beside one app instance (or the gateway)."""
+    from minimesh.proxy.sidecar import SidecarOptions, run_sidecar
+
+    label_map = {}
+    for item in labels:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UserError(f"--label {item!r} is not KEY=VALUE; write e.g. --label tier=backend")
+        label_map[key] = value
+    run_sidecar(SidecarOptions(
+        control_url=control_url, service=service, version=version_, instance=instance,
+        labels=label_map, host=host, app_port=app_port, inbound_port=inbound_port,
+        outbound_port=outbound_port, admin_port=admin_port, gateway=gateway,
+        listen_port=listen_port, default_service=default_service,
+        advertise_host=advertise_host or host, token=token or None,
+        access_log=access_log, trace_sampling=trace_sampling / 100,
+    ))
+
+
+@main.command()
+@click.argument("service")
+@click.option("--home", envvar="MINIMESH_HOME", default=".minimesh", show_default=True,
+              help="The control plane's home (its join secret is there).")
+@friendly
+def token(service, home):
+    """Print the join token a sidecar of SERVICE presents to get its certificate."""
+    from minimesh.pki.tokens import issue_token
+
+    click.echo(issue_token(home, service))
+
+
+@main.command()
+@click.argument("service")
+@click.option("--seconds", type=click.FloatRange(0, min_open=True), default=None, help="Stop after this long.")
+@click.option("--count", type=click.IntRange(1), default=None, help="Stop after this many chunks.")
+@click.option("--control", "control_url", envvar="MINIMESH_CONTROL_URL", default=None,
+              help="Control plane URL (default: the running stack's, from MINIMESH_HOME).")
+@friendly
+def sniff(service, seconds, count, control_url):
+    """Show the bytes between sidecars: relay one of SERVICE's endpoints and print what passes (local mode)."""
+    from minimesh.runner.config_commands import control_client
+    from minimesh.runner.sniff import run
+
+    run(control_client(control_url).url, service, seconds, count)

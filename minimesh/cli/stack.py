@@ -1,0 +1,59 @@
+"""A local stack: up, status, down, and stop/start of one instance (minimesh/runner)."""
+
+import click
+
+from minimesh.cli.base import CONTROL_OPTION, friendly, main
+
+
+@main.command()
+@click.argument("lesson_dir", type=click.Path(file_okay=False, path_type=str))
+@click.option("--detach", "-d", is_flag=True, help="Start in the background and return once ready.")
+@click.option("--gateway-port", type=int, default=8080, show_default=True, envvar="MINIMESH_GATEWAY_PORT",
+              help="The gateway's port on 127.0.0.1 (0: any free port).")
+@click.option("--keep-config", is_flag=True, help="Keep the config applied in this home's last run.")
+@friendly
+def up(lesson_dir, detach, gateway_port, keep_config):
+    """Start a lesson's topology: control plane, apps, sidecars, gateway."""
+    from minimesh.runner.stack import up as run_up
+
+    run_up(lesson_dir, detach=detach, gateway_port=gateway_port, keep_config=keep_config)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@CONTROL_OPTION
+@friendly
+def status(as_json, control_url):
+    """Show the running stack: addresses of every instance, config sync."""
+    from minimesh.runner.stack import status as run_status
+
+    run_status(as_json=as_json, control=control_url)
+
+
+@main.command()
+@friendly
+def down():
+    """Stop the running stack and every process it started."""
+    from minimesh.runner.stack import down as run_down
+
+    run_down()
+
+
+@main.command()
+@click.argument("instance")
+@friendly
+def stop(instance):
+    """Stop one instance gracefully: its sidecar leaves and drains, then its app stops."""
+    from minimesh.runner.instances import change, describe
+
+    click.echo(describe(change(instance, "stop"), "stop"))
+
+
+@main.command()
+@click.argument("instance")
+@friendly
+def start(instance):
+    """Start a stopped instance again: its app, then its sidecar, until it is ready."""
+    from minimesh.runner.instances import change, describe
+
+    click.echo(describe(change(instance, "start"), "start"))
