@@ -24,8 +24,10 @@ from minimesh.proxy.admin import build_admin
 from minimesh.proxy.balancer import InFlight
 from minimesh.proxy.discovery import ConfigHolder, ControlPlaneClient
 from minimesh.proxy.edge import Edge
-from minimesh.proxy.gateway import GatewayRouter
+from minimesh.proxy.authz import Workload
+from minimesh.proxy.gateway import GATEWAY_LABELS, GatewayRouter
 from minimesh.proxy.inbound import InboundRouter
+from minimesh.proxy.jwks import JwksCache
 from minimesh.proxy.listener import Listener
 from minimesh.proxy.identity import WorkloadIdentity
 from minimesh.proxy.metrics import MeshMetrics
@@ -92,14 +94,16 @@ class Sidecar:
 
     async def start(self) -> None:
         o = self.opts
+        jwks = JwksCache()  # RequestAuthentication's jwksUri key sets, shared by this proxy's listeners
+        workload = Workload(self._labels(), port=o.listen_port if o.gateway else o.app_port, ip=o.advertise_host)
         if o.gateway:
-            router = GatewayRouter(self.holder, self.pool, self.in_flight, o.default_service)
+            router = GatewayRouter(self.holder, self.pool, self.in_flight, o.default_service, workload, jwks)
             self.listeners.append(Listener("gateway", Edge("gateway", router, self.stats, self.identity, self.telemetry), o.host, o.listen_port))
         else:
             if o.app_port is None:
                 raise ValueError("a sidecar needs --app-port (or --gateway)")
             outbound = OutboundRouter(self.holder, self.pool, self.in_flight)
-            inbound = InboundRouter(self.holder, self.pool, o.service, o.app_port)
+            inbound = InboundRouter(self.holder, self.pool, o.service, o.app_port, workload, jwks)
             self.listeners.append(Listener("outbound", Edge("outbound", outbound, self.stats, self.identity, self.telemetry), o.host, o.outbound_port))
             security = InboundSecurity(self.holder, self.workload, self._labels()) if self.workload else None
             self.listeners.append(Listener("inbound", Edge("inbound", inbound, self.stats, self.identity, self.telemetry), o.host, o.inbound_port, security))
@@ -149,7 +153,8 @@ class Sidecar:
 
     def _labels(self) -> dict:
         o = self.opts
-        return {"app": o.service, "version": o.version, **o.labels}
+        gateway = GATEWAY_LABELS if o.gateway else {}
+        return {"app": o.service, "version": o.version, **gateway, **o.labels}
 
     async def stop(self) -> None:
         if self.workload is not None:

@@ -23,6 +23,7 @@ KINDS = {
     "DestinationRule": ("destinationrules", "destinationrule", "dr"),
     "PeerAuthentication": ("peerauthentications", "peerauthentication", "pa"),
     "AuthorizationPolicy": ("authorizationpolicies", "authorizationpolicy", "ap"),
+    "RequestAuthentication": ("requestauthentications", "requestauthentication", "ra"),
 }
 
 
