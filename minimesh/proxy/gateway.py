@@ -16,10 +16,10 @@ from minimesh.proxy.outbound import build_outbound_stack, service_of
 
 
 class GatewayRouter:
-    def __init__(self, config_holder, pool, in_flight, default_service: str | None):
+    def __init__(self, config_holder, pool, in_flight, default_service: str | None, breakers=None, outliers=None):
         self.config_holder = config_holder
         self.default_service = default_service
-        self.mesh = build_outbound_stack(pool, in_flight)
+        self.mesh = build_outbound_stack(pool, in_flight, breakers=breakers, outliers=outliers)
 
     def __call__(self, request: Request):
         config = self.config_holder.current
