@@ -4,13 +4,15 @@
 DestinationRule, PeerAuthentication, AuthorizationPolicy, RequestAuthentication), refusing anything
 that is not valid Istio or that minimesh cannot honour, with the file, line
 and field named. Modules: source.py (YAML with line numbers), fields.py
-(typed readers), duration.py, match.py, one module per kind, load.py (the
+(typed readers), duration.py, match.py, one module per kind (and
+trafficpolicy.py for a DestinationRule's trafficPolicy), load.py (the
 entry points) and references.py (cross-resource checks).
 """
 
-from .destinationrule import (
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_LOAD_BALANCER, LOAD_BALANCERS, ConnectionPool, DestinationRule,
-    OutlierDetection, Subset, TrafficPolicy,
+from .destinationrule import DestinationRule, Subset
+from .trafficpolicy import (
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_LOAD_BALANCER, LOAD_BALANCERS, ConnectionPool, ConsistentHash, LoadBalancer,
+    OutlierDetection, RetryBudget, TcpKeepalive, TrafficPolicy,
 )
 from .duration import format_duration, parse_duration
 from .load import load_file, load_files, load_manifests, parse_resource
@@ -22,12 +24,13 @@ from .requestauthentication import JwtRule, RequestAuthentication
 from .security import PeerAuthentication
 from .virtualservice import (
     DEFAULT_RETRY, DEFAULT_RETRY_BACKOFF, Destination, FaultAbort, FaultDelay, HTTPFault, HTTPRetry,
-    HTTPRoute, HTTPRouteDestination, VirtualService,
+    HTTPMirrorPolicy, HTTPRoute, HTTPRouteDestination, VirtualService,
 )
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT", "DEFAULT_LOAD_BALANCER", "DEFAULT_NAMESPACE", "DEFAULT_RETRY",
-    "DEFAULT_RETRY_BACKOFF", "LOAD_BALANCERS", "AuthorizationPolicy", "ConnectionPool", "Destination",
+    "DEFAULT_RETRY_BACKOFF", "LOAD_BALANCERS", "AuthorizationPolicy", "ConnectionPool", "ConsistentHash",
+    "Destination", "HTTPMirrorPolicy", "LoadBalancer", "RetryBudget", "TcpKeepalive",
     "DestinationRule", "FaultAbort", "FaultDelay", "HTTPFault", "HTTPMatchRequest", "HTTPRetry", "HTTPRoute",
     "HTTPRouteDestination", "JwtRule", "Labels", "OutlierDetection", "PeerAuthentication",
     "RequestAuthentication", "Resource", "StringMatch", "Subset", "TrafficPolicy", "VirtualService", "check_references",

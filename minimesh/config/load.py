@@ -8,6 +8,7 @@ ConfigError naming the file, the line and the field.
 """
 
 import copy
+import dataclasses
 import os
 import re
 from collections.abc import Iterable
@@ -104,7 +105,8 @@ def _parse(value: Any, at: At) -> Resource:
     name, namespace = _parse_metadata(doc.get("metadata"), at / "metadata")
     spec = mapping(doc.get("spec"), at / "spec")
     manifest = copy.deepcopy({k: doc[k] for k in ("apiVersion", "kind", "metadata", "spec") if k in doc})
-    return parse_spec(spec, at / "spec", name=name, namespace=namespace, manifest=manifest)
+    resource = parse_spec(spec, at / "spec", name=name, namespace=namespace, manifest=manifest)
+    return dataclasses.replace(resource, warnings=tuple(at.warnings)) if at.warnings else resource
 
 
 def _parse_metadata(value: Any, at: At) -> tuple[str, str]:

@@ -26,11 +26,11 @@ GATEWAY_LABELS = {"istio": "ingressgateway"}
 
 class GatewayRouter:
     def __init__(self, config_holder, pool, in_flight, default_service: str | None,
-                 workload: Workload | None = None, jwks: JwksCache | None = None):
+                 workload: Workload | None = None, jwks: JwksCache | None = None, breakers=None, outliers=None):
         self.config_holder = config_holder
         self.default_service = default_service
         workload = workload or Workload(GATEWAY_LABELS)
-        stack = build_outbound_stack(pool, in_flight)     # 3. route and send on, as any sidecar's outbound
+        stack = build_outbound_stack(pool, in_flight, breakers=breakers, outliers=outliers)  # 3. route and send on, as any sidecar's outbound
         stack = Authorize(stack, workload)                # 2. AuthorizationPolicy selecting the gateway (403)
         self.mesh = Authenticate(stack, workload, jwks or JwksCache())  # 1. its RequestAuthentication (401)
 

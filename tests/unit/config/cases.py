@@ -378,11 +378,39 @@ spec: {mtls: {mode: STRICT}}
   trafficPolicy:
     loadBalancer: {simple: PASSTHROUGH}  # <-
 """, "spec.trafficPolicy.loadBalancer.simple", "not supported by minimesh", crd=True),
-    "lb-consistent-hash": Rejected(DR + """\
+    "lb-locality": Rejected(DR + """\
   trafficPolicy:
     loadBalancer:
-      consistentHash: {httpHeaderName: x-user}  # <-
-""", "spec.trafficPolicy.loadBalancer.consistentHash", "not supported by minimesh", crd=True),
+      simple: ROUND_ROBIN
+      localityLbSetting: {enabled: true}  # <-
+""", "spec.trafficPolicy.loadBalancer.localityLbSetting", "one locality", crd=True),
+    "lb-maglev": Rejected(DR + """\
+  trafficPolicy:
+    loadBalancer:
+      consistentHash:
+        httpHeaderName: x-user
+        maglev: {tableSize: 65537}  # <-
+""", "spec.trafficPolicy.loadBalancer.consistentHash.maglev", "ring hash only", crd=True),
+    "pool-max-concurrent-streams": Rejected(DR + """\
+  trafficPolicy:
+    connectionPool:
+      http: {maxConcurrentStreams: 10}  # <-
+""", "spec.trafficPolicy.connectionPool.http.maxConcurrentStreams", "HTTP/1.1", crd=True),
+    "outlier-http-error-codes": Rejected(DR + """\
+  trafficPolicy:
+    outlierDetection:
+      outlierDetectionHttpErrorCodes: [500]  # <-
+""", "spec.trafficPolicy.outlierDetection.outlierDetectionHttpErrorCodes", "counts 5xx", crd=True),
+    "port-level-other-port": Rejected(DR + """\
+  trafficPolicy:
+    portLevelSettings:
+    - port: {number: 9080}  # <-
+      connectionPool: {tcp: {maxConnections: 1}}
+""", "spec.trafficPolicy.portLevelSettings[0].port.number", "one port, 80", crd=True),
+    "retry-budget-interval": Rejected(DR + """\
+  trafficPolicy:
+    retryBudget: {percent: 20, budgetInterval: 10s}  # <-
+""", "spec.trafficPolicy.retryBudget.budgetInterval", "no interval", crd=True),
     "subset-policy-tls": Rejected(DR + """\
   subsets:
   - name: v1
