@@ -111,6 +111,12 @@ def judge(kind: str, args: dict, traffic: Traffic, counts: tuple[int, int] | Non
         rate = traffic.success_rate
         ok = args.get("min", 0) <= rate <= args.get("max", 1)
         return Verdict(ok, f"success rate {_range(args)}", f"measured {rate:.1%} of {n}")
+    if kind == "status":
+        code = int(args["code"])
+        share = sum(1 for a in traffic.answers if a.status == code) / max(1, n)
+        seen = _tally([str(a.status) for a in traffic.answers])
+        ok = args.get("min", 0) <= share <= args.get("max", 1)
+        return Verdict(ok, f"{code} answers {_range(args)}", f"measured {share:.1%} of {n} ({seen})")
     if kind == "latency_p95_ms":
         p95 = traffic.percentile_ms(0.95)
         return Verdict(p95 <= args["max"], f"p95 latency under {args['max']} ms", f"measured {p95:.0f} ms")
