@@ -9,6 +9,8 @@ of the HAProxy pair*, measured minutes apart in the same run.
 
 from __future__ import annotations
 
+import statistics
+
 # The first version's goals for a minimesh sidecar pair (issue 8).
 GOALS = {
     "added_p50_ms": ("<=", 1.0),
@@ -129,6 +131,10 @@ def policy_cost(rows: list[dict]) -> str | None:
     if not plain or not authz:
         return None
     ratio = _ratio(authz["throughput"]["rps"], plain["throughput"]["rps"])
+    # Rounds alternate the two, so round i of each ran under the same weather: pair them.
+    paired = [b / a for a, b in zip(plain["throughput"]["per_round_rps"], authz["throughput"]["per_round_rps"]) if a]
+    if paired:
+        ratio = f"{ratio} (median of paired rounds x{statistics.median(paired):.3f})"
 
     def inbound_share(row):  # inbound CPU over outbound CPU: the machine's mood cancels out
         cpu = {p["role"]: p["cpu_s_per_1k_flat_out"] for p in row["proxies"]}

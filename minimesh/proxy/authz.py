@@ -135,21 +135,18 @@ def _all_hold(checks, facts: RequestFacts) -> bool:
     return True
 
 
+def _any_holds(groups, facts: RequestFacts) -> bool:
+    for checks in groups:
+        if _all_hold(checks, facts):
+            return True
+    return False
+
+
 def rule_matches(rule: Rule, facts: RequestFacts) -> bool:
     # Plain loops, not any()/all() over generators: this runs for every rule a request meets.
-    if rule.sources:
-        for source in rule.sources:
-            if _all_hold(source, facts):
-                break
-        else:
-            return False
-    if rule.operations:
-        for operation in rule.operations:
-            if _all_hold(operation, facts):
-                break
-        else:
-            return False
-    return _all_hold(rule.conditions, facts)
+    return ((not rule.sources or _any_holds(rule.sources, facts))
+            and (not rule.operations or _any_holds(rule.operations, facts))
+            and _all_hold(rule.conditions, facts))
 
 
 def first_match(policies, facts: RequestFacts) -> tuple[AuthorizationPolicy, int] | None:
@@ -168,9 +165,9 @@ def why_not(rule: Rule, facts: RequestFacts) -> str:
             return None
         return f"{where}{check.field} {check.match.patterns if hasattr(check.match, 'patterns') else ''}" \
                f" does not match {facts.value(check)!r}".replace("  ", " ")
-    if rule.sources and not any(all(_holds(c, facts) for c in s) for s in rule.sources):
+    if rule.sources and not _any_holds(rule.sources, facts):
         return failing(rule.sources[0], "from[0].source.") or "from: no source matches"
-    if rule.operations and not any(all(_holds(c, facts) for c in o) for o in rule.operations):
+    if rule.operations and not _any_holds(rule.operations, facts):
         return failing(rule.operations[0], "to[0].operation.") or "to: no operation matches"
     return failing(rule.conditions, "") or "matches"
 

@@ -26,7 +26,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from tests.support.control import minimesh_command, wait_for
 from tests.support.mtls import mtls_client_context, run_secure_mesh, start_token_sidecar, write_leaf
 from tests.support.mesh import Instance
-from tests.support.shop import free_port
+from tests.support.shop import serve_routes
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -35,16 +35,9 @@ ISSUER = "https://issuer.test"
 
 # --- the pieces ---------------------------------------------------------------------------------
 
-async def start_echo(port: int) -> web.AppRunner:
-    async def echo(request: web.Request) -> web.Response:
-        return web.json_response({"path": request.path_qs, "method": request.method,
-                                  "headers": {k.lower(): v for k, v in request.headers.items()}})
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", echo)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return runner
+async def echo(request: web.Request) -> web.Response:
+    return web.json_response({"path": request.path_qs, "method": request.method,
+                              "headers": {k.lower(): v for k, v in request.headers.items()}})
 
 
 class Echo:
@@ -54,8 +47,7 @@ class Echo:
         self.mesh, self.tmp_path, self.service = mesh, tmp_path, service
 
     async def start(self) -> "Echo":
-        port = free_port()
-        self.runner = await start_echo(port)
+        self.runner, port = await serve_routes(web.route("*", "/{tail:.*}", echo))
         self.sidecar = await start_token_sidecar(self.mesh.control_url, self.service, self.mesh.token(self.service),
                                                  port, instance=f"{self.service}-echo", log_dir=self.mesh.log_dir)
         self.mesh.instances.append(Instance(self.service, "v1", "echo", None, self.sidecar))
@@ -335,12 +327,7 @@ async def test_jwt_from_a_jwks_uri_custom_location_and_forwarding(tmp_path):
     async def jwks(request):
         fetched.append(time.monotonic())
         return web.json_response({"keys": [ec_jwk]})
-    app = web.Application()
-    app.router.add_get("/jwks.json", jwks)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    runner, port = await serve_routes(web.get("/jwks.json", jwks))
     async with run_secure_mesh(tmp_path / "home") as mesh:
         echo = await Echo(mesh, tmp_path).start()
         try:
