@@ -21,6 +21,7 @@ from minimesh.config import load_file
 from minimesh.lesson.steps import Step
 from minimesh.lesson.trace_check import fetch_trace, judge_trace, with_trace
 from minimesh.lesson.traffic import Traffic, send_traffic
+from minimesh.runner.control_client import tls_for
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class Stack:
 
 async def load_stack(control_url: str, gateway_url: str) -> Stack:
     async with aiohttp.ClientSession(trust_env=False) as http:
-        async with http.get(f"{control_url}/v1/instances") as resp:
+        async with http.get(f"{control_url}/v1/instances", ssl=tls_for(control_url) or True) as resp:
             instances = (await resp.json())["instances"]
     return Stack(control_url, gateway_url, instances)
 

@@ -61,6 +61,7 @@ class TelemetryExporter(BatchSender):
         self.sent = 0
         self.dropped = 0
         self.count: Callable[[], None] = lambda: None  # RequestTelemetry.count: add up what was noted
+        self.tls: Callable[[], object] = lambda: None  # the sidecar's TLS to the control plane (identity.py)
 
     def add(self, record: str) -> None:
         if len(self.queue) >= self.max_queue:
@@ -107,7 +108,7 @@ class TelemetryExporter(BatchSender):
         # The records are JSON already: the batch is spliced together, not encoded again.
         body = f'{{"node":{self.node},"tallies":{to_json(tallies)},"events":[{",".join(events)}]}}'
         try:
-            async with self._session.post(self.url, data=body.encode(),
+            async with self._session.post(self.url, data=body.encode(), ssl=self.tls() or True,
                                           headers={"content-type": "application/json"}) as resp:
                 if resp.status >= 400:
                     raise aiohttp.ClientResponseError(resp.request_info, (), status=resp.status,

@@ -123,7 +123,7 @@ def status(*, as_json: bool, control: str | None = None, home: str | None = None
     state = None if control else _running_state(home_path)
     control_url = control or state["control_url"]
     try:
-        cp = ControlClient(control_url, timeout=2.0).status()
+        cp = ControlClient(control_url, timeout=2.0, home=home_path).status()
         cp_error = None
     except UserError as e:
         if state is None:
