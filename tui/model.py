@@ -151,6 +151,7 @@ class TapEvent:
     subset: str | None = None
     endpoint: str | None = None
     attempt_list: tuple[Attempt, ...] = ()
+    authz: str | None = None  # AuthorizationPolicy's decision and the policy/rule that made it
 
 
 @dataclass(frozen=True)
