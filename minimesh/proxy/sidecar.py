@@ -89,6 +89,8 @@ class Sidecar:
         self.metrics.count_overflows(self.breakers.overflows)
         self.metrics.count_ejections(self.outliers.active)
         self.exporter = TelemetryExporter(opts.control_url, opts.instance, self.metrics) if opts.telemetry else None
+        if self.exporter is not None:
+            self.exporter.outliers = self.outliers
         self.telemetry = (RequestTelemetry(self.identity, self.metrics, self.exporter, opts.trace_sampling,
                                            AccessLog(opts.access_log)) if opts.telemetry else None)
 
