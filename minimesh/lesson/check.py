@@ -19,16 +19,10 @@ import aiohttp
 
 from minimesh.config import load_file
 from minimesh.lesson.steps import Step
+from minimesh.lesson.security_checks import SECURITY_EXPECTATIONS, judge_security, observing
 from minimesh.lesson.trace_check import fetch_trace, judge_trace, with_trace
 from minimesh.lesson.traffic import Traffic, send_traffic
-
-
-@dataclass(frozen=True)
-class Verdict:
-    ok: bool
-    what: str
-    detail: str = ""
-    hint: str = ""
+from minimesh.lesson.verdict import Verdict
 
 
 @dataclass
@@ -151,8 +145,6 @@ def judge(kind: str, args: dict, traffic: Traffic, counts: tuple[int, int] | Non
 
 
 async def run_checks(step: Step, stack: Stack) -> list[Verdict]:
-    from minimesh.lesson.security_checks import SECURITY_EXPECTATIONS, judge_security, observing
-
     verdicts = []
     for check in step.checks:
         services = [args["service"] for kind, args in check.expect if kind == "attempts_per_request"]
