@@ -80,7 +80,10 @@ def step(ref: str, number: int, *, control=None, home=None) -> None:
     if chosen.manifests:
         from minimesh.config import load_files
 
+        from minimesh.runner.config_commands import warn_surprises
+
         resources = load_files([str(p) for p in chosen.manifests])
+        warn_surprises(resources)
         started = time.monotonic()
         answer = client.apply([r.manifest for r in resources], source=", ".join(map(str, chosen.manifests)))
         for result in answer.get("results", []):
