@@ -194,7 +194,8 @@ def parse_tap(e: dict) -> TapEvent:
         attempts=len(detail) if isinstance(detail, list) else int(detail or 0), retries=int(e.get("retries") or 0),
         mtls=bool(e.get("mtls")), external=bool(e.get("external")),
         subset=e.get("subset", UNREPORTED),
-        endpoint=e.get("endpoint"), attempt_list=_attempts(e.get("attempt_detail", detail)))
+        endpoint=e.get("endpoint"), attempt_list=_attempts(e.get("attempt_detail", detail)),
+        identity=e.get("identity"))
 
 
 def parse_trace(doc: dict) -> Trace:

@@ -151,6 +151,7 @@ class TapEvent:
     subset: str | None = None
     endpoint: str | None = None
     attempt_list: tuple[Attempt, ...] = ()
+    identity: str | None = None  # the peer's SPIFFE ID, from the certificate it proved (None: plaintext)
 
 
 @dataclass(frozen=True)
