@@ -200,7 +200,7 @@ def parse_tap(e: dict) -> TapEvent:
         mtls=bool(e.get("mtls")), external=bool(e.get("external")),
         subset=e.get("subset", UNREPORTED),
         endpoint=e.get("endpoint"), attempt_list=_attempts(e.get("attempt_detail", detail)),
-        authz=_authz(e.get("authz")))
+        authz=_authz(e.get("authz")), identity=e.get("identity"))
 
 
 def _authz(record) -> str | None:

@@ -19,17 +19,11 @@ import aiohttp
 
 from minimesh.config import load_file
 from minimesh.lesson.steps import Step
+from minimesh.lesson.security_checks import SECURITY_EXPECTATIONS, judge_security, observing
 from minimesh.lesson.trace_check import fetch_trace, judge_trace, with_trace
 from minimesh.lesson.traffic import Traffic, send_traffic
+from minimesh.lesson.verdict import Verdict
 from minimesh.runner.control_client import tls_for
-
-
-@dataclass(frozen=True)
-class Verdict:
-    ok: bool
-    what: str
-    detail: str = ""
-    hint: str = ""
 
 
 @dataclass
@@ -179,7 +173,7 @@ async def _overflows(stack: Stack, service: str) -> int:
 
 async def _ejected_by(stack: Stack, instance: str) -> list[str]:
     async with aiohttp.ClientSession(trust_env=False, timeout=aiohttp.ClientTimeout(total=5)) as http:
-        async with http.get(stack.control_url.rstrip("/") + "/v1/status") as resp:
+        async with http.get(stack.control_url.rstrip("/") + "/v1/status", ssl=tls_for(stack.control_url) or True) as resp:
             status = await resp.json()
     return sorted({e["by"] for e in status.get("ejections", []) if e.get("instance") == instance})
 
@@ -196,8 +190,6 @@ async def _ejected_by_soon(stack: Stack, instance: str, deadline_s: float = 3.0)
 
 
 async def run_checks(step: Step, stack: Stack) -> list[Verdict]:
-    from minimesh.lesson.security_checks import SECURITY_EXPECTATIONS, judge_security, observing
-
     verdicts = []
     for check in step.checks:
         services = [args["service"] for kind, args in check.expect if kind == "attempts_per_request"]
