@@ -56,6 +56,31 @@ def parse_peer(peer: str | None) -> dict:
             "instance": parts[2] if len(parts) > 2 else None}
 
 
+class Ejections:
+    """What each sidecar last said it has ejected; an entry counts until its `until` (wall-clock)."""
+
+    MAX_PER_NODE = 256
+
+    def __init__(self, clock: Callable[[], float] = time.time):
+        self.clock = clock
+        self.by_node: dict[str, list[dict]] = {}
+
+    def report(self, node: str, entries: list) -> None:
+        clean = []
+        for e in entries[: self.MAX_PER_NODE]:
+            if (isinstance(e, dict) and isinstance(e.get("instance"), str) and isinstance(e.get("service"), str)
+                    and isinstance(e.get("until"), (int, float))):
+                clean.append({"instance": e["instance"], "service": e["service"], "until": float(e["until"]),
+                              "reason": str(e.get("reason", ""))[:200]})
+        self.by_node[node[:200]] = clean
+
+    def now(self) -> list[dict]:
+        """[{"instance", "service", "by", "until", "reason"}] of ejections in force now."""
+        now = self.clock()
+        return [{**e, "by": node} for node, entries in sorted(self.by_node.items())
+                for e in entries if e["until"] > now]
+
+
 class TelemetryHub:
     def __init__(self, resolve: Callable[[str | None], dict | None], workloads: Callable[[], dict],
                  clock: Callable[[], float] = time.time, on_spans: Callable[[list], None] | None = None,
@@ -67,6 +92,7 @@ class TelemetryHub:
         self.window = Window()
         self.traces = TraceStore(resolve, max_traces)
         self.tap: deque = deque(maxlen=tap_size)
+        self.ejections = Ejections(clock)  # who has ejected whom (outlier detection), for `minimesh status`
         self.seq = 0
         self.received = 0
         self.rejected = 0
@@ -185,6 +211,7 @@ class TelemetryHub:
             "route": e.get("route"), "status": status, "flags": flag_list(e.get("flags")),
             "duration_ms": round(ms, 3), "attempts": len(attempts), "retries": max(0, len(attempts) - 1),
             "mtls": mtls, "external": bool(e.get("external")), "request_id": e.get("request_id"),
+            "identity": e.get("identity"),  # the peer's verified SPIFFE ID (None: plaintext)
             "authz": e.get("authz") if isinstance(e.get("authz"), dict) else None,
         }
 

@@ -41,8 +41,11 @@ EXPECTATIONS = {
     "spread": {"service", "instances", "within"},
     "share": {"instance", "min", "max"},
     "version_share": {"service", "version", "min", "max"},
-    "latency_p95_ms": {"max"},
+    "latency_p95_ms": {"min", "max"},
     "attempts_per_request": {"service", "min", "max"},
+    # circuit breaking and outlier detection (lesson 07), read from the sidecars and the control plane
+    "overflows": {"service", "min", "max"},
+    "ejected": {"instance"},
     "trace": {"services", "calls_to", "min_calls", "sequential"},  # trace_check.py
     # mTLS (security_checks.py): the wire, a rogue client, rotation, the CA's door
     "wire": {"service", "shows"},

@@ -179,6 +179,7 @@ class RequestTelemetry:
             "tries": [[a.endpoint, a.status, a.error, round((a.started - started) * 1000, 3),
                        round(a.duration_ms, 3)] for a in journey.attempts],
             "mtls": journey.mtls or journey.peer_identity is not None, "external": journey.external,
+            "identity": journey.peer_identity,  # the peer's SPIFFE ID from its verified certificate, or None
             "request_id": request.headers.get("x-request-id"),
             "trace_id": journey.trace_id, "span_id": journey.span_id, "parent_id": journey.parent_id,
             "sampled": journey.sampled, "authz": journey.authz,
