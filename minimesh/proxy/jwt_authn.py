@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+import urllib.parse
 from dataclasses import dataclass
 from typing import Callable
 
@@ -89,8 +90,7 @@ def find_token(request: Request, rules: tuple[JwtRule, ...]) -> FoundToken | Non
     for rule in rules:
         if rule.from_params:
             if query is None:
-                from urllib.parse import parse_qs, urlsplit
-                query = parse_qs(urlsplit(request.path).query)
+                query = urllib.parse.parse_qs(urllib.parse.urlsplit(request.path).query)
             for param in rule.from_params:
                 if query.get(param):
                     return FoundToken(query[param][0], None)
