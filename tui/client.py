@@ -199,7 +199,16 @@ def parse_tap(e: dict) -> TapEvent:
         attempts=len(detail) if isinstance(detail, list) else int(detail or 0), retries=int(e.get("retries") or 0),
         mtls=bool(e.get("mtls")), external=bool(e.get("external")),
         subset=e.get("subset", UNREPORTED),
-        endpoint=e.get("endpoint"), attempt_list=_attempts(e.get("attempt_detail", detail)))
+        endpoint=e.get("endpoint"), attempt_list=_attempts(e.get("attempt_detail", detail)),
+        authz=_authz(e.get("authz")), identity=e.get("identity"))
+
+
+def _authz(record) -> str | None:
+    """The tap's authz record as one line: the decision and why, plus what dry-run or AUDIT policies said."""
+    if not isinstance(record, dict) or not record.get("reason"):
+        return None
+    extra = [f"{k.replace('_', '-')}: {record[k]}" for k in ("dry_run", "audit") if record.get(k)]
+    return "; ".join([str(record["reason"]), *map(str, extra)])
 
 
 def parse_trace(doc: dict) -> Trace:

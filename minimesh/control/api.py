@@ -177,7 +177,11 @@ async def delete_config(request: web.Request) -> web.Response:
 
 
 async def status(request: web.Request) -> web.Response:
-    return web.json_response(request.app[PLANE].status())
+    from minimesh.control.telemetry_api import HUB
+
+    hub = request.app.get(HUB)
+    return web.json_response({**request.app[PLANE].status(),
+                              "ejections": hub.ejections.now() if hub is not None else []})
 
 
 async def rollout(request: web.Request) -> web.Response:

@@ -66,6 +66,8 @@ async def post_events(request: web.Request) -> web.Response:
                                                f"{caller.service!r}, not for {', '.join(foreign)}"}, status=403)
     hub = request.app[HUB]
     accepted = hub.ingest(body["events"], body.get("tallies"))
+    if isinstance(body.get("ejections"), list) and isinstance(body.get("node"), str):
+        hub.ejections.report(body["node"], body["ejections"])
     return web.json_response({"accepted": accepted, "tap": hub.tapping})
 
 

@@ -21,7 +21,7 @@ import json
 import time
 import urllib.request
 
-from minimesh.lesson.check import Verdict
+from minimesh.lesson.verdict import Verdict
 from minimesh.pki.operator import ca_bundle, client_context
 from minimesh.pki.spiffe import spiffe_id
 from minimesh.pki.workload import build_csr, new_key

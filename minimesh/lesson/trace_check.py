@@ -22,6 +22,7 @@ import time
 import aiohttp
 
 from minimesh.lesson.steps import Check, Send
+from minimesh.lesson.verdict import Verdict
 from minimesh.runner.control_client import tls_for
 
 
@@ -56,9 +57,7 @@ async def fetch_trace(control_url: str, trace_id: str, check: Check, deadline_s:
             await asyncio.sleep(0.1)
 
 
-def judge_trace(args: dict, trace: dict | None):
-    from minimesh.lesson.check import Verdict
-
+def judge_trace(args: dict, trace: dict | None) -> Verdict:
     spans = (trace or {}).get("spans") or []
     have = sorted({s["service"] for s in spans})
     wanted = list(args.get("services") or [])

@@ -53,7 +53,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from minimesh.errors import UserError
-from minimesh.pki.spiffe import TRUST_DOMAIN, spiffe_id, trust_domain_of
+from minimesh.pki.spiffe import TRUST_DOMAIN, serial_hex, spiffe_id, trust_domain_of, uri_sans
 
 log = logging.getLogger("minimesh.pki")
 
@@ -91,7 +91,7 @@ class Issued:
 
     @property
     def serial(self) -> str:
-        return format(self.certificate.serial_number, "x")
+        return serial_hex(self.certificate.serial_number)
 
 
 class CertificateAuthority:

@@ -68,3 +68,12 @@ def identity_of(cert: x509.Certificate) -> str | None:
 
 def identity_of_der(der: bytes | None) -> str | None:
     return identity_of(x509.load_der_x509_certificate(der)) if der else None
+
+
+def serial_hex(number: int) -> str:
+    """A certificate serial as `openssl x509 -serial` shows it: the hex of its DER bytes, leading zeros kept.
+
+    (Python's `format(n, "x")` drops them, so a serial starting 07… read 7… and
+    matched nothing a learner saw in openssl.)
+    """
+    return format(number, f"0{2 * (number.bit_length() // 8 + 1)}x")

@@ -105,6 +105,8 @@ class Sidecar:
         self.exporter = TelemetryExporter(opts.control_url, opts.instance, self.metrics) if opts.telemetry else None
         if self.exporter is not None and self.workload is not None:
             self.exporter.tls = self.workload.control_tls
+        if self.exporter is not None:
+            self.exporter.outliers = self.outliers
         self.telemetry = (RequestTelemetry(self.identity, self.metrics, self.exporter, opts.trace_sampling,
                                            AccessLog(opts.access_log)) if opts.telemetry else None)
 
