@@ -1,6 +1,6 @@
 """`minimesh tui`: find the stack, check it answers, run the app, give the terminal back.
 
-Which control plane: `--control URL` (a compose stack: http://127.0.0.1:15010),
+Which control plane: `--control URL` (a compose stack: https://127.0.0.1:15010),
 else the one recorded in MINIMESH_HOME/state.json by `minimesh up`, which
 also names the gateway (for `g`, generated traffic, and lesson checks) and the
 lesson (for the lesson panel). Textual restores the terminal when the app
