@@ -1,7 +1,7 @@
 """Istio's configuration language, the subset minimesh speaks.
 
 `load_manifests` turns YAML into frozen resources (VirtualService,
-DestinationRule, PeerAuthentication, AuthorizationPolicy), refusing anything
+DestinationRule, PeerAuthentication, AuthorizationPolicy, RequestAuthentication), refusing anything
 that is not valid Istio or that minimesh cannot honour, with the file, line
 and field named. Modules: source.py (YAML with line numbers), fields.py
 (typed readers), duration.py, match.py, one module per kind (and
@@ -19,7 +19,9 @@ from .load import load_file, load_files, load_manifests, parse_resource
 from .match import HTTPMatchRequest, StringMatch
 from .references import check_references
 from .resource import DEFAULT_NAMESPACE, Labels, Resource, short_host
-from .security import AuthorizationPolicy, Operation, PeerAuthentication, Rule, Source
+from .authorization import AuthorizationPolicy
+from .requestauthentication import JwtRule, RequestAuthentication
+from .security import PeerAuthentication
 from .virtualservice import (
     DEFAULT_RETRY, DEFAULT_RETRY_BACKOFF, Destination, FaultAbort, FaultDelay, HTTPFault, HTTPRetry,
     HTTPMirrorPolicy, HTTPRoute, HTTPRouteDestination, VirtualService,
@@ -30,8 +32,8 @@ __all__ = [
     "DEFAULT_RETRY_BACKOFF", "LOAD_BALANCERS", "AuthorizationPolicy", "ConnectionPool", "ConsistentHash",
     "Destination", "HTTPMirrorPolicy", "LoadBalancer", "RetryBudget", "TcpKeepalive",
     "DestinationRule", "FaultAbort", "FaultDelay", "HTTPFault", "HTTPMatchRequest", "HTTPRetry", "HTTPRoute",
-    "HTTPRouteDestination", "Labels", "Operation", "OutlierDetection", "PeerAuthentication", "Resource",
-    "Rule", "Source", "StringMatch", "Subset", "TrafficPolicy", "VirtualService", "check_references",
+    "HTTPRouteDestination", "JwtRule", "Labels", "OutlierDetection", "PeerAuthentication",
+    "RequestAuthentication", "Resource", "StringMatch", "Subset", "TrafficPolicy", "VirtualService", "check_references",
     "format_duration", "load_file", "load_files", "load_manifests", "parse_duration", "parse_resource",
     "short_host",
 ]

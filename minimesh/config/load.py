@@ -19,7 +19,9 @@ from minimesh.errors import ConfigError
 from .destinationrule import parse_destination_rule
 from .fields import At, check_fields, mapping, require, string
 from .resource import DEFAULT_NAMESPACE, Resource
-from .security import parse_authorization_policy, parse_peer_authentication
+from .authorization import parse_authorization_policy
+from .requestauthentication import parse_request_authentication
+from .security import parse_peer_authentication
 from .source import read_documents
 from .virtualservice import parse_virtual_service
 
@@ -32,10 +34,11 @@ KINDS: dict[str, tuple[str, tuple[str, ...], Callable[..., Resource]]] = {
     "DestinationRule": (*_NETWORKING, parse_destination_rule),
     "PeerAuthentication": (*_SECURITY, parse_peer_authentication),
     "AuthorizationPolicy": (*_SECURITY, parse_authorization_policy),
+    "RequestAuthentication": (*_SECURITY, parse_request_authentication),
 }
 _ISTIO_ONLY_KINDS = (
     "Gateway", "ServiceEntry", "Sidecar", "EnvoyFilter", "WorkloadEntry", "WorkloadGroup", "ProxyConfig",
-    "RequestAuthentication", "Telemetry", "WasmPlugin",
+    "Telemetry", "WasmPlugin",
 )
 
 # Kubernetes ObjectMeta: what `kubectl get -o yaml` may leave in a manifest.

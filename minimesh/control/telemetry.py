@@ -12,6 +12,8 @@ someone taps: the hub's answer tells the sidecars whether anyone is tapping
               effective success (after retries) and actual success (every attempt)
     route     (destination service, VirtualService route name), from the caller's side
     attempts  (destination service, version): every attempt that went there
+    denied    (source service+version → destination service+version): requests an
+              AuthorizationPolicy denied, counted where it denied them (inbound, or the gateway)
 - appends each record to the tap ring, waking anyone long-polling GET /v1/tap;
 - files it under its trace id in the trace store (telemetry_traces.py), and,
   when MINIMESH_ZIPKIN_URL is set, queues its spans for the Zipkin exporter.
@@ -148,7 +150,7 @@ class TelemetryHub:
         for t in tallies:
             try:
                 key = tuple(t["key"])
-                if key[0] not in ("workload", "edge", "route", "attempts") or \
+                if key[0] not in ("workload", "edge", "route", "attempts", "denied") or \
                         not all(k is None or isinstance(k, str) for k in key):
                     raise ValueError(key)
                 part = Tally(int(t["requests"]), int(t["ok"]), int(t["attempts"]), int(t["attempts_ok"]),
@@ -168,9 +170,16 @@ class TelemetryHub:
     def _rollup(self, e: dict, now: float) -> None:
         status, ms, mtls = e["status"], float(e["duration_ms"]), bool(e.get("mtls"))
         ok = is_success(status)
+        denied = status == 403 and "RBAC" in flag_list(e.get("flags"))
         if e["reporter"] == "inbound":
             self._count(("workload", e["service"], e["version"]), now, ok, ms, mtls)
+            if denied:
+                peer = parse_peer(e.get("peer"))
+                self._count(("denied", peer["service"] or "unknown", peer["version"] or "unknown", e["service"],
+                             e["version"]), now, False, ms, mtls)
             return
+        if denied:
+            self._count(("denied", "outside", None, e["service"], e["version"]), now, False, ms, mtls)
         dst_service = e.get("destination") or e.get("authority")
         final = self.resolve(e.get("endpoint")) or {}
         tally = self._count(("edge", e["service"], e["version"], dst_service, final.get("version")), now, ok, ms, mtls)
@@ -202,6 +211,8 @@ class TelemetryHub:
             "route": e.get("route"), "status": status, "flags": flag_list(e.get("flags")),
             "duration_ms": round(ms, 3), "attempts": len(attempts), "retries": max(0, len(attempts) - 1),
             "mtls": mtls, "external": bool(e.get("external")), "request_id": e.get("request_id"),
+            "identity": e.get("identity"),  # the peer's verified SPIFFE ID (None: plaintext)
+            "authz": e.get("authz") if isinstance(e.get("authz"), dict) else None,
         }
 
     def _count(self, key: tuple, now: float, ok: bool, ms: float, mtls: bool):
@@ -244,7 +255,10 @@ class TelemetryHub:
         routes = [{"service": k[1], "route": k[2], **t.figures(window_s),
                    "effective_success_rate": t.figures(window_s)["success_rate"]}
                   for k, t in sorted(tallies.items(), key=lambda kv: str(kv[0])) if k[0] == "route"]
-        return {"window_s": window_s, "workloads": workloads, "edges": edges, "routes": routes}
+        denials = [{"source": {"service": k[1], "version": k[2]}, "destination": {"service": k[3], "version": k[4]},
+                    "denied": t.requests, "rps": t.figures(window_s)["rps"]}
+                   for k, t in sorted(tallies.items(), key=lambda kv: str(kv[0])) if k[0] == "denied"]
+        return {"window_s": window_s, "workloads": workloads, "edges": edges, "routes": routes, "denials": denials}
 
     def tap_since(self, since: int, match: Callable[[dict], bool]) -> list[dict]:
         found = []

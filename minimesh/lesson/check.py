@@ -19,16 +19,11 @@ import aiohttp
 
 from minimesh.config import load_file
 from minimesh.lesson.steps import Step
+from minimesh.lesson.security_checks import SECURITY_EXPECTATIONS, judge_security, observing
 from minimesh.lesson.trace_check import fetch_trace, judge_trace, with_trace
 from minimesh.lesson.traffic import Traffic, send_traffic
-
-
-@dataclass(frozen=True)
-class Verdict:
-    ok: bool
-    what: str
-    detail: str = ""
-    hint: str = ""
+from minimesh.lesson.verdict import Verdict
+from minimesh.runner.control_client import tls_for
 
 
 @dataclass
@@ -47,7 +42,7 @@ class Stack:
 
 async def load_stack(control_url: str, gateway_url: str) -> Stack:
     async with aiohttp.ClientSession(trust_env=False) as http:
-        async with http.get(f"{control_url}/v1/instances") as resp:
+        async with http.get(f"{control_url}/v1/instances", ssl=tls_for(control_url) or True) as resp:
             instances = (await resp.json())["instances"]
     return Stack(control_url, gateway_url, instances)
 
@@ -111,6 +106,12 @@ def judge(kind: str, args: dict, traffic: Traffic, counts: tuple[int, int] | Non
         rate = traffic.success_rate
         ok = args.get("min", 0) <= rate <= args.get("max", 1)
         return Verdict(ok, f"success rate {_range(args)}", f"measured {rate:.1%} of {n}")
+    if kind == "status":
+        code = int(args["code"])
+        share = sum(1 for a in traffic.answers if a.status == code) / max(1, n)
+        seen = _tally([str(a.status) for a in traffic.answers])
+        ok = args.get("min", 0) <= share <= args.get("max", 1)
+        return Verdict(ok, f"{code} answers {_range(args)}", f"measured {share:.1%} of {n} ({seen})")
     if kind == "latency_p95_ms":
         p95 = traffic.percentile_ms(0.95)
         lo, hi = args.get("min", 0), args.get("max", float("inf"))
@@ -178,7 +179,7 @@ async def _overflows(stack: Stack, service: str) -> int:
 
 async def _ejected_by(stack: Stack, instance: str) -> list[str]:
     async with aiohttp.ClientSession(trust_env=False, timeout=aiohttp.ClientTimeout(total=5)) as http:
-        async with http.get(stack.control_url.rstrip("/") + "/v1/status") as resp:
+        async with http.get(stack.control_url.rstrip("/") + "/v1/status", ssl=tls_for(stack.control_url) or True) as resp:
             status = await resp.json()
     return sorted({e["by"] for e in status.get("ejections", []) if e.get("instance") == instance})
 
@@ -195,8 +196,6 @@ async def _ejected_by_soon(stack: Stack, instance: str, deadline_s: float = 3.0)
 
 
 async def run_checks(step: Step, stack: Stack) -> list[Verdict]:
-    from minimesh.lesson.security_checks import SECURITY_EXPECTATIONS, judge_security, observing
-
     verdicts = []
     for check in step.checks:
         services = [args["service"] for kind, args in check.expect if kind == "attempts_per_request"]

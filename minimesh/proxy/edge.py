@@ -24,10 +24,12 @@ log = logging.getLogger("minimesh.proxy")
 
 def rescue(error: MeshError, direction: str) -> Response:
     """The response the mesh itself gives for `error`."""
-    explanation = f"{error.flag} ({error.layer}, {direction}): {error.reason}"
+    explanation = f"{error.flag or '-'} ({error.layer}, {direction}): {error.reason}"
     headers = CIMultiDict({"content-type": "text/plain; charset=utf-8",
-                           "x-minimesh-error": explanation})
-    body = f"minimesh: {error.status} {explanation}\n".encode()
+                           "x-minimesh-error": explanation, **error.headers})
+    # Where Envoy answers with a fixed body ("RBAC: access denied"), so do we:
+    # clients and tests written against Istio read it.
+    body = error.body.encode() if error.body is not None else f"minimesh: {error.status} {explanation}\n".encode()
     return Response(error.status, headers, body)
 
 
@@ -56,7 +58,7 @@ class Edge:
                 self.telemetry.routed(request)
             response = await stack(request)
         except MeshError as e:
-            if request is not None:
+            if request is not None and e.flag:
                 request.journey.flag(e.flag)
             response = rescue(e, self.direction)
         status = response.status

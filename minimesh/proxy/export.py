@@ -61,6 +61,7 @@ class TelemetryExporter(BatchSender):
         self.sent = 0
         self.dropped = 0
         self.count: Callable[[], None] = lambda: None  # RequestTelemetry.count: add up what was noted
+        self.tls: Callable[[], object] = lambda: None  # the sidecar's TLS to the control plane (identity.py)
         self.outliers = None  # outlier.Outliers: what we have ejected, sent when it changed (`minimesh status`)
 
     def add(self, record: str) -> None:
@@ -112,7 +113,7 @@ class TelemetryExporter(BatchSender):
             body += f',"ejections":{to_json(self.outliers.report())}'
         body += "}"
         try:
-            async with self._session.post(self.url, data=body.encode(),
+            async with self._session.post(self.url, data=body.encode(), ssl=self.tls() or True,
                                           headers={"content-type": "application/json"}) as resp:
                 if resp.status >= 400:
                     raise aiohttp.ClientResponseError(resp.request_info, (), status=resp.status,

@@ -136,8 +136,14 @@ class RequestTelemetry:
                          "mutual_tls" if mtls else "none"), duration_ms, 0)
                 if tallies is not None:
                     tallies.served(workload, 0 < status < 500, latency_bin(duration_ms), mtls)
+                    if status == 403 and "RBAC" in flags:  # an AuthorizationPolicy said no, here
+                        tallies.served(("denied", src_service, src_version, me["service"], me["version"]),
+                                       False, latency_bin(duration_ms), mtls)
                 continue
             _, service, authority, endpoint, route, status, flags, mtls, duration_ms, attempts, config = facts
+            if tallies is not None and status == 403 and "RBAC" in flags:  # denied at the gateway itself
+                tallies.served(("denied", "outside", None, me["service"], me["version"]),
+                               False, latency_bin(duration_ms), mtls)
             versions = self._versions(config)
             observe(("source", me["service"], me["version"], service or "unknown", versions.get(endpoint, "unknown"),
                      str(status), flags, "mutual_tls" if mtls else "none"), duration_ms, max(0, len(attempts) - 1))
@@ -173,9 +179,10 @@ class RequestTelemetry:
             "tries": [[a.endpoint, a.status, a.error, round((a.started - started) * 1000, 3),
                        round(a.duration_ms, 3)] for a in journey.attempts],
             "mtls": journey.mtls or journey.peer_identity is not None, "external": journey.external,
+            "identity": journey.peer_identity,  # the peer's SPIFFE ID from its verified certificate, or None
             "request_id": request.headers.get("x-request-id"),
             "trace_id": journey.trace_id, "span_id": journey.span_id, "parent_id": journey.parent_id,
-            "sampled": journey.sampled,
+            "sampled": journey.sampled, "authz": journey.authz,
         })
 
     def _versions(self, config) -> dict:

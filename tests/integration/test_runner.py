@@ -42,7 +42,7 @@ def http_get(url: str, host: str | None = None) -> tuple[int, bytes]:
 
 
 def addresses(status: dict) -> list[str]:
-    out = [status["control_url"].removeprefix("http://"), status["gateway_url"].removeprefix("http://")]
+    out = [status["control_url"].removeprefix("https://"), status["gateway_url"].removeprefix("http://")]
     for inst in status["instances"]:
         out += [inst[k] for k in ("app", "inbound", "outbound", "admin")]
     return out
@@ -144,8 +144,9 @@ def test_gateway_port_in_use_is_one_line(lesson, tmp_path):
         port = taken.getsockname()[1]
         r = cli("up", str(lesson), "--detach", "--gateway-port", str(port), home=tmp_path / "home")
     assert r.returncode == 1
-    assert r.stderr.strip() == (f"minimesh: port {port} is already in use (gateway); "
-                                "stop whatever holds it or pass --gateway-port 0 for any free port")
+    assert r.stderr.strip() == (f"minimesh: port {port} is already in use (gateway); stop whatever holds it, "
+                                "or choose another port: `minimesh up LESSON_DIR --port 8081` "
+                                "(or `make demo PORT=8081`; --port 0 takes any free port)")
     assert not (tmp_path / "home" / "state.json").exists()
 
 
