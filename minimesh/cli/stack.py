@@ -49,7 +49,9 @@ def down():
 @click.argument("instance")
 @friendly
 def stop(instance):
-    """Stop one instance gracefully: its sidecar leaves and drains, then its app stops."""
+    """Stop one instance gracefully: its sidecar leaves and drains, then its app stops.
+
+    `minimesh stop control` stops the control plane until `minimesh start control`."""
     from minimesh.runner.instances import change, describe
 
     click.echo(describe(change(instance, "stop"), "stop"))
@@ -59,7 +61,7 @@ def stop(instance):
 @click.argument("instance")
 @friendly
 def start(instance):
-    """Start a stopped instance again: its app, then its sidecar, until it is ready."""
+    """Start a stopped instance (or the control plane) again: its app, then its sidecar, until ready."""
     from minimesh.runner.instances import change, describe
 
     click.echo(describe(change(instance, "start"), "start"))

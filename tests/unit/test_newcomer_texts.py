@@ -40,3 +40,11 @@ def test_each_lesson_is_its_own_compose_project():
     assert len(set(names)) == len(names)
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "docker-compose" in readme and "MINIMESH_CONTROL_URL" in readme  # v1 and the CLI/TUI flags
+
+
+def test_lesson_04_does_not_say_the_traffic_was_plaintext_so_far():
+    # Defect 3: auto mTLS is on from lesson 01 (both ends have a certificate).
+    text = (ROOT / "lessons" / "04-mtls" / "README.md").read_text(encoding="utf-8")
+    assert "so far been plain HTTP" not in text and "mutual TLS since lesson 01" in text
+    # Defect 11: the break-it that asks for a CSR shows how to make one, and the status the CA answers.
+    assert "build_csr" in text and "answers 403" in text and "answers 400" not in text
