@@ -93,6 +93,7 @@ class MeshStatus:
     config_version: int
     snapshot_version: str
     proxies: tuple[Proxy, ...] = ()
+    lesson: str | None = None  # the lesson the control plane says it runs (both modes)
 
 
 @dataclass(frozen=True)
