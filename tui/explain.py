@@ -3,8 +3,10 @@
 A tap line says who called whom and what came back; this module adds the
 why, from what the sidecar reported: the route that matched, the subset and
 endpoint the balancer picked, each attempt and the reason it was retried,
-every response flag as the sentence minimesh/flags.py keeps for it, and who
-the peer was — the SPIFFE ID its certificate proved, or nobody proved on plaintext.
+every response flag as the sentence minimesh/flags.py keeps for it, who
+the peer was — the SPIFFE ID its certificate proved, or nobody proved on
+plaintext — and which AuthorizationPolicy and rule let the request in or
+kept it out.
 
 Pure: it takes a tap event (and the request's trace, when fetched, for the
 attempts) and returns lines of (label, text).
@@ -106,6 +108,8 @@ def explain(event: TapEvent, trace: Trace | None = None) -> list[tuple[str, str]
     if not event.flags:
         lines.append(("flags", "none: the answer came from the app, untouched by the mesh"))
     lines.append(("peer", peer_identity(event)))
+    if event.authz:
+        lines.append(("policy", event.authz))
     if event.trace_id:
         lines.append(("trace", f"{event.trace_id}  (press w for its waterfall)"))
     return lines

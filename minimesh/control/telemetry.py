@@ -12,6 +12,8 @@ someone taps: the hub's answer tells the sidecars whether anyone is tapping
               effective success (after retries) and actual success (every attempt)
     route     (destination service, VirtualService route name), from the caller's side
     attempts  (destination service, version): every attempt that went there
+    denied    (source service+version → destination service+version): requests an
+              AuthorizationPolicy denied, counted where it denied them (inbound, or the gateway)
 - appends each record to the tap ring, waking anyone long-polling GET /v1/tap;
 - files it under its trace id in the trace store (telemetry_traces.py), and,
   when MINIMESH_ZIPKIN_URL is set, queues its spans for the Zipkin exporter.
@@ -54,6 +56,31 @@ def parse_peer(peer: str | None) -> dict:
             "instance": parts[2] if len(parts) > 2 else None}
 
 
+class Ejections:
+    """What each sidecar last said it has ejected; an entry counts until its `until` (wall-clock)."""
+
+    MAX_PER_NODE = 256
+
+    def __init__(self, clock: Callable[[], float] = time.time):
+        self.clock = clock
+        self.by_node: dict[str, list[dict]] = {}
+
+    def report(self, node: str, entries: list) -> None:
+        clean = []
+        for e in entries[: self.MAX_PER_NODE]:
+            if (isinstance(e, dict) and isinstance(e.get("instance"), str) and isinstance(e.get("service"), str)
+                    and isinstance(e.get("until"), (int, float))):
+                clean.append({"instance": e["instance"], "service": e["service"], "until": float(e["until"]),
+                              "reason": str(e.get("reason", ""))[:200]})
+        self.by_node[node[:200]] = clean
+
+    def now(self) -> list[dict]:
+        """[{"instance", "service", "by", "until", "reason"}] of ejections in force now."""
+        now = self.clock()
+        return [{**e, "by": node} for node, entries in sorted(self.by_node.items())
+                for e in entries if e["until"] > now]
+
+
 class TelemetryHub:
     def __init__(self, resolve: Callable[[str | None], dict | None], workloads: Callable[[], dict],
                  clock: Callable[[], float] = time.time, on_spans: Callable[[list], None] | None = None,
@@ -65,6 +92,7 @@ class TelemetryHub:
         self.window = Window()
         self.traces = TraceStore(resolve, max_traces)
         self.tap: deque = deque(maxlen=tap_size)
+        self.ejections = Ejections(clock)  # who has ejected whom (outlier detection), for `minimesh status`
         self.seq = 0
         self.received = 0
         self.rejected = 0
@@ -122,7 +150,7 @@ class TelemetryHub:
         for t in tallies:
             try:
                 key = tuple(t["key"])
-                if key[0] not in ("workload", "edge", "route", "attempts") or \
+                if key[0] not in ("workload", "edge", "route", "attempts", "denied") or \
                         not all(k is None or isinstance(k, str) for k in key):
                     raise ValueError(key)
                 part = Tally(int(t["requests"]), int(t["ok"]), int(t["attempts"]), int(t["attempts_ok"]),
@@ -142,9 +170,16 @@ class TelemetryHub:
     def _rollup(self, e: dict, now: float) -> None:
         status, ms, mtls = e["status"], float(e["duration_ms"]), bool(e.get("mtls"))
         ok = is_success(status)
+        denied = status == 403 and "RBAC" in flag_list(e.get("flags"))
         if e["reporter"] == "inbound":
             self._count(("workload", e["service"], e["version"]), now, ok, ms, mtls)
+            if denied:
+                peer = parse_peer(e.get("peer"))
+                self._count(("denied", peer["service"] or "unknown", peer["version"] or "unknown", e["service"],
+                             e["version"]), now, False, ms, mtls)
             return
+        if denied:
+            self._count(("denied", "outside", None, e["service"], e["version"]), now, False, ms, mtls)
         dst_service = e.get("destination") or e.get("authority")
         final = self.resolve(e.get("endpoint")) or {}
         tally = self._count(("edge", e["service"], e["version"], dst_service, final.get("version")), now, ok, ms, mtls)
@@ -220,7 +255,10 @@ class TelemetryHub:
         routes = [{"service": k[1], "route": k[2], **t.figures(window_s),
                    "effective_success_rate": t.figures(window_s)["success_rate"]}
                   for k, t in sorted(tallies.items(), key=lambda kv: str(kv[0])) if k[0] == "route"]
-        return {"window_s": window_s, "workloads": workloads, "edges": edges, "routes": routes}
+        denials = [{"source": {"service": k[1], "version": k[2]}, "destination": {"service": k[3], "version": k[4]},
+                    "denied": t.requests, "rps": t.figures(window_s)["rps"]}
+                   for k, t in sorted(tallies.items(), key=lambda kv: str(kv[0])) if k[0] == "denied"]
+        return {"window_s": window_s, "workloads": workloads, "edges": edges, "routes": routes, "denials": denials}
 
     def tap_since(self, since: int, match: Callable[[dict], bool]) -> list[dict]:
         found = []

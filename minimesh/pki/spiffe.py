@@ -29,6 +29,18 @@ def service_of(identity: str | None) -> str | None:
     return None
 
 
+def trust_domain_of(identity: str | None) -> str | None:
+    """"cluster.local" for spiffe://cluster.local/...; None for anything that is not a SPIFFE ID."""
+    if not identity or not identity.startswith("spiffe://"):
+        return None
+    return identity[len("spiffe://"):].split("/", 1)[0] or None
+
+
+def in_trust_domain(identity: str | None) -> bool:
+    """True for a SPIFFE ID of this mesh's trust domain (sidecars refuse peers of any other)."""
+    return trust_domain_of(identity) == TRUST_DOMAIN
+
+
 def principal(identity: str | None) -> str | None:
     """The principal AuthorizationPolicy matches: the SPIFFE ID without "spiffe://"."""
     return identity.removeprefix("spiffe://") if identity else None

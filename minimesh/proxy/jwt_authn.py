@@ -31,7 +31,7 @@ from typing import Callable
 
 import jwt
 
-from minimesh.config import RequestAuthentication
+from minimesh.config import RequestAuthentication, short_host
 from minimesh.config.requestauthentication import JwtRule
 from minimesh.errors import JwtRejected
 from minimesh.proxy.authz import Workload, applies
@@ -181,6 +181,16 @@ def payload_json(header_value: str) -> dict:
     return json.loads(base64.urlsafe_b64decode(padded))
 
 
+def mesh_resolver(config):
+    """host -> the inbound address of one endpoint of the mesh service it names (jwks.py), else None."""
+    def resolve(host: str) -> str | None:
+        if config is None or not hasattr(config, "is_service") or not config.is_service(host):
+            return None
+        cluster = config.cluster(short_host(host), None)
+        return cluster.endpoints[0].address if cluster and cluster.endpoints else None
+    return resolve
+
+
 class Authenticate:
     """The layer: verify the request's JWT against the rules that apply to this workload."""
 
@@ -196,7 +206,7 @@ class Authenticate:
         if config is not seen:  # once per snapshot
             rules = rules_for(getattr(config, "resources", ()), self.workload)
             self._seen = (config, rules)
-            self.jwks.prefetch(rule.jwks_uri for rule in rules if rule.jwks_uri)
+            self.jwks.prefetch((rule.jwks_uri for rule in rules if rule.jwks_uri), resolve=mesh_resolver(config))
         return rules
 
     async def __call__(self, request: Request):
@@ -217,7 +227,8 @@ class Authenticate:
         rule = next((r for r in rules if r.issuer == issuer), None)
         if rule is None:
             raise JwtRejected(UNKNOWN_ISSUER)
-        keys = rule.jwks if rule.jwks is not None else await self.jwks.keys(rule.jwks_uri, rule.timeout)
+        keys = rule.jwks if rule.jwks is not None else \
+            await self.jwks.keys(rule.jwks_uri, rule.timeout, mesh_resolver(request.journey.config))
         if keys is None:
             raise JwtRejected(NO_KEYS)
         auth = verify(found.token, rule, keys, self.clock())

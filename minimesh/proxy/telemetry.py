@@ -136,8 +136,14 @@ class RequestTelemetry:
                          "mutual_tls" if mtls else "none"), duration_ms, 0)
                 if tallies is not None:
                     tallies.served(workload, 0 < status < 500, latency_bin(duration_ms), mtls)
+                    if status == 403 and "RBAC" in flags:  # an AuthorizationPolicy said no, here
+                        tallies.served(("denied", src_service, src_version, me["service"], me["version"]),
+                                       False, latency_bin(duration_ms), mtls)
                 continue
             _, service, authority, endpoint, route, status, flags, mtls, duration_ms, attempts, config = facts
+            if tallies is not None and status == 403 and "RBAC" in flags:  # denied at the gateway itself
+                tallies.served(("denied", "outside", None, me["service"], me["version"]),
+                               False, latency_bin(duration_ms), mtls)
             versions = self._versions(config)
             observe(("source", me["service"], me["version"], service or "unknown", versions.get(endpoint, "unknown"),
                      str(status), flags, "mutual_tls" if mtls else "none"), duration_ms, max(0, len(attempts) - 1))
