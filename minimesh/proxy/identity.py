@@ -105,7 +105,9 @@ class WorkloadIdentity:
             if not self.control_ca:
                 raise UserError("no CA certificate to verify the control plane by: pass --control-ca FILE "
                                 "(MINIMESH_CONTROL_CA), or set MINIMESH_HOME to the stack's home")
-            chain = self.current.key_pem + self.current.cert_pem if self.current else None
+            # An expired SVID would only get the handshake refused: without one, the join token speaks.
+            valid = self.current is not None and self.current.not_after > self.clock()
+            chain = self.current.key_pem + self.current.cert_pem if valid else None
             self._control_tls = client_context(self.control_ca, chain)
         return self._control_tls
 
@@ -196,6 +198,7 @@ class WorkloadIdentity:
                   "new connections until the control plane signs a new one", self.current.serial, why)
         bundle = self._contexts.bundle_pem if self._contexts else self.current.bundle_pem
         self._contexts = TLSContexts(self.current, bundle)
+        self._control_tls = None  # renewal goes on with the join token, presenting no expired certificate
 
     def start_renewing(self) -> None:
         self._task = asyncio.create_task(self.renew_forever(), name="certificate renewal")

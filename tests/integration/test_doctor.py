@@ -82,7 +82,7 @@ def test_doctor_on_a_live_stack_and_lesson_commands_of_another_lesson(tmp_path):
         # The doctor sees the running stack: control plane, ACKs, certificates.
         r = doctor(home)
         assert r.returncode == 0, r.stdout
-        for line in ("✓ a stack is running in", "✓ control plane http://", "ACKed config v",
+        for line in ("✓ a stack is running in", "✓ control plane http", " answers", "ACKed config v",
                      "✓ every certificate valid (2 proxies with an identity)"):
             assert line in r.stdout, r.stdout
 
