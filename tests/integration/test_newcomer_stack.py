@@ -22,22 +22,10 @@ from pathlib import Path
 import pytest
 
 from minimesh.runner.state import is_locked, pid_alive, read_state
-from tests.support.stack import REPO, cli, demo, running_stack, wait_for, write_lesson
+from tests.support.stack import CATALOG_VS as VS, REPO, cli, demo, running_stack, wait_for, write_lesson
 
 pytestmark = pytest.mark.timeout(180)
 
-VS = """\
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: catalog
-spec:
-  hosts: [catalog]
-  http:
-  - route:
-    - destination:
-        host: catalog
-"""
 
 
 @pytest.fixture
