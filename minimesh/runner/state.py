@@ -20,6 +20,8 @@ import json
 import os
 from pathlib import Path
 
+from minimesh.errors import UserError
+
 
 def default_home(environ=os.environ) -> Path:
     """The per-user home used when neither --home nor MINIMESH_HOME says otherwise."""
@@ -104,6 +106,19 @@ def is_locked(home: Path) -> bool:
         probe.release()
         return False
     return True
+
+
+def refuse_if_running(home: Path) -> None:
+    """One home runs one stack: name the one running and how to stop it; change nothing."""
+    if is_locked(home):
+        raise UserError(running_message(home, read_state(home) or {}))
+
+
+def running_message(home: Path, state: dict) -> str:
+    lesson = Path(state["lesson"]).name if state.get("lesson") else "a lesson"
+    where = f", gateway {state['gateway_url']}" if state.get("gateway_url") else ""
+    return (f"a stack is already running in {home} ({lesson}{where}); "
+            "`minimesh down` stops it, or set MINIMESH_HOME to another folder to run a second one")
 
 
 def lock_holder(home: Path) -> int | None:

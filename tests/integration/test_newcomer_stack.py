@@ -57,7 +57,8 @@ def test_make_demo_beside_a_live_stack_refuses_and_leaves_it_running(lesson, tmp
         pids = stack.all_pids()
         config = stack.cli("get", "-o", "json").stdout
 
-        r = make_demo(stack.home, free_port())
+        # The same port as the running stack: what a learner typing `make demo` twice does.
+        r = make_demo(stack.home, int(stack.state()["gateway_url"].rsplit(":", 1)[1]))
 
         # Refused, naming the running lesson and how to stop it ...
         assert r.returncode != 0
