@@ -15,7 +15,6 @@ import pytest
 
 from minimesh.pki.operator import VIEWER, credentials_dir, operator_context
 from tests.security.attack import Trap, attack_on, call, client_tls, foreign_tls, rss_kib, workload_tls
-from tests.support.mesh import start_sidecar
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(240)]
 
@@ -185,9 +184,8 @@ async def test_the_join_token_opens_only_the_signing_endpoint(shop):
         assert status == 401, (method, path)
 
 
-async def test_a_poisoned_registration_is_refused_by_field_and_a_restarted_sidecar_becomes_ready(shop, tmp_path):
+async def test_a_poisoned_registration_is_refused_by_field_and_never_reaches_a_sidecar(shop, tmp_path):
     url = shop.control.https_url
-    catalog = next(i for i in shop.instances if i.service == "catalog")
     poison = {"service": "catalog", "version": "v1", "instance": "catalog-poison", "kind": "sidecar",
               "addresses": {"inbound": "not-an-address"}}
     async with attack_on(shop.gateway.listen) as during:
@@ -198,12 +196,11 @@ async def test_a_poisoned_registration_is_refused_by_field_and_a_restarted_sidec
         status, answer = await call(url, "POST", "/v1/register", operator_context("admin", shop.control.home),
                                     body={**poison, "addresses": {"inbound": "127.0.0.1:1"}, "labels": {"x" * 70: "y"}})
         assert status == 400 and "labels key" in answer["error"], answer
-        # A sidecar (re)started now takes the snapshot and becomes ready.
-        again = await start_sidecar(shop.control_url, "catalog", catalog.app.port, instance="catalog-v1-again",
-                                    log_dir=shop.log_dir)
-        try:
-            assert await again.healthy()
-        finally:
-            await again.stop()
     assert during.all_ok(), (during.statuses.count(200), during.errors[:3])
     assert "catalog-poison" not in await instances(shop)
+    # Nothing reached a sidecar: every proxy holds (ACKed, no NACK) the control plane's newest snapshot.
+    await shop.converged()
+    status, body = await shop.cp("GET", "/v1/status")
+    assert status == 200 and not [p for p in body["proxies"] if p["nack_error"]], body
+    # (A sidecar started with a poisoned entry in its snapshot is ready as fast as with a clean one:
+    # tests/integration/test_sidecar_nack.py, where a fake control plane can send one.)
