@@ -164,7 +164,7 @@ def parse_status(doc: dict) -> MeshStatus:
     ejected = tuple((str(e.get("instance")), str(e.get("by"))) for e in doc.get("ejections") or ()
                     if isinstance(e, dict))
     return MeshStatus(int(doc.get("config_version") or 0), str(doc.get("snapshot_version") or ""), tuple(proxies),
-                      ejected)
+                      ejected, lesson=doc.get("lesson") or None)
 
 
 def parse_instance(doc: dict) -> Instance:

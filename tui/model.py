@@ -94,6 +94,7 @@ class MeshStatus:
     snapshot_version: str
     proxies: tuple[Proxy, ...] = ()
     ejected: tuple[tuple[str, str], ...] = ()  # (instance, the caller that ejected it): outlier detection now
+    lesson: str | None = None  # the lesson the control plane says it runs (both modes)
 
     def ejected_instances(self, service: str, version: str) -> set[str]:
         """Instances of service/version that some caller's outlier detection has ejected now."""

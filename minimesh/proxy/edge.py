@@ -18,6 +18,7 @@ from multidict import CIMultiDict
 from minimesh.errors import MeshError
 from minimesh.proxy.listener import read_request, write_response
 from minimesh.proxy.message import Request, Response
+from minimesh.proxy.telemetry import PEER_HEADER, verified_peer
 
 log = logging.getLogger("minimesh.proxy")
 
@@ -51,6 +52,11 @@ class Edge:
         request: Request | None = None
         try:
             request = await read_request(raw, self.direction)
+            # Identity only from certificates: a client's own peer header is gone before any layer
+            # (authorization, telemetry, the app) could read it; the inbound keeps what the cert proves.
+            claimed = request.headers.popall(PEER_HEADER, None)
+            if self.direction == "inbound":
+                request.journey.peer = verified_peer(claimed[-1] if claimed else None, request.journey.peer_identity)
             if self.telemetry is not None:
                 self.telemetry.begin(request)
             stack = self.route(request)

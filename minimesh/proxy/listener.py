@@ -21,7 +21,7 @@ from minimesh.errors import HeadersTooLarge, UserError
 from minimesh.proxy.headers import strip_hop_by_hop
 from minimesh.proxy.message import Journey, Request, Response
 from minimesh.proxy.sniffing import SniffingSite
-from minimesh.proxy.tls import peer_identity
+from minimesh.proxy.tls import peer_identity, peer_in_trust_domain
 
 log = logging.getLogger("minimesh.proxy")
 
@@ -41,6 +41,9 @@ class _Protocol(RequestHandler):
             self.mtls = True
             self.peer_identity = peer_identity(ssl_object)
         super().connection_made(transport)
+        # issue 15 (secure naming): a peer of another trust domain is refused, however it chains.
+        if ssl_object is not None and not peer_in_trust_domain(self.peer_identity, transport):
+            transport.abort()
 
     def handle_error(self, request, status=500, exc=None, message=None):
         too_large = isinstance(exc, LineTooLong) or (

@@ -62,6 +62,10 @@ def test_lesson_check_fails_before_and_passes_at_every_step(stack, step, shows):
 def test_denials_a_forged_token_and_the_typo_break_it(stack):
     # Run after the steps above (pytest keeps file order): every policy of the lesson is in force.
     gateway = stack.status()["gateway_url"]
+    # Step 7's dry-run policy was evaluated and logged, never enforced: catalog's access log says so.
+    logs = "".join(p.read_text(errors="replace") for p in (stack.home / "logs").glob("*.log"))
+    assert '"dry_run":"would deny: denied by DENY policy default/no-catalog-for-web rules[0]"' in logs
+
     # A token the issuer never signed: 401 from the gateway, before any policy is asked.
     status, body = post(gateway + "/api/checkout", {"Authorization": "Bearer eyJhbGciOiJFUzI1NiJ9.e30.c2ln"})
     assert status == 401 and body.startswith("Jwt"), body

@@ -83,5 +83,5 @@ def test_the_checks_can_fail(tmp_path):
     page = tmp_path / "page.md"
     page.write_text("[design](../shared/DESIGN.md) [here](#nowhere)\n# Title\n")
     assert [p.split(":")[1].strip() for p in broken_links(page, tmp_path)] == ["no such file", "no heading #nowhere in page.md"]
-    assert next_problems("07", "Lesson 99 puts it all on one screen.") == [
+    assert next_problems("98", "Lesson 99 puts it all on one screen.") == [
         "lesson 99 does not exist yet; say it is coming, without a link"]
