@@ -1,0 +1,464 @@
+"""The server side of the data plane's HTTP/1.1: one asyncio Protocol per downstream connection.
+
+Theory of operation. Bytes arrive in `data_received` and go straight to
+llhttp (`httptools.HttpRequestParser`), which calls back as it finds the
+request line, each header, the end of the head, body pieces and the end of
+the message. At the end of a head the connection makes a minimesh `Request`
+(message.py) and queues it; requests are answered one at a time, in the
+order they came (HTTP/1.1 pipelining, RFC 9112 §9.3.2), each by a task that
+runs the layer stack (`handler.respond`) and writes the `Response` back.
+
+- **Bodies.** A body of known length up to BUFFER_LIMIT is collected whole
+  before the request is answered, so the retry layer can send it again; a
+  larger or chunked one streams (body.py) while the request is already on
+  its way upstream.
+- **Limits** (limits.py) are checked as the head is parsed: the request line
+  and fields are counted byte by byte, so a 1 MiB header is refused after
+  60 KiB — nothing past the limit is kept. Timeouts are deadlines on the
+  connection, looked at by the listener's `Watchdog` a few times a second.
+- **Errors.** A malformed request is answered 400 (a too-large head 431)
+  once every valid request before it on the connection has its answer,
+  then the connection closes. CONNECT is 405, `OPTIONS *` 400: a sidecar
+  proxies requests, it does not open tunnels or talk about itself.
+- **Expect: 100-continue** is answered by the sidecar itself, as Envoy does,
+  when the request's turn comes; the `Expect` header is not sent on.
+- **Upgrades** (WebSocket): the request goes upstream with its `Upgrade`
+  header; if the answer is 101 the two connections are spliced (tunnel.py)
+  and bytes flow untouched both ways.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+
+import httptools
+from multidict import CIMultiDict
+
+from minimesh.errors import BadRequest
+from minimesh.proxy import wire
+from minimesh.proxy.body import BodyStream
+from minimesh.proxy.flow import Flow
+from minimesh.proxy.headers import strip_hop_by_hop
+from minimesh.proxy.message import Journey, Request
+from minimesh.proxy.tls import peer_identity
+from minimesh.proxy.tunnel import splice
+
+log = logging.getLogger("minimesh.proxy")
+
+BUFFER_LIMIT = 1024 * 1024  # request bodies up to this are held whole, so they can be retried
+LINGER = 2.0  # seconds a refused connection is read (and ignored) before it is closed
+HEAD_SLACK = 128 * 1024  # raw bytes a head may span beyond the limit (one read's worth, twice)
+NO_BODY_STATUSES = frozenset({204, 304})
+
+
+class Refuse(Exception):
+    """Raised inside a parser callback: answer `status` with `text` and close."""
+
+    def __init__(self, status: int, text: str):
+        super().__init__(text)
+        self.status, self.text = status, text
+
+
+class Exchange:
+    """One request on a connection, from its head to the end of its answer."""
+
+    __slots__ = ("request", "parts", "stream", "complete", "keep_alive", "http10", "expect", "continued",
+                 "leftover", "reported")
+
+    def __init__(self, request: Request, keep_alive: bool, http10: bool, expect: bool):
+        self.request = request
+        self.parts: list[bytes] | None = None  # a body being collected whole
+        self.stream: BodyStream | None = None  # a body streaming through
+        self.complete = False  # the whole request has been read
+        self.keep_alive, self.http10, self.expect = keep_alive, http10, expect
+        self.continued = False  # a 100 Continue has been sent
+        self.leftover = b""  # bytes after an Upgrade request: the tunnel's first
+        self.reported = False  # handler.done() has been called
+
+
+class ServerConnection(asyncio.Protocol):
+    def __init__(self, listener):
+        self.listener = listener  # handler, limits, direction, connections, counters (listener.py)
+        self.limits = listener.limits
+        self.time = listener.time
+        self.flow = Flow()
+        self.transport = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.queue: deque[Exchange] = deque()  # parsed, not yet answered; queue[0] may be in flight
+        self.active: asyncio.Task | None = None
+        self.parsing: Exchange | None = None  # the request whose body is arriving
+        self.error: Refuse | None = None  # answer it once the queue is empty, then close
+        self.tunnel = None  # after a 101: the upstream connection
+        self.closed = False
+        self.lingering = False  # answered an error; reading only to drop what still comes
+        self.client = ""
+        self.peer_identity: str | None = None  # the SPIFFE ID the client proved, on mTLS
+        self.mtls = False
+        # Deadlines (the listener's Watchdog looks at them).
+        self.head_deadline: float | None = None
+        self.idle_deadline: float | None = None
+        self.last_activity = 0.0
+        self.started = False  # some bytes of the current request have arrived
+        # The head being parsed.
+        self._in_head = True
+        self._head_raw = 0
+        self._url: list[bytes] = []
+        self._fields: list[tuple[bytes, bytes]] = []
+        self._head_bytes = 0
+
+    # --- the connection ---------------------------------------------------------------
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self.flow.transport = transport
+        listener = self.listener
+        if len(listener.connections) >= self.limits.max_connections:
+            listener.counters["overflow"] += 1
+            self.closed = True
+            transport.abort()
+            return
+        listener.connections.add(self)
+        listener.counters["accepted"] += 1
+        peer = transport.get_extra_info("peername")
+        self.client = peer[0] if peer else ""
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            self.mtls = True
+            self.peer_identity = peer_identity(ssl_object)
+        now = self.time()
+        self.last_activity = now
+        self.head_deadline = now + self.limits.header_timeout
+
+    def connection_lost(self, exc) -> None:
+        self.closed = True
+        self.flow.lost()
+        self.listener.connections.discard(self)
+        if self.parsing is not None and self.parsing.stream is not None:
+            self.parsing.stream.fail(ConnectionResetError("the client closed the connection mid-body"))
+        if self.tunnel is not None:
+            self.tunnel.transport.close()
+
+    def pause_writing(self) -> None:
+        if self.tunnel is not None:
+            self.tunnel.flow.pause("tunnel")
+        self.flow.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.tunnel is not None:
+            self.tunnel.flow.resume("tunnel")
+        self.flow.resume_writing()
+
+    def eof_received(self):
+        if self.tunnel is not None and self.tunnel.transport.can_write_eof():
+            self.tunnel.transport.write_eof()
+            return True
+        return None
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        self.last_activity = self.time()
+        if self.tunnel is not None:
+            self.tunnel.transport.write(data)
+            return
+        if self.error is not None or self.closed or self.lingering:
+            return
+        if self._in_head:
+            self._head_raw += len(data)
+            if self._head_raw > self.limits.max_header_bytes + HEAD_SLACK:
+                self._refuse(Refuse(431, "request headers over the limit"))
+                return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as e:
+            self._upgraded(data[e.args[0]:] if e.args else b"")
+        except httptools.HttpParserCallbackError as e:
+            cause = e.__cause__ or e.__context__
+            if isinstance(cause, Refuse):
+                self._refuse(cause)
+            else:
+                log.error("%s: parsing a request failed: %s: %s", self.listener.name, type(cause).__name__, cause)
+                self._refuse(Refuse(500, f"minimesh could not read this request ({type(cause).__name__})"))
+        except httptools.HttpParserError as e:
+            log.info("%s: malformed request from %s: %s", self.listener.name, self.client, e)
+            self._refuse(Refuse(400, f"malformed request: {e}"))
+
+    # --- parser callbacks -----------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._url.clear()
+        self._fields = []
+        self._head_bytes = 0
+        self.started = True
+        self.idle_deadline = None
+        if self.head_deadline is None:
+            self.head_deadline = self.time() + self.limits.header_timeout
+
+    def on_url(self, part: bytes) -> None:
+        self._url.append(part)
+        self._count(len(part))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._fields.append((name, value))
+        if len(self._fields) > self.limits.max_header_fields:
+            raise Refuse(431, f"more than {self.limits.max_header_fields} request header fields")
+        self._count(len(name) + len(value) + 4)
+
+    def _count(self, n: int) -> None:
+        self._head_bytes += n
+        if self._head_bytes > self.limits.max_header_bytes:
+            raise Refuse(431, f"request headers over {self.limits.max_header_bytes // 1024} KiB")
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._head_raw = 0
+        self.head_deadline = None
+        parser = self.parser
+        method = parser.get_method().decode("ascii")
+        if method == "CONNECT":
+            raise Refuse(405, "CONNECT is not supported: the sidecar proxies HTTP requests, it opens no tunnels")
+        target = b"".join(self._url).decode("latin-1")
+        headers = CIMultiDict((n.decode("latin-1"), v.decode("latin-1")) for n, v in self._fields)
+        if target.startswith("/"):
+            authority, path = headers.get("host", ""), target
+        elif target.startswith(("http://", "https://")):  # absolute-form: we are the app's forward proxy
+            rest = target.split("://", 1)[1]
+            cut = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+            authority, path = rest[:cut], rest[cut:] or "/"
+            if path.startswith("?"):
+                path = "/" + path
+        elif target == "*":
+            raise Refuse(400, "a request for * (OPTIONS *) asks about the proxy itself, which answers no such request")
+        else:
+            raise Refuse(400, f"request target {target[:80]!r} is neither a path nor an absolute URL")
+        upgrade = headers.get("upgrade") if parser.should_upgrade() else None
+        expect = headers.get("expect", "").lower() == "100-continue"
+        forwarded = strip_hop_by_hop(headers)
+        if expect:
+            forwarded.popall("expect", None)
+        journey = Journey(self.listener.direction)
+        if self.mtls:
+            journey.mtls = True  # connection_security_policy="mutual_tls"
+            journey.peer_identity = self.peer_identity
+        request = Request(method=method, path=path, authority=authority, headers=forwarded,
+                          client=self.client, journey=journey)
+        request.upgrade = upgrade
+        exchange = Exchange(request, parser.should_keep_alive(), parser.get_http_version() == "1.0", expect)
+        length = headers.get("content-length")
+        if upgrade is None and "transfer-encoding" in headers:
+            exchange.stream = BodyStream(self.flow)
+        elif upgrade is None and length is not None and int(length) > BUFFER_LIMIT:
+            exchange.stream = BodyStream(self.flow)
+        elif upgrade is None and length is not None and int(length) > 0:
+            exchange.parts = []
+        if exchange.stream is not None:
+            request.body = exchange.stream
+        self.parsing = exchange
+        self.queue.append(exchange)
+        self._next()
+
+    def on_body(self, data: bytes) -> None:
+        exchange = self.parsing
+        if exchange.stream is not None:
+            exchange.stream.feed(data)
+        elif exchange.parts is not None:
+            exchange.parts.append(data)
+
+    def on_message_complete(self) -> None:
+        exchange = self.parsing
+        self.parsing = None
+        self._in_head = True
+        self.started = False
+        if exchange is None:
+            return
+        exchange.complete = True
+        if exchange.stream is not None:
+            exchange.stream.finish()
+        elif exchange.parts:
+            exchange.request.body = b"".join(exchange.parts)
+        if len(self.queue) > 1:
+            self.flow.pause("pipeline")  # answer what we have before reading more
+        self._next()
+
+    # --- answering, in order ---------------------------------------------------------
+
+    def _next(self) -> None:
+        if self.active is not None or self.closed or self.tunnel is not None:
+            return
+        if not self.queue:
+            if self.error is not None:
+                self._answer_error()
+            return
+        exchange = self.queue[0]
+        if exchange.expect and not exchange.complete and not exchange.continued:
+            exchange.continued = True
+            self.transport.write(wire.CONTINUE)
+        if exchange.parts is not None and not exchange.complete:
+            return  # a small body: wait for all of it
+        self.active = asyncio.get_running_loop().create_task(self._serve(exchange))
+
+    async def _serve(self, exchange: Exchange) -> None:
+        handler = self.listener.handler
+        request = exchange.request
+        response = await handler.respond(request)
+        status = response.status
+        keep = False
+        try:
+            keep = await self._write(exchange, response)
+        except (ConnectionError, RuntimeError) as e:  # the client went away mid-answer
+            log.debug("%s: answer to %s cut short: %s", self.listener.name, self.client, e)
+        except Exception as e:  # noqa: BLE001 - an answer half-written cannot become a 500 any more
+            log.error("%s: writing an answer failed: %s: %s", self.listener.name, type(e).__name__, e)
+        finally:
+            await response.discard()
+        self._report(exchange, status)
+        self.queue.popleft()
+        self.active = None
+        if response.tunnel is not None and status == 101 and not self.closed:
+            splice(self, response.tunnel, exchange.leftover)
+            return
+        if not keep or self.closed:
+            self.close()
+            return
+        if not self.queue:
+            self.idle_deadline = self.time() + self.limits.idle_timeout
+        self.flow.resume("pipeline")
+        self._next()
+
+    def _report(self, exchange: Exchange, status: int) -> None:
+        """Tell the handler the answer is out (once): it counts and logs the request."""
+        if exchange.reported:
+            return
+        exchange.reported = True
+        try:
+            self.listener.handler.done(exchange.request, status)
+        except Exception as e:  # noqa: BLE001 - counting must never take the connection down
+            log.error("%s: reporting a request failed: %s: %s", self.listener.name, type(e).__name__, e)
+
+    async def _write(self, exchange: Exchange, response) -> bool:
+        """Write `response`; True when the connection can carry another request."""
+        request = exchange.request
+        status = response.status
+        body = response.body
+        headers = strip_hop_by_hop(response.headers)
+        keep = exchange.keep_alive and (exchange.complete or exchange.stream is None) and self.error is None
+        bodiless = request.method == "HEAD" or status in NO_BODY_STATUSES or status < 200
+        extra = ""
+        chunked = False
+        if status == 101 and response.tunnel is not None:
+            extra = f"Connection: Upgrade\r\nUpgrade: {request.upgrade}\r\n"
+            keep = True
+        elif isinstance(body, bytes):
+            if not bodiless:
+                headers.popall("content-length", None)
+                extra = f"Content-Length: {len(body)}\r\n"
+        elif not bodiless and "content-length" not in headers:
+            if exchange.http10:
+                keep = False  # an HTTP/1.0 client reads to the end of the connection
+            else:
+                chunked = True
+                extra = "Transfer-Encoding: chunked\r\n"
+        if not keep and status != 101:
+            extra += "Connection: close\r\n"
+        elif keep and exchange.http10:
+            extra += "Connection: keep-alive\r\n"
+        head = wire.response_head(status, headers, extra)
+        if self.closed:
+            raise ConnectionResetError("the client closed the connection")
+        if isinstance(body, bytes):
+            self._report(exchange, status)  # before the write, so the log has it when the client does
+            self.transport.write(head + body if body and not bodiless else head)
+            return keep
+        self.transport.write(head)
+        if bodiless:
+            return keep
+        write, flow = self.transport.write, self.flow
+        async for piece in body:
+            if not piece:
+                continue
+            write(wire.chunk(piece) if chunked else piece)
+            self.last_activity = self.time()
+            await flow.drain()
+        if chunked:
+            write(wire.LAST_CHUNK)
+        return keep
+
+    # --- what cannot be answered normally --------------------------------------------
+
+    def _refuse(self, refusal: Refuse) -> None:
+        """Stop reading; answer `refusal` after the requests before it, then close."""
+        self.flow.pause("refused")
+        exchange = self.parsing
+        self.parsing = None
+        if exchange is not None and exchange in self.queue:
+            answering = self.active is not None and self.queue[0] is exchange
+            if exchange.stream is not None and (exchange.stream.taken or answering):
+                # Its answer is already being made: the body it is sending fails, and the error
+                # comes back as this request's answer (a BadRequest from the stream).
+                exchange.stream.fail(BadRequest(refusal.text))
+                exchange.keep_alive = False
+            else:
+                self.queue.remove(exchange)
+        self.error = refusal
+        if self.active is None:
+            self._next()
+
+    def _answer_error(self) -> None:
+        refusal, self.error = self.error, None
+        text = f"{refusal.status} {wire.REASONS.get(refusal.status, '')}: {refusal.text}\n".encode()
+        headers = CIMultiDict({"content-type": "text/plain; charset=utf-8",
+                               "x-minimesh-error": f"DPE (listener, {self.listener.direction}): {refusal.text}"})
+        head = wire.response_head(refusal.status, headers, f"Content-Length: {len(text)}\r\nConnection: close\r\n")
+        self.listener.counters[f"refused_{refusal.status}"] += 1
+        if self.closed:
+            return
+        self.transport.write(head + text)
+        self._linger()
+
+    def _linger(self) -> None:
+        """Close gently: stop writing, read and drop what the client is still sending, then close.
+
+        Closing a socket with unread bytes in it makes the kernel send a reset,
+        which can destroy the answer before the client has read it (RFC 9112 §9.6).
+        """
+        self.lingering = True
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.flow.resume("refused")
+        self.flow.resume("pipeline")
+        self.flow.resume("upgrade")
+        asyncio.get_running_loop().call_later(LINGER, self.close)
+
+    def _upgraded(self, leftover: bytes) -> None:
+        """The parser stopped at an Upgrade request: what follows belongs to the tunnel."""
+        self.flow.pause("upgrade")  # nothing more is read until the upstream said 101 (or did not)
+        exchange = self.queue[-1] if self.queue else None
+        if exchange is not None:
+            exchange.leftover = leftover
+            exchange.keep_alive = False  # whatever the answer, this connection carries no more requests
+            if not exchange.complete:
+                self.on_message_complete()
+
+    def timed_out(self, now: float) -> str | None:
+        """Called by the Watchdog: which deadline (if any) has passed; the connection is closed."""
+        limits = self.limits
+        if self.head_deadline is not None and now >= self.head_deadline:
+            if self.started and self.active is None and self.error is None:
+                self.error = Refuse(408, f"request headers not complete within {limits.header_timeout:g}s")
+                self._answer_error()
+            else:
+                self.close()
+            return "header_timeout"
+        if self.active is None and not self.queue and self.tunnel is None:
+            if self.idle_deadline is not None and now >= self.idle_deadline:
+                self.close()
+                return "idle_timeout"
+        elif now - self.last_activity >= limits.stream_idle_timeout:
+            self.close()
+            return "stream_idle_timeout"
+        return None
