@@ -171,7 +171,7 @@ class UpstreamConnection(asyncio.Protocol):
                 and "chunked" not in response.headers.get("transfer-encoding", "").lower())
 
     def _maybe_idle(self) -> None:
-        if self._sent and self._received and self.reusable and not self.closed and self.tunnel is None:
+        if self._sent and self._received and self.reusable and not self.closed and not self.upgraded:
             self.on_idle(self)
 
     def _releaser(self):
@@ -238,8 +238,11 @@ class UpstreamConnection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         status = self._status = self.parser.get_status_code()
+        if status == 101:
+            self.reusable = False  # HTTP ends here: the connection becomes a tunnel or is closed
+            return
         if status < 200:
-            self._interim = status != 101  # 100 Continue and friends: the real answer follows
+            self._interim = True  # 100 Continue and friends: the real answer follows
             return
         headers = self._headers()
         if not self.parser.should_keep_alive():

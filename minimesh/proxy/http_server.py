@@ -346,7 +346,7 @@ class ServerConnection(asyncio.Protocol):
         status = response.status
         body = response.body
         headers = strip_hop_by_hop(response.headers)
-        keep = exchange.keep_alive and (exchange.complete or exchange.stream is None) and self.error is None
+        keep = exchange.keep_alive and (exchange.complete or exchange.stream is None)
         bodiless = request.method == "HEAD" or status in NO_BODY_STATUSES or status < 200
         extra = ""
         chunked = False
