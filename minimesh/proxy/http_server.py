@@ -154,6 +154,13 @@ class ServerConnection(asyncio.Protocol):
         if self.tunnel is not None and self.tunnel.transport.can_write_eof():
             self.tunnel.transport.write_eof()
             return True
+        if self.queue and not self.lingering:
+            # The client finished sending (a half-close) but waits for its answers: give them, then close.
+            for exchange in self.queue:
+                exchange.keep_alive = False
+            if self.parsing is not None and self.parsing.stream is not None:
+                self.parsing.stream.fail(ConnectionResetError("the client stopped sending mid-body"))
+            return True
         return None
 
     def close(self) -> None:
