@@ -42,8 +42,9 @@ class _TooLarge(Exception):
 
 
 class UpstreamConnection(asyncio.Protocol):
-    def __init__(self, address: str, limits: Limits, on_idle):
+    def __init__(self, address: str, limits: Limits, on_idle, tls=None, server_hostname: str | None = None):
         self.address = address
+        self.tls, self.server_hostname = tls, server_hostname  # to remember the TLS session (tls.py)
         self.limits = limits
         self.on_idle = on_idle  # the pool takes the connection back: on_idle(conn)
         self.flow = Flow()
@@ -171,6 +172,9 @@ class UpstreamConnection(asyncio.Protocol):
                 and "chunked" not in response.headers.get("transfer-encoding", "").lower())
 
     def _maybe_idle(self) -> None:
+        if self._received and self.requests == 1 and self.tls is not None and hasattr(self.tls, "remember"):
+            # TLS 1.3 sends its session ticket after the handshake: by the first answer it has arrived.
+            self.tls.remember(self.server_hostname, self.transport.get_extra_info("ssl_object"))
         if self._sent and self._received and self.reusable and not self.closed and not self.upgraded:
             self.on_idle(self)
 

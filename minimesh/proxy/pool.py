@@ -15,7 +15,8 @@ With mTLS (`tls=` a context from tls.py) the connection is TLS 1.3 with our
 client certificate, and once per connection — right after the handshake,
 before any request is written on it — the server's SPIFFE ID is checked
 against the one the context expects (secure naming). A mismatch closes the
-connection and is a UF naming both identities.
+connection and is a UF naming both identities. A new connection to a host we
+spoke TLS to before resumes that session (tls.py: ResumingContext).
 
 Istio's default connect timeout is 10 s. Idle connections are closed after
 15 s, well before the servers we talk to give up on them (aiohttp's 75 s),
@@ -116,7 +117,7 @@ class UpstreamPool:
         try:
             async with asyncio.timeout(self.connect_timeout):
                 _, conn = await loop.create_connection(
-                    lambda: UpstreamConnection(address, self.limits, self._park(key)), host, int(port),
+                    lambda: UpstreamConnection(address, self.limits, self._park(key), tls, host), host, int(port),
                     ssl=tls, server_hostname=(host if tls is not None else None))
         except TimeoutError as e:
             raise UpstreamConnectFailure(f"cannot connect to {address}: no answer within "
