@@ -14,9 +14,15 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)  ## create .venv and install minimesh with its test tools
 
+# `make demo PORT=8081` when 8080 is taken. `minimesh doctor` checks the machine
+# first and stops here with its advice. The trap that stops the stack when the
+# TUI quits is set only once *this* run has started the stack: a stack the
+# learner already runs is refused by `up` and left alone.
+PORT ?= 8080
 demo: setup  ## lesson 1 (the shop behind sidecars) watched in the TUI; q or Ctrl-C stops everything
-	@trap '$(BIN)/minimesh down >/dev/null 2>&1 || true' EXIT INT TERM; \
-	$(BIN)/minimesh up lessons/01-hello-mesh --detach && \
+	@$(BIN)/minimesh doctor --port $(PORT) || exit 1; \
+	$(BIN)/minimesh up lessons/01-hello-mesh --detach --port $(PORT) || exit 1; \
+	trap '$(BIN)/minimesh down >/dev/null 2>&1 || true' EXIT INT TERM; \
 	$(BIN)/minimesh tui --traffic
 
 test: setup  ## every test: unit, integration (real sockets, processes), end-to-end lessons
@@ -41,4 +47,4 @@ down:
 	-$(BIN)/minimesh down
 
 clean: down
-	rm -rf $(VENV) .minimesh .pytest_cache
+	rm -rf $(VENV) .pytest_cache

@@ -4,10 +4,11 @@ web calls the other services by name — http://catalog, http://pricing,
 http://payments — and lets its sidecar do the rest. It never retries: retries
 are the mesh's job, and a lesson shows them.
 
-When an upstream fails, web answers 502 Bad Gateway, never 503. Istio's (and
-minimesh's) default retry policy retries 503 at the next hop; passing an
-upstream's 503 on would make the gateway quietly retry the whole page and hide
-the very failure a lesson wants you to see.
+When an upstream fails, web answers 502 Bad Gateway, never 503: the failure
+was its upstream's, and 502 says so. (Istio's default retry policy no longer
+retries a 503 since 1.24, but a route whose `retryOn` names `5xx` or 503
+would; passing an upstream's 503 on would make the gateway quietly retry the
+whole page and hide the very failure a lesson wants you to see.)
 """
 
 import html

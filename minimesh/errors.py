@@ -13,6 +13,8 @@ class MeshError(Exception):
     status = 502
     flag = "DC"
     layer = "proxy"  # which layer of the journey gave up, for x-minimesh-error
+    body: str | None = None  # the response body Envoy gives, where it has a fixed one
+    headers: dict = {}  # extra response headers (e.g. WWW-Authenticate)
 
     def __init__(self, reason: str):
         super().__init__(reason)
@@ -58,6 +60,30 @@ class FaultAbort(MeshError):
     def __init__(self, status: int, reason: str):
         super().__init__(reason)
         self.status = status
+
+
+class AccessDenied(MeshError):
+    """An AuthorizationPolicy said no: Envoy's RBAC filter answers 403 with this very body."""
+
+    status, flag = 403, "RBAC"
+    layer = "authz"
+    body = "RBAC: access denied"
+
+
+class JwtRejected(MeshError):
+    """A token a RequestAuthentication could not verify: 401, and Envoy's jwt_authn wording.
+
+    Envoy sets no response flag for it (the access log shows the code and
+    `jwt_authn_access_denied{...}` as the response details), so neither do we.
+    """
+
+    status, flag = 401, ""
+    layer = "jwt"
+    headers = {"www-authenticate": 'Bearer realm="minimesh", error="invalid_token"'}
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.body = reason  # "Jwt is expired", "Jwt verification fails", ...
 
 
 class BadRequest(MeshError):

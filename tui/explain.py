@@ -48,7 +48,7 @@ def why_retried(attempt: Attempt) -> str:
     if code in ("UC", "URR"):
         return "reset: the connection closed before an answer (retryOn: reset)"
     if attempt.status == 503:
-        return "answered 503 (retryOn: unavailable / retriable-status-codes)"
+        return "answered 503 (retryOn: 5xx, gateway-error or the code 503; never by Istio's default)"
     if isinstance(attempt.status, int) and attempt.status >= 500:
         return f"answered {attempt.status} (retryOn: 5xx / gateway-error)"
     return error or "retried"

@@ -35,3 +35,19 @@ def main():
 CONTROL_OPTION = click.option(
     "--control", "control_url", envvar="MINIMESH_CONTROL_URL", default=None,
     help="Control plane URL (default: the running stack's, from MINIMESH_HOME).")
+
+
+HOME_HELP = ("Where a stack keeps its state, keys and logs (default: MINIMESH_HOME, else a per-user "
+             "state directory, e.g. ~/.local/state/minimesh; `minimesh status` prints it).")
+
+
+def home_option(help_text: str = HOME_HELP):
+    """--home for commands that run a mesh process themselves; resolved like every other command's."""
+    return click.option("--home", envvar="MINIMESH_HOME", default=None, help=help_text,
+                        callback=lambda ctx, param, value: str(_resolve(value)))
+
+
+def _resolve(value):
+    from minimesh.runner.state import resolve_home
+
+    return resolve_home(value)

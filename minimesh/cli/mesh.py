@@ -2,7 +2,7 @@
 
 import click
 
-from minimesh.cli.base import friendly, main
+from minimesh.cli.base import friendly, home_option, main
 from minimesh.errors import UserError
 
 
@@ -16,8 +16,7 @@ def _telemetry_off(off: bool) -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=15010, show_default=True, type=int, help="Port for the /v1 API (0: any free port).")
-@click.option("--home", envvar="MINIMESH_HOME", default=".minimesh", show_default=True,
-              help="Where config, keys and state are kept.")
+@home_option()
 @click.option("--instance-ttl", default=10.0, show_default=True, type=float,
               help="Seconds without a heartbeat before an instance leaves the registry.")
 @click.option("--cert-ttl", envvar="MINIMESH_CERT_TTL", default="24h", show_default=True,
@@ -97,8 +96,8 @@ def sidecar(control_url, service, version_, instance, labels, host, app_port, in
 
 @main.command()
 @click.argument("service")
-@click.option("--home", envvar="MINIMESH_HOME", default=".minimesh", show_default=True,
-              help="The control plane's home (its join secret is there).")
+@home_option("The control plane's home (its join secret is there; default: as for every command, "
+             "MINIMESH_HOME else the per-user state directory).")
 @friendly
 def token(service, home):
     """Print the join token a sidecar of SERVICE presents to get its certificate."""

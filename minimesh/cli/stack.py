@@ -8,15 +8,21 @@ from minimesh.cli.base import CONTROL_OPTION, friendly, main
 @main.command()
 @click.argument("lesson_dir", type=click.Path(file_okay=False, path_type=str))
 @click.option("--detach", "-d", is_flag=True, help="Start in the background and return once ready.")
-@click.option("--gateway-port", type=int, default=8080, show_default=True, envvar="MINIMESH_GATEWAY_PORT",
-              help="The gateway's port on 127.0.0.1 (0: any free port).")
-@click.option("--keep-config", is_flag=True, help="Keep the config applied in this home's last run.")
+@click.option("--port", "--gateway-port", "gateway_port", type=click.IntRange(0, 65535), default=8080,
+              show_default=True, envvar="MINIMESH_GATEWAY_PORT",
+              help="The gateway's port on 127.0.0.1 (0: any free port; env MINIMESH_GATEWAY_PORT).")
+@click.option("--fresh", is_flag=True,
+              help="Forget the config applied in this lesson's last run and start from its own manifests.")
+@click.option("--keep-config", is_flag=True, hidden=True, expose_value=False,
+              help="Kept for old scripts: config is kept by default now.")
 @friendly
-def up(lesson_dir, detach, gateway_port, keep_config):
-    """Start a lesson's topology: control plane, apps, sidecars, gateway."""
+def up(lesson_dir, detach, gateway_port, fresh):
+    """Start a lesson's topology: control plane, apps, sidecars, gateway.
+
+    Config applied in this lesson's last run is kept; --fresh starts clean."""
     from minimesh.runner.stack import up as run_up
 
-    run_up(lesson_dir, detach=detach, gateway_port=gateway_port, keep_config=keep_config)
+    run_up(lesson_dir, detach=detach, gateway_port=gateway_port, fresh=fresh)
 
 
 @main.command()

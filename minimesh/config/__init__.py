@@ -1,34 +1,39 @@
 """Istio's configuration language, the subset minimesh speaks.
 
 `load_manifests` turns YAML into frozen resources (VirtualService,
-DestinationRule, PeerAuthentication, AuthorizationPolicy), refusing anything
+DestinationRule, PeerAuthentication, AuthorizationPolicy, RequestAuthentication), refusing anything
 that is not valid Istio or that minimesh cannot honour, with the file, line
 and field named. Modules: source.py (YAML with line numbers), fields.py
-(typed readers), duration.py, match.py, one module per kind, load.py (the
+(typed readers), duration.py, match.py, one module per kind (and
+trafficpolicy.py for a DestinationRule's trafficPolicy), load.py (the
 entry points) and references.py (cross-resource checks).
 """
 
-from .destinationrule import (
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_LOAD_BALANCER, LOAD_BALANCERS, ConnectionPool, DestinationRule,
-    OutlierDetection, Subset, TrafficPolicy,
+from .destinationrule import DestinationRule, Subset
+from .trafficpolicy import (
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_LOAD_BALANCER, LOAD_BALANCERS, ConnectionPool, ConsistentHash, LoadBalancer,
+    OutlierDetection, RetryBudget, TcpKeepalive, TrafficPolicy,
 )
 from .duration import format_duration, parse_duration
 from .load import load_file, load_files, load_manifests, parse_resource
 from .match import HTTPMatchRequest, StringMatch
 from .references import check_references
 from .resource import DEFAULT_NAMESPACE, Labels, Resource, short_host
-from .security import AuthorizationPolicy, Operation, PeerAuthentication, Rule, Source
+from .authorization import AuthorizationPolicy
+from .requestauthentication import JwtRule, RequestAuthentication
+from .security import PeerAuthentication
 from .virtualservice import (
     DEFAULT_RETRY, DEFAULT_RETRY_BACKOFF, Destination, FaultAbort, FaultDelay, HTTPFault, HTTPRetry,
-    HTTPRoute, HTTPRouteDestination, VirtualService,
+    HTTPMirrorPolicy, HTTPRoute, HTTPRouteDestination, VirtualService,
 )
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT", "DEFAULT_LOAD_BALANCER", "DEFAULT_NAMESPACE", "DEFAULT_RETRY",
-    "DEFAULT_RETRY_BACKOFF", "LOAD_BALANCERS", "AuthorizationPolicy", "ConnectionPool", "Destination",
+    "DEFAULT_RETRY_BACKOFF", "LOAD_BALANCERS", "AuthorizationPolicy", "ConnectionPool", "ConsistentHash",
+    "Destination", "HTTPMirrorPolicy", "LoadBalancer", "RetryBudget", "TcpKeepalive",
     "DestinationRule", "FaultAbort", "FaultDelay", "HTTPFault", "HTTPMatchRequest", "HTTPRetry", "HTTPRoute",
-    "HTTPRouteDestination", "Labels", "Operation", "OutlierDetection", "PeerAuthentication", "Resource",
-    "Rule", "Source", "StringMatch", "Subset", "TrafficPolicy", "VirtualService", "check_references",
+    "HTTPRouteDestination", "JwtRule", "Labels", "OutlierDetection", "PeerAuthentication",
+    "RequestAuthentication", "Resource", "StringMatch", "Subset", "TrafficPolicy", "VirtualService", "check_references",
     "format_duration", "load_file", "load_files", "load_manifests", "parse_duration", "parse_resource",
     "short_host",
 ]

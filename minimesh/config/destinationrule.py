@@ -2,46 +2,23 @@
 
 A VirtualService decides *where* a request goes; a DestinationRule for that
 host decides *how*: the subsets (named groups of instances picked by label,
-like version: v2), the load balancer, connection-pool limits (the circuit
-breaker) and outlier detection (ejecting instances that keep failing). A
-subset may carry its own trafficPolicy, which replaces the rule's top-level
-one for traffic to that subset, as in Istio.
+like version: v2) and a trafficPolicy (trafficpolicy.py): the load balancer,
+connection-pool limits (the circuit breaker), outlier detection (ejecting
+instances that keep failing) and the retry budget. A subset may carry its own
+trafficPolicy, whose blocks replace the rule's for traffic to that subset,
+as in Istio.
 """
 
 from dataclasses import dataclass
 from typing import Any
 
-from .fields import At, check_fields, duration, enum, integer, labels, mapping, require, sequence, string
+from .fields import At, check_fields, labels, mapping, require, sequence, string
 from .resource import Labels, Resource
+from .trafficpolicy import (  # noqa: F401 (re-exported)
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_LOAD_BALANCER, LOAD_BALANCERS, ConnectionPool, ConsistentHash, LoadBalancer,
+    OutlierDetection, RetryBudget, TrafficPolicy, merge, parse_traffic_policy,
+)
 from .virtualservice import parse_host
-
-DEFAULT_LOAD_BALANCER = "LEAST_REQUEST"  # Istio's default: power of two choices
-LOAD_BALANCERS = ("ROUND_ROBIN", "LEAST_REQUEST", "RANDOM")
-DEFAULT_CONNECT_TIMEOUT = 10.0  # seconds, Istio's connectTimeout default
-
-
-@dataclass(frozen=True)
-class ConnectionPool:
-    # None means unlimited, as Istio's 0 ("use the default", which is 2^32-1).
-    http1_max_pending_requests: int | None = None
-    max_requests_per_connection: int | None = None
-    max_retries: int | None = None
-
-
-@dataclass(frozen=True)
-class OutlierDetection:
-    # Istio's defaults once the block is present.
-    consecutive_5xx_errors: int = 5  # 0 disables ejection on 5xx
-    interval: float = 10.0
-    base_ejection_time: float = 30.0
-    max_ejection_percent: int = 10
-
-
-@dataclass(frozen=True)
-class TrafficPolicy:
-    load_balancer: str | None = None  # None: DEFAULT_LOAD_BALANCER
-    connection_pool: ConnectionPool | None = None
-    outlier_detection: OutlierDetection | None = None
 
 
 @dataclass(frozen=True)
@@ -62,11 +39,9 @@ class DestinationRule(Resource):
         return next((s for s in self.subsets if s.name == name), None)
 
     def policy_for(self, subset: str | None) -> TrafficPolicy | None:
-        """The policy in force for traffic to `subset`: its own if it has one, else the rule's."""
+        """The policy in force for traffic to `subset`: the rule's, with the subset's blocks over it (Istio's merge)."""
         chosen = self.subset(subset) if subset else None
-        if chosen is not None and chosen.traffic_policy is not None:
-            return chosen.traffic_policy
-        return self.traffic_policy
+        return merge(self.traffic_policy, chosen.traffic_policy if chosen is not None else None)
 
 
 def parse_destination_rule(spec: dict, at: At, **meta) -> DestinationRule:
@@ -79,7 +54,7 @@ def parse_destination_rule(spec: dict, at: At, **meta) -> DestinationRule:
             raise (at / "subsets" / i / "name").error(f"subset '{subset.name}' is defined twice")
         seen.add(subset.name)
         subsets.append(subset)
-    policy = _parse_policy(spec["trafficPolicy"], at / "trafficPolicy") if "trafficPolicy" in spec else None
+    policy = parse_traffic_policy(spec["trafficPolicy"], at / "trafficPolicy") if "trafficPolicy" in spec else None
     return DestinationRule(host=host, subsets=tuple(subsets), traffic_policy=policy, **meta)
 
 
@@ -87,68 +62,5 @@ def _parse_subset(value: Any, at: At) -> Subset:
     block = mapping(value, at)
     check_fields(block, at, ("name", "labels", "trafficPolicy"))
     name = string(require(block, "name", at), at / "name")
-    policy = _parse_policy(block["trafficPolicy"], at / "trafficPolicy") if "trafficPolicy" in block else None
+    policy = parse_traffic_policy(block["trafficPolicy"], at / "trafficPolicy") if "trafficPolicy" in block else None
     return Subset(name, Labels(labels(block.get("labels"), at / "labels")), policy)
-
-
-def _parse_policy(value: Any, at: At) -> TrafficPolicy:
-    block = mapping(value, at)
-    check_fields(
-        block, at, ("loadBalancer", "connectionPool", "outlierDetection"),
-        ("portLevelSettings", "proxyProtocol", "retryBudget", "tls", "tunnel"),
-    )
-    return TrafficPolicy(
-        load_balancer=_parse_lb(block["loadBalancer"], at / "loadBalancer") if "loadBalancer" in block else None,
-        connection_pool=_parse_pool(block["connectionPool"], at / "connectionPool") if "connectionPool" in block else None,
-        outlier_detection=_parse_outlier(block["outlierDetection"], at / "outlierDetection")
-        if "outlierDetection" in block else None,
-    )
-
-
-def _parse_lb(value: Any, at: At) -> str:
-    block = mapping(value, at)
-    check_fields(
-        block, at, ("simple",),
-        ("consistentHash", "localityLbSetting", "warmup", "warmupDurationSecs", "zoneAwareLbSetting"),
-    )
-    simple = require(block, "simple", at)
-    if simple == "LEAST_CONN":  # Istio's deprecated spelling of the same balancer
-        return "LEAST_REQUEST"
-    return enum(simple, at / "simple", LOAD_BALANCERS, ("UNSPECIFIED", "PASSTHROUGH"))
-
-
-def _parse_pool(value: Any, at: At) -> ConnectionPool:
-    block = mapping(value, at)
-    check_fields(block, at, ("http",), ("tcp",))
-    http, where = mapping(block.get("http"), at / "http"), at / "http"
-    check_fields(
-        http, where, ("http1MaxPendingRequests", "maxRequestsPerConnection", "maxRetries"),
-        ("h2UpgradePolicy", "http2KeepAlive", "http2MaxRequests", "idleTimeout", "maxConcurrentStreams",
-         "useClientProtocol"),
-    )
-
-    def limit(key: str) -> int | None:
-        if key not in http:
-            return None
-        return integer(http[key], where / key, 0, 2**31 - 1) or None
-
-    return ConnectionPool(limit("http1MaxPendingRequests"), limit("maxRequestsPerConnection"), limit("maxRetries"))
-
-
-def _parse_outlier(value: Any, at: At) -> OutlierDetection:
-    block = mapping(value, at)
-    check_fields(
-        block, at, ("consecutive5xxErrors", "interval", "baseEjectionTime", "maxEjectionPercent"),
-        ("consecutiveErrors", "consecutiveGatewayErrors", "consecutiveLocalOriginFailures", "minHealthPercent",
-         "outlierDetectionHttpErrorCodes", "splitExternalLocalOriginErrors"),
-    )
-    d = OutlierDetection()
-    return OutlierDetection(
-        consecutive_5xx_errors=integer(block.get("consecutive5xxErrors", d.consecutive_5xx_errors),
-                                       at / "consecutive5xxErrors", 0, 2**32 - 1),
-        interval=duration(block["interval"], at / "interval") if "interval" in block else d.interval,
-        base_ejection_time=duration(block["baseEjectionTime"], at / "baseEjectionTime")
-        if "baseEjectionTime" in block else d.base_ejection_time,
-        max_ejection_percent=integer(block.get("maxEjectionPercent", d.max_ejection_percent),
-                                     at / "maxEjectionPercent", 0, 100),
-    )

@@ -30,9 +30,12 @@ class At:
     source: str
     lines: Mapping[Path, int] = field(default_factory=dict, repr=False)
     path: Path = ()
+    # Shared by every At of one document: what was accepted but surprises
+    # (Istio's own surprises, kept and reported at apply).
+    warnings: list = field(default_factory=list, repr=False, compare=False)
 
     def __truediv__(self, key: str | int) -> "At":
-        return At(self.source, self.lines, self.path + (key,))
+        return At(self.source, self.lines, self.path + (key,), self.warnings)
 
     @property
     def field(self) -> str:
@@ -49,6 +52,10 @@ class At:
 
     def error(self, message: str) -> ConfigError:
         return ConfigError(message, source=self.source, line=self.line, field=self.field)
+
+    def warn(self, message: str) -> None:
+        """Note a surprise here: 'file:line: field: message', shown by `minimesh apply`."""
+        self.warnings.append(str(self.error(message)))
 
 
 def mapping(value: Any, at: At) -> dict:
@@ -105,6 +112,12 @@ def integer(value: Any, at: At, lo: int | None = None, hi: int | None = None) ->
     if isinstance(value, bool) or not isinstance(value, int):
         raise at.error(f"expected a whole number, got {_kind_of(value)}")
     _check_range(value, at, lo, hi)
+    return value
+
+
+def boolean(value: Any, at: At) -> bool:
+    if not isinstance(value, bool):
+        raise at.error(f"expected true or false, got {_kind_of(value)}")
     return value
 
 

@@ -8,6 +8,7 @@ ConfigError naming the file, the line and the field.
 """
 
 import copy
+import dataclasses
 import os
 import re
 from collections.abc import Iterable
@@ -18,7 +19,9 @@ from minimesh.errors import ConfigError
 from .destinationrule import parse_destination_rule
 from .fields import At, check_fields, mapping, require, string
 from .resource import DEFAULT_NAMESPACE, Resource
-from .security import parse_authorization_policy, parse_peer_authentication
+from .authorization import parse_authorization_policy
+from .requestauthentication import parse_request_authentication
+from .security import parse_peer_authentication
 from .source import read_documents
 from .virtualservice import parse_virtual_service
 
@@ -31,10 +34,11 @@ KINDS: dict[str, tuple[str, tuple[str, ...], Callable[..., Resource]]] = {
     "DestinationRule": (*_NETWORKING, parse_destination_rule),
     "PeerAuthentication": (*_SECURITY, parse_peer_authentication),
     "AuthorizationPolicy": (*_SECURITY, parse_authorization_policy),
+    "RequestAuthentication": (*_SECURITY, parse_request_authentication),
 }
 _ISTIO_ONLY_KINDS = (
     "Gateway", "ServiceEntry", "Sidecar", "EnvoyFilter", "WorkloadEntry", "WorkloadGroup", "ProxyConfig",
-    "RequestAuthentication", "Telemetry", "WasmPlugin",
+    "Telemetry", "WasmPlugin",
 )
 
 # Kubernetes ObjectMeta: what `kubectl get -o yaml` may leave in a manifest.
@@ -101,7 +105,8 @@ def _parse(value: Any, at: At) -> Resource:
     name, namespace = _parse_metadata(doc.get("metadata"), at / "metadata")
     spec = mapping(doc.get("spec"), at / "spec")
     manifest = copy.deepcopy({k: doc[k] for k in ("apiVersion", "kind", "metadata", "spec") if k in doc})
-    return parse_spec(spec, at / "spec", name=name, namespace=namespace, manifest=manifest)
+    resource = parse_spec(spec, at / "spec", name=name, namespace=namespace, manifest=manifest)
+    return dataclasses.replace(resource, warnings=tuple(at.warnings)) if at.warnings else resource
 
 
 def _parse_metadata(value: Any, at: At) -> tuple[str, str]:

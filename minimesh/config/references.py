@@ -29,8 +29,7 @@ def check_references(resources: Iterable[Resource]) -> list[str]:
             targets: list[tuple[str, Destination]] = [
                 (f"http[{i}].route[{j}]", rd.destination) for j, rd in enumerate(route.route)
             ]
-            if route.mirror is not None:
-                targets.append((f"http[{i}].mirror", route.mirror))
+            targets += [(f"http[{i}].{m.field}", m.destination) for m in route.mirrors]
             for where, dest in targets:
                 if dest.subset is None or dest.subset in subsets.get(dest.host, set()):
                     continue

@@ -64,6 +64,8 @@ class Resource:
     name: str
     namespace: str = DEFAULT_NAMESPACE
     manifest: dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    # "file:line: field: message" for each accepted-but-surprising setting (`minimesh apply` prints them).
+    warnings: tuple[str, ...] = field(default=(), compare=False, hash=False, repr=False)
 
     @property
     def key(self) -> tuple[str, str, str]:

@@ -6,11 +6,17 @@ destination is a service, optionally narrowed to a DestinationRule subset)
 and carries the policies applied on the way: timeout, retries, fault
 injection and mirroring.
 
-Defaults are Istio's: a route with no `retries` block retries twice on
-connection failures and 503 (`DEFAULT_RETRY`); a `retries` block without
-`attempts` means *no* retries (Istio reads the unset number as 0); no route
-timeout; a lone destination gets weight 100, and in a split a destination
-without a weight gets 0.
+Defaults are Istio's (1.24 and later): a route with no `retries` block
+retries twice on connect-failure, refused-stream, unavailable and cancelled —
+*not* on 503 (`DEFAULT_RETRY`; istio/istio PR 52111 dropped 503 because
+retrying it re-sent POSTs that had already charged a card); a `retries` block
+without `attempts` means *no* retries (Istio reads the unset number as 0); no
+route timeout; a lone destination gets weight 100, and in a split a
+destination without a weight gets 0.
+
+Two surprises are kept, as Istio has them, and reported as warnings at
+apply: a fault without `percentage` touches no request (istio/istio issues
+36303, 39969), and so does a `percentage` of 0.
 """
 
 import re
@@ -19,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .fields import (
-    At, check_fields, duration, integer, mapping, percentage, require, sequence, string,
+    At, boolean, check_fields, duration, integer, mapping, percentage, require, sequence, string,
 )
 from .match import HTTPMatchRequest, parse_match
 from .resource import Resource, short_host
@@ -47,6 +53,9 @@ class HTTPRouteDestination:
     weight: int
 
 
+DEFAULT_RETRY_BACKOFF = 0.025  # seconds; Envoy's base interval, with jitter
+
+
 @dataclass(frozen=True)
 class HTTPRetry:
     attempts: int
@@ -55,33 +64,42 @@ class HTTPRetry:
     # Status codes retried under "retriable-status-codes"; Istio takes them
     # as bare numbers in retryOn ("5xx,503").
     retriable_status_codes: tuple[int, ...] = ()
+    backoff: float = DEFAULT_RETRY_BACKOFF  # Envoy's base_interval; the cap is 10 x this
+    ignore_previous_hosts: bool = True  # Istio's default: a retry prefers a host not tried yet
 
 
+# Istio >= 1.24: no 503 (PR 52111). Two retries on failures where the request
+# provably never reached the app, or the gRPC status says "try again".
 DEFAULT_RETRY = HTTPRetry(
     attempts=2,
     per_try_timeout=None,
-    retry_on=("connect-failure", "refused-stream", "unavailable", "cancelled", "retriable-status-codes"),
-    retriable_status_codes=(503,),
+    retry_on=("connect-failure", "refused-stream", "unavailable", "cancelled"),
 )
-DEFAULT_RETRY_BACKOFF = 0.025  # seconds; Envoy's base interval, with jitter
 
 
 @dataclass(frozen=True)
 class FaultDelay:
     fixed_delay: float
-    percentage: float
+    percentage: float  # 0 when neither `percentage` nor the deprecated `percent` is set: as Istio, no delay
 
 
 @dataclass(frozen=True)
 class FaultAbort:
     http_status: int
-    percentage: float
+    percentage: float  # 0 without `percentage`: as Istio, no abort
 
 
 @dataclass(frozen=True)
 class HTTPFault:
     delay: FaultDelay | None = None
     abort: FaultAbort | None = None
+
+
+@dataclass(frozen=True)
+class HTTPMirrorPolicy:
+    destination: Destination
+    percentage: float = 100.0  # Istio: an absent percentage mirrors everything
+    field: str = "mirror"  # where it was written: "mirror" or "mirrors[i]", for messages
 
 
 @dataclass(frozen=True)
@@ -92,8 +110,7 @@ class HTTPRoute:
     timeout: float | None = None
     retries: HTTPRetry | None = None  # None: not configured, Istio's default applies
     fault: HTTPFault | None = None
-    mirror: Destination | None = None
-    mirror_percentage: float | None = None  # 100 when mirror is set without one
+    mirrors: tuple["HTTPMirrorPolicy", ...] = ()  # `mirror` (+ mirrorPercentage) and `mirrors[]`, together
 
     @property
     def retry_policy(self) -> HTTPRetry:
@@ -141,10 +158,10 @@ def parse_virtual_service(spec: dict, at: At, **meta) -> VirtualService:
     return VirtualService(hosts=hosts, http=http, **meta)
 
 
-_ROUTE_FIELDS = ("name", "match", "route", "timeout", "retries", "fault", "mirror", "mirrorPercentage")
+_ROUTE_FIELDS = ("name", "match", "route", "timeout", "retries", "fault", "mirror", "mirrorPercentage", "mirrors")
 _ROUTE_ISTIO_ONLY = (
     "corsPolicy", "delegate", "directResponse", "headers", "mirrorPercent", "mirror_percent",
-    "mirrors", "redirect", "rewrite",
+    "redirect", "rewrite",
 )
 
 
@@ -154,14 +171,7 @@ def _parse_route(value: Any, at: At) -> HTTPRoute:
     name = string(block["name"], at / "name") if "name" in block else None
     match = tuple(parse_match(m, at / "match" / i) for i, m in enumerate(sequence(block.get("match"), at / "match")))
     route = _parse_weighted(require(block, "route", at), at / "route")
-    mirror = parse_destination(block["mirror"], at / "mirror") if "mirror" in block else None
-    mirror_percentage = None
-    if "mirrorPercentage" in block:
-        if mirror is None:
-            raise (at / "mirrorPercentage").error("mirrorPercentage needs a 'mirror' destination beside it")
-        mirror_percentage = percentage(block["mirrorPercentage"], at / "mirrorPercentage")
-    elif mirror is not None:
-        mirror_percentage = 100.0
+    mirrors = _parse_mirrors(block, at)
     return HTTPRoute(
         name=name,
         match=match,
@@ -169,9 +179,28 @@ def _parse_route(value: Any, at: At) -> HTTPRoute:
         timeout=duration(block["timeout"], at / "timeout") if "timeout" in block else None,
         retries=_parse_retries(block["retries"], at / "retries") if "retries" in block else None,
         fault=_parse_fault(block["fault"], at / "fault") if "fault" in block else None,
-        mirror=mirror,
-        mirror_percentage=mirror_percentage,
+        mirrors=mirrors,
     )
+
+
+def _parse_mirrors(block: dict, at: At) -> tuple[HTTPMirrorPolicy, ...]:
+    """`mirror` with `mirrorPercentage`, and each of `mirrors[]` with its own `percentage`."""
+    policies = []
+    if "mirror" in block:
+        destination = parse_destination(block["mirror"], at / "mirror")
+        share = (percentage(block["mirrorPercentage"], at / "mirrorPercentage")
+                 if "mirrorPercentage" in block else 100.0)
+        policies.append(HTTPMirrorPolicy(destination, share))
+    elif "mirrorPercentage" in block:
+        raise (at / "mirrorPercentage").error("mirrorPercentage needs a 'mirror' destination beside it")
+    for i, item in enumerate(sequence(block.get("mirrors"), at / "mirrors")):
+        where = at / "mirrors" / i
+        entry = mapping(item, where)
+        check_fields(entry, where, ("destination", "percentage"))
+        destination = parse_destination(require(entry, "destination", where), where / "destination")
+        share = percentage(entry["percentage"], where / "percentage") if "percentage" in entry else 100.0
+        policies.append(HTTPMirrorPolicy(destination, share, f"mirrors[{i}]"))
+    return tuple(policies)
 
 
 def _parse_weighted(value: Any, at: At) -> tuple[HTTPRouteDestination, ...]:
@@ -194,14 +223,21 @@ def _parse_weighted(value: Any, at: At) -> tuple[HTTPRouteDestination, ...]:
 
 def _parse_retries(value: Any, at: At) -> HTTPRetry:
     block = mapping(value, at)
+    # retryRemoteLocalities: minimesh has one locality, so "every other
+    # locality" is none, whatever its value — as Istio with a single zone.
     check_fields(
-        block, at, ("attempts", "perTryTimeout", "retryOn"),
-        ("backoff", "retryIgnorePreviousHosts", "retryRemoteLocalities"),
+        block, at, ("attempts", "perTryTimeout", "retryOn", "backoff", "retryIgnorePreviousHosts",
+                    "retryRemoteLocalities"),
     )
     attempts = integer(block.get("attempts", 0), at / "attempts", 0)
     per_try = duration(block["perTryTimeout"], at / "perTryTimeout") if "perTryTimeout" in block else None
+    backoff = duration(block["backoff"], at / "backoff") if "backoff" in block else DEFAULT_RETRY_BACKOFF
+    ignore_previous = boolean(block.get("retryIgnorePreviousHosts", True), at / "retryIgnorePreviousHosts")
+    if "retryRemoteLocalities" in block:
+        boolean(block["retryRemoteLocalities"], at / "retryRemoteLocalities")
     if "retryOn" not in block:
-        return HTTPRetry(attempts, per_try, DEFAULT_RETRY.retry_on, DEFAULT_RETRY.retriable_status_codes)
+        return HTTPRetry(attempts, per_try, DEFAULT_RETRY.retry_on, DEFAULT_RETRY.retriable_status_codes,
+                         backoff, ignore_previous)
     conditions, codes = [], []
     for part in string(block["retryOn"], at / "retryOn").split(","):
         part = part.strip()
@@ -217,7 +253,7 @@ def _parse_retries(value: Any, at: At) -> HTTPRetry:
     # As Istio does: a bare status code only takes effect through this condition.
     if codes and "retriable-status-codes" not in conditions:
         conditions.append("retriable-status-codes")
-    return HTTPRetry(attempts, per_try, tuple(conditions), tuple(codes))
+    return HTTPRetry(attempts, per_try, tuple(conditions), tuple(codes), backoff, ignore_previous)
 
 
 def _parse_fault(value: Any, at: At) -> HTTPFault:
@@ -226,10 +262,14 @@ def _parse_fault(value: Any, at: At) -> HTTPFault:
     delay = abort = None
     if "delay" in block:
         d, where = mapping(block["delay"], at / "delay"), at / "delay"
-        check_fields(d, where, ("fixedDelay", "percentage"), ("exponentialDelay", "percent"))
+        check_fields(d, where, ("fixedDelay", "percentage", "percent"), ("exponentialDelay",))
+        if "percent" in d and "percentage" in d:
+            raise (where / "percent").error("set either 'percentage' or the deprecated 'percent', not both")
+        share = (float(integer(d["percent"], where / "percent", 0, 100)) if "percent" in d
+                 else _fault_percentage(d, where))
         delay = FaultDelay(
             fixed_delay=duration(require(d, "fixedDelay", where), where / "fixedDelay"),
-            percentage=_fault_percentage(d, where),
+            percentage=share,
         )
     if "abort" in block:
         a, where = mapping(block["abort"], at / "abort"), at / "abort"
@@ -244,5 +284,14 @@ def _parse_fault(value: Any, at: At) -> HTTPFault:
 
 
 def _fault_percentage(block: dict, at: At) -> float:
-    # Istio: without a percentage, every request gets the fault.
-    return percentage(block["percentage"], at / "percentage") if "percentage" in block else 100.0
+    # Istio (and Envoy's fault filter as Istio configures it): without a
+    # percentage the fault applies to 0 % of requests. Kept, and warned about.
+    if "percentage" in block:
+        share = percentage(block["percentage"], at / "percentage")
+        if share == 0:
+            at.warn("percentage.value is 0: this fault touches no request")
+        return share
+    if "percent" not in block:
+        at.warn("no 'percentage': as on Istio, this fault touches no request; "
+                "add `percentage: {value: 100}` to apply it to every request")
+    return 0.0

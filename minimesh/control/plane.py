@@ -8,6 +8,7 @@ handlers in `api.py` only translate JSON to these calls and back.
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import time
 from pathlib import Path
@@ -42,6 +43,9 @@ class ControlPlane:
         # Rollouts: which config version each proxy runs; wakes `/v1/rollout` waiters.
         self.rollouts = RolloutBook(clock)
         self.rollout_feed = ChangeFeed()
+        # Which lesson this mesh runs (set by `minimesh up` and the compose files),
+        # so `minimesh lesson check/step` of another lesson can say so.
+        self.lesson = os.environ.get("MINIMESH_LESSON") or None
 
     # --- reading ---------------------------------------------------------
 
@@ -75,7 +79,7 @@ class ControlPlane:
                             "age_s": round(now - inst.registered_at, 3),
                             "identity": reg.identity, "certificate": self.certificates.get(reg.instance)})
         return {"config_version": self.store.version, "snapshot_version": self.snapshot_version,
-                "proxies": proxies}
+                "lesson": self.lesson, "proxies": proxies}
 
     # --- changing --------------------------------------------------------
 

@@ -168,6 +168,7 @@ class TelemetryHub:
             "route": e.get("route"), "status": status, "flags": flag_list(e.get("flags")),
             "duration_ms": round(ms, 3), "attempts": len(attempts), "retries": max(0, len(attempts) - 1),
             "mtls": mtls, "external": bool(e.get("external")), "request_id": e.get("request_id"),
+            "authz": e.get("authz") if isinstance(e.get("authz"), dict) else None,
         }
 
     # --- out ---------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from pathlib import Path
 
 import aiohttp
 import click
@@ -49,15 +50,40 @@ def _where(control: str | None, gateway: str | None, home: str | None) -> tuple[
     return client.url, gateway.rstrip("/"), client
 
 
+def running_lesson(client, home) -> str | None:
+    """The lesson the stack runs: its control plane says (both modes), else this home's state.json."""
+    try:
+        named = client.status().get("lesson")
+    except UserError:
+        named = None
+    if named:
+        return named
+    state = st.read_state(st.resolve_home(home)) or {}
+    return Path(state["lesson"]).name if state.get("lesson") else None
+
+
+def ensure_same_lesson(guide, client, home, verb: str) -> None:
+    """A step of lesson 03 in a lesson-01 stack would apply 03's manifests to the wrong shop: refuse."""
+    wanted = guide.lesson.dir.name
+    running = running_lesson(client, home)
+    if running and running != wanted:
+        raise UserError(f"the running stack is lesson {running}, not {wanted}; `minimesh lesson {verb} "
+                        f"{running}` works on it, or switch: `minimesh down && minimesh up lessons/{wanted}`")
+
+
 def step(ref: str, number: int, *, control=None, home=None) -> None:
     """Put a step's manifests and fault knobs in force, and remember it as the current step."""
     guide = load_guide(ref)
     chosen = guide.step(number)
     control_url, gateway_url, client = _where(control, "", home)
+    ensure_same_lesson(guide, client, home, "step")
     if chosen.manifests:
         from minimesh.config import load_files
 
+        from minimesh.runner.config_commands import warn_surprises
+
         resources = load_files([str(p) for p in chosen.manifests])
+        warn_surprises(resources)
         started = time.monotonic()
         answer = client.apply([r.manifest for r in resources], source=", ".join(map(str, chosen.manifests)))
         for result in answer.get("results", []):
@@ -83,6 +109,7 @@ def wait_for_rollout(client, config_version: int, timeout: float = 10.0, started
 def check(ref: str, number: int | None, *, control=None, gateway=None, home=None) -> bool:
     guide = load_guide(ref)
     control_url, gateway_url, client = _where(control, gateway, home)
+    ensure_same_lesson(guide, client, home, "check")
     stored = client.config()["resources"]
     stack = asyncio.run(load_stack(control_url, gateway_url))
     if number is None:
@@ -95,9 +122,19 @@ def check(ref: str, number: int | None, *, control=None, gateway=None, home=None
         click.echo(f"  {mark} {v.what}" + (f" — {v.detail}" if v.detail else ""))
         if v.hint:
             click.echo(f"      hint: {v.hint}")
-    ok = all(v.ok for v in verdicts)
-    click.echo("PASS" if ok else "FAIL: the stack is not where this step expects it (see the hints above)")
-    return ok
+    click.echo(outcome(verdicts))
+    return all(v.ok for v in verdicts)
+
+
+def outcome(verdicts) -> str:
+    """The last line of a check: PASS, or FAIL pointing at hints only when there are some."""
+    failed = [v for v in verdicts if not v.ok]
+    if not failed:
+        return "PASS"
+    if any(v.hint for v in failed):
+        return "FAIL: the stack is not where this step expects it (see the hints above)"
+    return (f"FAIL: {len(failed)} of {len(verdicts)} expectations not met (the ✗ lines say what was measured); "
+            "the lesson's README explains what this step should show")
 
 
 async def set_fault(stack: Stack, target: str, knobs: dict) -> list[str]:

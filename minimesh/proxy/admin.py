@@ -2,7 +2,8 @@
 
     /ready        200 once registered and holding a snapshot, else 503
     /config_dump  the snapshot in force, and the last one refused (NACKed)
-    /stats        request counters (stats.py), and the telemetry exporter's state (export.py)
+    /stats        request counters (stats.py), the telemetry exporter's state (export.py),
+                  circuit breakers (breaker.py), connection pools (pool.py) and ejections (outlier.py)
     /certs        this sidecar's SPIFFE ID and certificate: serial, expiry, past serials
     /metrics      Prometheus text format (metrics.py)
 
@@ -49,7 +50,9 @@ def build_admin(sidecar) -> web.Application:
                                   "connections": {lst.name: lst.stats() for lst in sidecar.listeners},
                                   "telemetry": None if telemetry is None else {
             "access_log": telemetry.access_log.enabled, "trace_sampling": telemetry.sampling,
-            **(exporter.status() if exporter is not None else {})}})
+            **(exporter.status() if exporter is not None else {})},
+            "breakers": sidecar.breakers.as_json(), "pools": sidecar.pool.counters(),
+            "ejections": sidecar.outliers.report()})
 
     async def metrics(_):
         if sidecar.telemetry is not None:

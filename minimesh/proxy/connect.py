@@ -7,8 +7,16 @@ auto-mTLS policy says so for this endpoint (mtls.py), else plaintext.
 
 from __future__ import annotations
 
+import functools
+
 from minimesh.proxy.message import Request, Response
-from minimesh.proxy.pool import UpstreamPool
+from minimesh.proxy.pool import ConnectionSettings, UpstreamPool
+
+
+@functools.lru_cache(maxsize=256)
+def connection_settings(pool) -> ConnectionSettings:
+    """The transport's settings for a config.ConnectionPool (frozen, so worked out once)."""
+    return ConnectionSettings.of(pool)
 
 
 class Forward:
@@ -20,7 +28,13 @@ class Forward:
 
     async def __call__(self, request: Request) -> Response:
         tls = self.pool.mtls(request) if self.secure and self.pool.mtls is not None else None
-        return await self.pool.send(request.journey.endpoint, request, tls)
+        cluster = request.journey.cluster
+        pool = cluster.policy.connection_pool if cluster is not None and cluster.policy is not None else None
+        if pool is None:
+            return await self.pool.send(request.journey.endpoint, request, tls)
+        # The destination's connectionPool: its own connect/idle timeouts, keepalive, requests per connection.
+        return await self.pool.send(request.journey.endpoint, request, tls, settings=connection_settings(pool),
+                                    destination=cluster.name)
 
 
 class PassThrough:

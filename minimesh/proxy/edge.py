@@ -25,10 +25,12 @@ log = logging.getLogger("minimesh.proxy")
 
 def rescue(error: MeshError, direction: str) -> Response:
     """The response the mesh itself gives for `error`."""
-    explanation = f"{error.flag} ({error.layer}, {direction}): {error.reason}"
+    explanation = f"{error.flag or '-'} ({error.layer}, {direction}): {error.reason}"
     headers = CIMultiDict({"content-type": "text/plain; charset=utf-8",
-                           "x-minimesh-error": explanation})
-    body = f"minimesh: {error.status} {explanation}\n".encode()
+                           "x-minimesh-error": explanation, **error.headers})
+    # Where Envoy answers with a fixed body ("RBAC: access denied"), so do we:
+    # clients and tests written against Istio read it.
+    body = error.body.encode() if error.body is not None else f"minimesh: {error.status} {explanation}\n".encode()
     return Response(error.status, headers, body)
 
 
@@ -58,7 +60,8 @@ class Edge:
                 self.telemetry.routed(request)
             return await stack(request)
         except MeshError as e:
-            request.journey.flag(e.flag)
+            if e.flag:
+                request.journey.flag(e.flag)
             return rescue(e, self.direction)
         except Exception as e:  # noqa: BLE001 - the one place an unexpected error becomes an answer
             log.error("%s: %s %s failed unexpectedly: %s: %s", self.direction, request.method, request.path,

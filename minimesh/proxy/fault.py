@@ -6,6 +6,11 @@ of requests. Envoy's fault filter sits before the router, so an injected
 delay is not counted against the route's timeout, and an abort never reaches
 an upstream — nor is it retried: it is the answer. The access log marks them
 DI (delay injected) and FI (fault injected, the abort).
+
+A fault without `percentage` (or delay's deprecated integer `percent`)
+touches no request, as on Istio — the config parser sets its share to 0 and
+`minimesh apply` warns, because the opposite was once documented and the
+surprise has cost users hours (istio/istio issues 36303, 39969).
 """
 
 from __future__ import annotations

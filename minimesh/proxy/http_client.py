@@ -54,6 +54,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.reusable = True
         self.requests = 0  # exchanges started on this connection
         self.idle_since = 0.0
+        self.idle_timeout = 15.0  # set by the pool (its own, or the destination's connectionPool)
+        self.on_lost = lambda conn: None  # the pool forgets the connection
         self.tunnel = None  # after a 101: the client connection bytes go to (tunnel.py)
         self.upgraded = False
         self.leftover = b""
@@ -81,6 +83,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.closed = True
         self.reusable = False
         self.flow.lost()
+        self.on_lost(self)
         if self.tunnel is not None:
             self.tunnel.close()
             return

@@ -6,21 +6,36 @@ decided mTLS or plaintext (sniffing.py, mtls.py) and the caller's SPIFFE ID
 is on the journey (`peer_identity`) for telemetry and AuthorizationPolicy. An app that
 refuses the connection is a 503 UF, as in Envoy; there are no retries on the
 inbound side — retrying is the caller's decision.
+
+The stack, built innermost first (read it bottom-up for the order a request
+meets the layers):
 """
 
 from __future__ import annotations
 
+from minimesh.proxy.authz import Authorize, Workload
 from minimesh.proxy.connect import Forward
 from minimesh.proxy.headers import add_forwarding
+from minimesh.proxy.jwks import JwksCache
+from minimesh.proxy.jwt_authn import Authenticate
 from minimesh.proxy.message import Request
 
 
+def build_inbound_stack(pool, workload: Workload, jwks: JwksCache):
+    stack = Forward(pool, secure=False)          # 3. the app, over a pooled loopback connection (plaintext)
+    stack = Authorize(stack, workload)           # 2. AuthorizationPolicy: DENY, then ALLOW (403 RBAC)
+    stack = Authenticate(stack, workload, jwks)  # 1. RequestAuthentication: verify a JWT if one came (401)
+    return stack
+
+
 class InboundRouter:
-    def __init__(self, config_holder, pool, service: str, app_port: int):
+    def __init__(self, config_holder, pool, service: str, app_port: int, workload: Workload | None = None,
+                 jwks: JwksCache | None = None):
         self.config_holder = config_holder
         self.service = service
         self.app_address = f"127.0.0.1:{app_port}"
-        self.stack = Forward(pool, secure=False)  # 1. the app, over a pooled loopback connection (plaintext)
+        workload = workload or Workload({"app": service}, port=app_port)
+        self.stack = build_inbound_stack(pool, workload, jwks or JwksCache())
 
     def __call__(self, request: Request):
         journey = request.journey

@@ -49,7 +49,10 @@ class Journey:
     cluster: object = None  # the service + subset picked (split.py)
     endpoint: str | None = None  # the endpoint of the current attempt (balancer.py)
     endpoint_instance: str | None = None
+    hash_key: str | None = None  # consistentHash: this request's key, kept for its retries (ringhash.py)
     peer_identity: str | None = None  # inbound over mTLS: the SPIFFE ID the caller proved
+    request_auth: object = None  # a verified JWT's principal and claims (jwt_authn.py)
+    authz: dict | None = None  # what AuthorizationPolicy decided and why (authz.py), for logs and tap
 
     # Telemetry (proxy/telemetry.py): this hop's span in the request's trace.
     trace_id: str | None = None

@@ -13,6 +13,11 @@ so ours is `minimesh_request_duration_seconds` — same buckets, divided by 1000
     minimesh_certificate_expiry_timestamp_seconds gauge: when our leaf certificate expires
                                                   (absent until the PKI code sets it)
     minimesh_telemetry_dropped_total              counter: events the exporter had to drop
+    minimesh_upstream_overflow_total              counter: requests and retries a circuit breaker
+                                                  refused (Envoy's upstream_rq_pending_overflow,
+                                                  upstream_rq_retry_overflow…), by `limit`
+    minimesh_outlier_ejections_active             gauge: endpoints this proxy has ejected now
+                                                  (Envoy's outlier_detection.ejections_active)
 
 Labels, as Istio's: reporter ("source" for the caller's side — outbound and
 gateway — "destination" for the callee's inbound side), source_workload,
@@ -32,7 +37,7 @@ from bisect import bisect_left
 
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 LABELS = ("reporter", "source_workload", "source_version", "destination_service", "destination_version",
           "response_code", "response_flags", "connection_security_policy")
@@ -86,6 +91,23 @@ class RequestCounts:
         return [requests, duration, retries]
 
 
+class CountsCollector:
+    """A counter or gauge family read at scrape time from a dict {label values: number} another layer keeps."""
+
+    def __init__(self, family, name: str, documentation: str, labels: tuple[str, ...], counts):
+        self.family, self.name, self.documentation, self.labels, self.counts = family, name, documentation, labels, counts
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        metric = self.family(self.name, self.documentation, labels=self.labels)
+        counts = self.counts() if callable(self.counts) else self.counts
+        for key, n in list(counts.items()):
+            metric.add_metric(key, n)
+        return [metric]
+
+
 class MeshMetrics:
     def __init__(self):
         self.registry = CollectorRegistry(auto_describe=True)
@@ -99,6 +121,20 @@ class MeshMetrics:
                                registry=r)
         self._cert_expiry: Gauge | None = None
         self.observe = self.counts.observe  # count one request; `labels` are the values of LABELS, in order
+
+    def count_overflows(self, overflows) -> None:
+        """minimesh_upstream_overflow_total from breaker.Breakers.overflows."""
+        self.registry.register(CountsCollector(
+            CounterMetricFamily, "minimesh_upstream_overflow",
+            "Requests (503 UO) and retries a connectionPool limit or retry budget refused, by destination and limit.",
+            ("destination_service", "destination_subset", "limit"), overflows))
+
+    def count_ejections(self, active) -> None:
+        """minimesh_outlier_ejections_active from outlier.Outliers (a callable: {labels: endpoints ejected now})."""
+        self.registry.register(CountsCollector(
+            GaugeMetricFamily, "minimesh_outlier_ejections_active",
+            "Endpoints this proxy's outlier detection has ejected now, by destination.",
+            ("destination_service", "destination_subset"), active))
 
     def set_config_version(self, version: int) -> None:
         self.config_version.set(version)

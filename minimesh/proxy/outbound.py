@@ -16,11 +16,13 @@ import random
 
 from minimesh.config import short_host
 from minimesh.proxy.balancer import Balance, InFlight
+from minimesh.proxy.breaker import Breakers, CircuitBreak
 from minimesh.proxy.connect import Forward, PassThrough
 from minimesh.proxy.headers import add_forwarding
 from minimesh.proxy.fault import InjectFault
 from minimesh.proxy.message import Request
 from minimesh.proxy.mirror import Mirror
+from minimesh.proxy.outlier import DetectOutliers, Outliers
 from minimesh.proxy.pool import UpstreamPool
 from minimesh.proxy.retry import Retry
 from minimesh.proxy.route import MatchRoute
@@ -28,13 +30,18 @@ from minimesh.proxy.split import SplitTraffic
 from minimesh.proxy.timeout import RouteTimeout
 
 
-def build_outbound_stack(pool: UpstreamPool, in_flight: InFlight, rand: random.Random = random):
-    stack = Forward(pool)                  # 7. send over a pooled connection to the endpoint
-    stack = Balance(stack, in_flight, rand)  # 6. pick the endpoint (LEAST_REQUEST, ROUND_ROBIN, RANDOM)
-    stack = Retry(stack, rand=rand)        # 5. per-try timeout; retry per retryOn, with backoff
+def build_outbound_stack(pool: UpstreamPool, in_flight: InFlight, rand: random.Random = random,
+                         breakers: Breakers | None = None, outliers: Outliers | None = None):
+    breakers = breakers if breakers is not None else Breakers()
+    outliers = outliers if outliers is not None else Outliers()
+    stack = Forward(pool)                  # 9. send over a pooled connection to the endpoint
+    stack = DetectOutliers(stack, outliers)  # 8. count how each attempt at an endpoint ended (ejections)
+    stack = Balance(stack, in_flight, rand, outliers)  # 7. pick a non-ejected endpoint (LB policy, ring hash, warmup)
+    stack = CircuitBreak(stack, breakers)  # 6. connectionPool limits: a connection slot, pending, or 503 UO
+    stack = Retry(stack, rand=rand, breakers=breakers)  # 5. per-try timeout; retry per retryOn (maxRetries, budget)
     stack = RouteTimeout(stack)            # 4. the route's overall timeout
     stack = SplitTraffic(stack, rand)      # 3. weighted destination -> service + subset
-    stack = Mirror(stack, pool, rand)      # 2b. a shadow copy to the route's mirror, if any
+    stack = Mirror(stack, pool, rand)      # 2b. shadow copies to the route's mirror(s), if any
     stack = InjectFault(stack, rand=rand)  # 2a. the route's fault: delay and/or abort
     stack = MatchRoute(stack)              # 1. which VirtualService http route applies
     return stack
@@ -43,9 +50,10 @@ def build_outbound_stack(pool: UpstreamPool, in_flight: InFlight, rand: random.R
 class OutboundRouter:
     """Decides, per request, between the mesh stack and pass-through."""
 
-    def __init__(self, config_holder, pool: UpstreamPool, in_flight: InFlight):
+    def __init__(self, config_holder, pool: UpstreamPool, in_flight: InFlight, breakers: Breakers | None = None,
+                 outliers: Outliers | None = None):
         self.config_holder = config_holder
-        self.mesh = build_outbound_stack(pool, in_flight)
+        self.mesh = build_outbound_stack(pool, in_flight, breakers=breakers, outliers=outliers)
         self.passthrough = PassThrough(pool)
 
     def __call__(self, request: Request):

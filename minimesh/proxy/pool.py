@@ -23,13 +23,22 @@ Istio's default connect timeout is 10 s. Idle connections are closed after
 so we are the side that closes. Should a kept-alive connection still turn
 out closed when reused — not one byte of answer — a request we hold in full
 is sent once more on a fresh connection, as every HTTP client does.
+
+A destination whose DestinationRule has a `connectionPool` gets a pool of
+its own, built from its `ConnectionSettings` (connect timeout, idle timeout,
+TCP keepalive, requests per connection, max connections) — the breaker
+layer (breaker.py) counts and queues; this pool enforces the socket side.
+[issue-14 pool settings: the lines marked so.]
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import time
+from collections import Counter, deque
+from dataclasses import dataclass
 
 from minimesh.errors import UpstreamConnectFailure
 from minimesh.proxy import wire
@@ -51,6 +60,41 @@ class PeerIdentityMismatch(Exception):
         super().__init__(f"peer presented {presented or 'no SPIFFE ID'}, expected {expected} (secure naming)")
 
 
+@dataclass(frozen=True)
+class ConnectionSettings:  # [issue-14 pool settings]
+    """What a DestinationRule's connectionPool asks of the connections to one destination."""
+
+    max_connections: int | None = None  # tcp.maxConnections (the breaker queues; this is the socket cap)
+    max_requests_per_connection: int | None = None  # http.maxRequestsPerConnection: then the connection closes
+    connect_timeout: float = CONNECT_TIMEOUT  # tcp.connectTimeout
+    idle_timeout: float = IDLE_TIMEOUT  # http.idleTimeout / tcp.idleTimeout
+    keepalive: tuple[float | None, float | None, int | None] | None = None  # tcp.tcpKeepalive (time, interval, probes)
+
+    @classmethod
+    def of(cls, pool) -> "ConnectionSettings":
+        """From a config.ConnectionPool."""
+        k = pool.tcp_keepalive
+        return cls(pool.max_connections, pool.max_requests_per_connection, pool.connect_timeout,
+                   pool.idle_timeout if pool.idle_timeout is not None else IDLE_TIMEOUT,
+                   (k.time, k.interval, k.probes) if k is not None else None)
+
+
+class _Destination:  # [issue-14 pool settings]
+    """The connections to one destination with settings: how many are open, who waits for one."""
+
+    def __init__(self, settings: ConnectionSettings):
+        self.settings = settings
+        self.open = 0
+        self.waiters: deque[asyncio.Future] = deque()
+
+    def wake(self) -> None:
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+
 class UpstreamPool:
     def __init__(self, connect_timeout: float = CONNECT_TIMEOUT, idle_timeout: float = IDLE_TIMEOUT,
                  limits: Limits = DEFAULT_LIMITS, clock=time.monotonic):
@@ -65,9 +109,21 @@ class UpstreamPool:
         self._idle: dict[tuple, list[UpstreamConnection]] = {}
         self._open: set[UpstreamConnection] = set()
         self._sweeper: asyncio.Task | None = None
+        # [issue-14 pool settings] per destination with connectionPool settings: its connections and counters
+        self._destinations: dict[tuple[str, ConnectionSettings], _Destination] = {}
+        self._opened: Counter = Counter()
+        self._recycled: Counter = Counter()
 
-    async def send(self, address: str, request: Request, tls: ssl.SSLContext | None = None) -> Response:
-        """Send `request` to `address` ("host:port"), over mTLS with `tls`, and return the answer."""
+    def counters(self) -> dict:  # [issue-14 pool settings]
+        """Connections opened and recycled (maxRequestsPerConnection), per destination with settings."""
+        return {name: {"opened": self._opened[name], "recycled": self._recycled[name]} for name in self._opened}
+
+    async def send(self, address: str, request: Request, tls: ssl.SSLContext | None = None,
+                   settings: ConnectionSettings | None = None, destination: str | None = None) -> Response:
+        """Send `request` to `address` ("host:port"), over mTLS with `tls`, and return the answer.
+
+        `settings` (with the `destination` cluster they belong to) choose that destination's own pool.
+        """
         extra = self.guard.leaving(address, request) if self.guard is not None else ""
         body = request.body
         upgrade = request.upgrade
@@ -79,7 +135,12 @@ class UpstreamPool:
         else:
             extra += "Transfer-Encoding: chunked\r\n"
         head = wire.request_head(request.method, request.path, request.authority, request.headers, extra)
-        key = (address, tls)
+        key = (address, tls, settings)
+        group = None
+        if settings is not None:  # [issue-14 pool settings]
+            group = self._destinations.get((destination or "", settings))
+            if group is None:
+                group = self._destinations[(destination or "", settings)] = _Destination(settings)
         conn = self._take(key)
         if conn is not None:
             try:
@@ -87,7 +148,14 @@ class UpstreamPool:
             except StaleConnection:
                 if not isinstance(body, bytes):
                     raise
-        conn = await self._connect(address, tls, key)
+        while group is not None and group.settings.max_connections and group.open >= group.settings.max_connections:
+            waiter = asyncio.get_running_loop().create_future()  # tcp.maxConnections: wait for one to free up
+            group.waiters.append(waiter)
+            await waiter
+            conn = self._take(key)
+            if conn is not None:
+                return await conn.exchange(request, head, body)
+        conn = await self._connect(address, tls, key, group, destination)
         return await conn.exchange(request, head, body)
 
     def _take(self, key) -> UpstreamConnection | None:
@@ -97,33 +165,62 @@ class UpstreamPool:
         now = self.clock()
         while idle:
             conn = idle.pop()
-            if not conn.closed and now - conn.idle_since < self.idle_timeout:
+            if not conn.closed and now - conn.idle_since < conn.idle_timeout:
                 return conn
             conn.close()
         return None
 
-    def _park(self, key):
+    def _park(self, key, group: _Destination | None, destination: str | None):
+        limit = group.settings.max_requests_per_connection if group is not None else None
+
         def park(conn: UpstreamConnection) -> None:
+            if limit is not None and conn.requests >= limit:  # [issue-14] http.maxRequestsPerConnection
+                self._recycled[destination or ""] += 1
+                conn.close()
+                return
             conn.idle_since = self.clock()
             self._idle.setdefault(key, []).append(conn)
+            if group is not None:
+                group.wake()
         return park
 
-    async def _connect(self, address: str, tls: ssl.SSLContext | None, key) -> UpstreamConnection:
+    def _lost(self, group: _Destination | None):
+        def lost(conn: UpstreamConnection) -> None:
+            self._open.discard(conn)
+            if group is not None:
+                group.open -= 1
+                group.wake()
+        return lost
+
+    async def _connect(self, address: str, tls: ssl.SSLContext | None, key, group: _Destination | None = None,
+                       destination: str | None = None) -> UpstreamConnection:
         host, _, port = address.rpartition(":")
         host = host.strip("[]")
         loop = asyncio.get_running_loop()
         if self._sweeper is None:
             self._sweeper = loop.create_task(self._sweep(), name="upstream pool idle sweep")
+        settings = group.settings if group is not None else None
+        connect_timeout = settings.connect_timeout if settings is not None else self.connect_timeout
+        if group is not None:
+            group.open += 1
         try:
-            async with asyncio.timeout(self.connect_timeout):
+            async with asyncio.timeout(connect_timeout):
                 _, conn = await loop.create_connection(
-                    lambda: UpstreamConnection(address, self.limits, self._park(key), tls, host), host, int(port),
-                    ssl=tls, server_hostname=(host if tls is not None else None))
+                    lambda: UpstreamConnection(address, self.limits, self._park(key, group, destination), tls, host),
+                    host, int(port), ssl=tls, server_hostname=(host if tls is not None else None))
         except TimeoutError as e:
+            self._lost(group)(None)
             raise UpstreamConnectFailure(f"cannot connect to {address}: no answer within "
-                                         f"{self.connect_timeout:g}s (connect timeout)") from e
+                                         f"{connect_timeout:g}s (connect timeout)") from e
         except (OSError, ValueError) as e:  # ssl.SSLError is an OSError: a failed handshake
+            self._lost(group)(None)
             raise UpstreamConnectFailure(f"cannot connect to {address}: {_why(e)}") from e
+        conn.on_lost = self._lost(group)
+        conn.idle_timeout = settings.idle_timeout if settings is not None else self.idle_timeout
+        if settings is not None:  # [issue-14 pool settings]
+            self._opened[destination or ""] += 1
+            if settings.keepalive is not None:
+                _set_keepalive(conn.transport.get_extra_info("socket"), *settings.keepalive)
         expected = getattr(tls, "expected_peer", None) if tls is not None else None
         if expected is not None:
             presented = peer_identity(conn.transport.get_extra_info("ssl_object"))
@@ -139,7 +236,7 @@ class UpstreamPool:
             await asyncio.sleep(max(1.0, self.idle_timeout / 2))
             now = self.clock()
             for key, idle in list(self._idle.items()):
-                keep = [c for c in idle if not c.closed and now - c.idle_since < self.idle_timeout]
+                keep = [c for c in idle if not c.closed and now - c.idle_since < c.idle_timeout]
                 for conn in idle:
                     if conn not in keep:
                         conn.close()
@@ -158,6 +255,18 @@ class UpstreamPool:
             conn.close()
         self._open.clear()
         self._idle.clear()
+
+
+def _set_keepalive(sock, idle: float | None, interval: float | None, probes: int | None) -> None:
+    """SO_KEEPALIVE with Istio's tcpKeepalive time/interval/probes (Linux names; others keep the OS default)."""
+    if sock is None:  # [issue-14 pool settings]
+        return
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for option, value in ((getattr(socket, "TCP_KEEPIDLE", None), idle),
+                          (getattr(socket, "TCP_KEEPINTVL", None), interval),
+                          (getattr(socket, "TCP_KEEPCNT", None), probes)):
+        if option is not None and value is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, option, max(1, int(value)))
 
 
 def _why(e: Exception) -> str:

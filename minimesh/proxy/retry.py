@@ -6,20 +6,30 @@ failures (`retryOn`, Envoy's retry conditions):
 
     5xx                     any 5xx answer, a reset, a connect failure, a per-try timeout
     gateway-error           502, 503, 504 (a per-try timeout counts as 504, a reset as 503)
-    reset                   the upstream closed or reset before answering
+    reset                   no answer at all: disconnect, reset, connect failure, per-try timeout
     connect-failure         no connection could be made
     refused-stream          the upstream refused the request before it was processed
     retriable-4xx           409
     retriable-status-codes  the status codes listed beside it (bare numbers in retryOn)
+    retriable-headers       the answer carries a header the request named in
+                            `x-envoy-retriable-header-names` (Envoy's request header)
     cancelled, deadline-exceeded, internal, resource-exhausted, unavailable
                             the gRPC status of the same name in the grpc-status header
 
+With no `retries` block Istio (1.24 and later) retries twice on
+connect-failure, refused-stream, unavailable and cancelled — never on a 503
+the app sent (virtualservice.DEFAULT_RETRY). A retry prefers a host not tried
+yet (`retryIgnorePreviousHosts`, default true; balancer.py).
+
 Between tries we wait a "fully jittered" exponential backoff, as Envoy does:
-a random time in [0, base × (2^n − 1)], base 25 ms, capped at 250 ms. Jitter
-keeps a crowd of retrying clients from hammering an upstream in lockstep.
+a random time in [0, base × (2^n − 1)], base 25 ms (or the route's
+`backoff`), capped at 10 × base. Jitter keeps a crowd of retrying clients
+from hammering an upstream in lockstep.
 
 A retry only happens when the request body can be sent again (we hold it in
-full). Note that a retry re-sends a POST too: a mesh does not know whether the
+full), and when the destination's circuit breaker and retry budget
+(breaker.py) have room for one more retry in flight. Note that a retry
+re-sends a POST too when `retryOn` allows it: a mesh does not know whether the
 app's operation is idempotent (lesson 02's break-it exercise).
 """
 
@@ -33,7 +43,7 @@ from minimesh.errors import MeshError, UpstreamConnectFailure, UpstreamReset, Up
 from minimesh.proxy.message import Attempt, Request, Response, Service
 
 BACKOFF_BASE = 0.025
-BACKOFF_MAX = 0.25
+RETRIABLE_HEADER_NAMES = "x-envoy-retriable-header-names"
 GRPC_CONDITIONS = {"cancelled": "1", "deadline-exceeded": "4", "resource-exhausted": "8",
                    "unavailable": "14", "internal": "13"}
 
@@ -45,6 +55,7 @@ class Outcome:
     status: int | None = None
     failure: str | None = None  # "connect-failure", "reset", "timeout"
     grpc_status: str | None = None
+    retriable_header: bool = False  # the answer has a header the request listed as retriable
 
 
 def should_retry(policy, outcome: Outcome) -> bool:
@@ -60,9 +71,11 @@ def should_retry(policy, outcome: Outcome) -> bool:
     if failure == "reset":
         return bool(on & {"5xx", "gateway-error", "reset"})
     if failure == "timeout":
-        return bool(on & {"5xx", "gateway-error"})
+        return bool(on & {"5xx", "gateway-error", "reset"})
     if status is None:
         return False
+    if "retriable-headers" in on and outcome.retriable_header:
+        return True
     if "5xx" in on and status >= 500:
         return True
     if "gateway-error" in on and status in (502, 503, 504):
@@ -74,10 +87,15 @@ def should_retry(policy, outcome: Outcome) -> bool:
     return any(outcome.grpc_status == code for name, code in GRPC_CONDITIONS.items() if name in on)
 
 
-def backoff(retry_number: int, rand=random) -> float:
+def backoff(retry_number: int, rand=random, base: float = BACKOFF_BASE) -> float:
     """Seconds to wait before retry number `retry_number` (1 for the first retry)."""
-    ceiling = min(BACKOFF_MAX, BACKOFF_BASE * (2 ** retry_number - 1))
+    ceiling = min(10 * base, base * (2 ** retry_number - 1))
     return rand.random() * ceiling
+
+
+def has_retriable_header(request_headers, response_headers) -> bool:
+    names = request_headers.get(RETRIABLE_HEADER_NAMES, "")
+    return any(name.strip() and name.strip() in response_headers for name in names.split(","))
 
 
 _FAILURE_OF = {UpstreamConnectFailure: "connect-failure", UpstreamReset: "reset", UpstreamTimeout: "timeout"}
@@ -86,28 +104,44 @@ _FAILURE_OF = {UpstreamConnectFailure: "connect-failure", UpstreamReset: "reset"
 class Retry:
     """Layer: run each attempt (with its per-try timeout) and retry as the policy says."""
 
-    def __init__(self, inner: Service, sleep=asyncio.sleep, rand: random.Random = random):
+    def __init__(self, inner: Service, sleep=asyncio.sleep, rand: random.Random = random, breakers=None):
         self.inner = inner
         self.sleep = sleep
         self.rand = rand
+        self.breakers = breakers  # breaker.Breakers: maxRetries and the retry budget, per destination
 
     async def __call__(self, request: Request) -> Response:
         journey = request.journey
         policy = journey.http_route.retry_policy  # Istio's default when the route sets none
         retries_left = policy.attempts if request.replayable else 0
         retry_number = 0
-        while True:
-            attempt = Attempt(endpoint="")
-            response, error, outcome = await self._attempt(request, policy, attempt)
-            retriable = should_retry(policy, outcome)
-            if retries_left <= 0 or not retriable:
-                break
-            if response is not None:
-                await response.discard()
-            retries_left -= 1
-            retry_number += 1
-            await self.sleep(backoff(retry_number, self.rand))
-        if retry_number and retriable:
+        holding = False  # a retry slot of the destination's breaker, held for the retry in flight
+        overflowed = False
+        try:
+            while True:
+                attempt = Attempt(endpoint="")
+                response, error, outcome = await self._attempt(request, policy, attempt)
+                if holding:
+                    self.breakers.retry_done(journey.cluster)
+                    holding = False
+                retriable = should_retry(policy, outcome)
+                if retries_left <= 0 or not retriable:
+                    break
+                if self.breakers is not None and journey.cluster is not None:
+                    holding, _ = self.breakers.try_retry(journey.cluster)
+                    if not holding:  # maxRetries / retryBudget: the answer we have is the answer (Envoy: UO)
+                        overflowed = True
+                        journey.flag("UO")
+                        break
+                if response is not None:
+                    await response.discard()
+                retries_left -= 1
+                retry_number += 1
+                await self.sleep(backoff(retry_number, self.rand, policy.backoff))
+        finally:
+            if holding:
+                self.breakers.retry_done(journey.cluster)
+        if retry_number and retriable and not overflowed:
             journey.flag("URX")  # gave up on an answer worth retrying: the retry limit was reached
         if error is not None:
             raise error
@@ -132,7 +166,8 @@ class Retry:
             self._done(attempt, journey, loop, start, error=e)
             return None, e, Outcome(failure=_FAILURE_OF.get(type(e)))
         self._done(attempt, journey, loop, start, status=response.status)
-        return response, None, Outcome(status=response.status, grpc_status=response.headers.get("grpc-status"))
+        return response, None, Outcome(status=response.status, grpc_status=response.headers.get("grpc-status"),
+                                       retriable_header=has_retriable_header(request.headers, response.headers))
 
     @staticmethod
     def _done(attempt, journey, loop, start, status=None, error=None):

@@ -22,10 +22,14 @@ from aiohttp import web
 from minimesh.errors import UserError
 from minimesh.proxy.admin import build_admin
 from minimesh.proxy.balancer import InFlight
+from minimesh.proxy.breaker import Breakers
+from minimesh.proxy.outlier import Outliers
 from minimesh.proxy.discovery import ConfigHolder, ControlPlaneClient
 from minimesh.proxy.edge import Edge
-from minimesh.proxy.gateway import GatewayRouter
+from minimesh.proxy.authz import Workload
+from minimesh.proxy.gateway import GATEWAY_LABELS, GatewayRouter
 from minimesh.proxy.inbound import InboundRouter
+from minimesh.proxy.jwks import JwksCache
 from minimesh.proxy.identity import WorkloadIdentity
 from minimesh.proxy.limits import Limits
 from minimesh.proxy.listener import Listener
@@ -78,6 +82,8 @@ class Sidecar:
         self.pool = UpstreamPool(limits=opts.limits)
         self.pool.guard = self.guard
         self.in_flight = InFlight()
+        self.breakers = Breakers()  # connectionPool limits and retry budgets, per destination (breaker.py)
+        self.outliers = Outliers()  # outlierDetection: who this sidecar has ejected (outlier.py)
         self.listeners: list[Listener] = []
         self.client: ControlPlaneClient | None = None
         # Workload identity (identity.py): with a join token the sidecar holds a
@@ -87,6 +93,8 @@ class Sidecar:
         if self.workload is not None:
             self.pool.mtls = AutoMTLS(self.workload)
         self.metrics = MeshMetrics()
+        self.metrics.count_overflows(self.breakers.overflows)
+        self.metrics.count_ejections(self.outliers.active)
         self.exporter = TelemetryExporter(opts.control_url, opts.instance, self.metrics) if opts.telemetry else None
         self.telemetry = (RequestTelemetry(self.identity, self.metrics, self.exporter, opts.trace_sampling,
                                            AccessLog(opts.access_log)) if opts.telemetry else None)
@@ -99,15 +107,18 @@ class Sidecar:
         o = self.opts
         edge = lambda direction, route: Edge(direction, route, self.stats, self.identity,  # noqa: E731
                                              self.telemetry, self.guard)
+        jwks = JwksCache()  # RequestAuthentication's jwksUri key sets, shared by this proxy's listeners
+        workload = Workload(self._labels(), port=o.listen_port if o.gateway else o.app_port, ip=o.advertise_host)
         if o.gateway:
-            router = GatewayRouter(self.holder, self.pool, self.in_flight, o.default_service)
+            router = GatewayRouter(self.holder, self.pool, self.in_flight, o.default_service, workload, jwks,
+                                   self.breakers, self.outliers)
             self.listeners.append(Listener("gateway", edge("gateway", router), o.host, o.listen_port,
                                            limits=o.limits))
         else:
             if o.app_port is None:
                 raise ValueError("a sidecar needs --app-port (or --gateway)")
-            outbound = OutboundRouter(self.holder, self.pool, self.in_flight)
-            inbound = InboundRouter(self.holder, self.pool, o.service, o.app_port)
+            outbound = OutboundRouter(self.holder, self.pool, self.in_flight, self.breakers, self.outliers)
+            inbound = InboundRouter(self.holder, self.pool, o.service, o.app_port, workload, jwks)
             self.listeners.append(Listener("outbound", edge("outbound", outbound), o.host, o.outbound_port,
                                            limits=o.limits))
             security = InboundSecurity(self.holder, self.workload, self._labels()) if self.workload else None
@@ -161,7 +172,8 @@ class Sidecar:
 
     def _labels(self) -> dict:
         o = self.opts
-        return {"app": o.service, "version": o.version, **o.labels}
+        gateway = GATEWAY_LABELS if o.gateway else {}
+        return {"app": o.service, "version": o.version, **gateway, **o.labels}
 
     async def stop(self) -> None:
         if self.workload is not None:

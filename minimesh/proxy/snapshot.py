@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from minimesh.config import DestinationRule, VirtualService, parse_resource, short_host
+from minimesh.config import DestinationRule, TrafficPolicy, VirtualService, parse_resource, short_host
 from minimesh.errors import ConfigError
 from minimesh.proxy.peer_auth import DEFAULT_MODE, effective_mode
 
@@ -41,7 +41,8 @@ class Cluster:
     service: str
     subset: str | None
     endpoints: tuple[Endpoint, ...]
-    load_balancer: str = DEFAULT_LOAD_BALANCER
+    load_balancer: str = DEFAULT_LOAD_BALANCER  # simple's name, or "RING_HASH" with consistentHash
+    policy: TrafficPolicy | None = None  # the DestinationRule's trafficPolicy in force here (merged)
 
     @property
     def name(self) -> str:
@@ -88,19 +89,17 @@ def parse_snapshot(doc: dict) -> MeshConfig:
     for service, info in doc.get("services", {}).items():
         endpoints = tuple(_endpoint(e, resources) for e in info.get("endpoints", []))
         rule = destination_rules.get(service)
-        base_lb = _load_balancer(rule.traffic_policy if rule else None) or DEFAULT_LOAD_BALANCER
-        clusters[(service, None)] = Cluster(service, None, endpoints, base_lb)
+        clusters[(service, None)] = _cluster(service, None, endpoints, rule)
         for subset in rule.subsets if rule else ():
             wanted = tuple(dict(subset.labels).items())
             members = tuple(e for e in endpoints if e.has_labels(wanted))
-            lb = _load_balancer(subset.traffic_policy) or base_lb
-            clusters[(service, subset.name)] = Cluster(service, subset.name, members, lb)
+            clusters[(service, subset.name)] = _cluster(service, subset.name, members, rule)
     # A DestinationRule may name a service that has no instance yet: its
     # subsets exist, empty, so a route to them answers 503 UH, not 404 NR.
     for service, rule in destination_rules.items():
-        clusters.setdefault((service, None), Cluster(service, None, (), _load_balancer(rule.traffic_policy) or DEFAULT_LOAD_BALANCER))
+        clusters.setdefault((service, None), _cluster(service, None, (), rule))
         for subset in rule.subsets:
-            clusters.setdefault((service, subset.name), Cluster(service, subset.name, ()))
+            clusters.setdefault((service, subset.name), _cluster(service, subset.name, (), rule))
 
     return MeshConfig(
         version=str(doc["version"]),
@@ -151,5 +150,8 @@ def _endpoint(e: dict, resources) -> Endpoint:
                           source="<snapshot>", field="services.endpoints") from err
 
 
-def _load_balancer(policy) -> str | None:
-    return policy.load_balancer if policy is not None else None
+def _cluster(service: str, subset: str | None, endpoints, rule: DestinationRule | None) -> Cluster:
+    policy = rule.policy_for(subset) if rule is not None else None
+    lb = policy.load_balancer if policy is not None else None
+    name = ("RING_HASH" if lb.consistent_hash is not None else lb.simple or DEFAULT_LOAD_BALANCER) if lb else None
+    return Cluster(service, subset, endpoints, name or DEFAULT_LOAD_BALANCER, policy)

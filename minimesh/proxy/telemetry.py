@@ -167,7 +167,7 @@ class RequestTelemetry:
             "mtls": journey.mtls or journey.peer_identity is not None, "external": journey.external,
             "request_id": request.headers.get("x-request-id"),
             "trace_id": journey.trace_id, "span_id": journey.span_id, "parent_id": journey.parent_id,
-            "sampled": journey.sampled,
+            "sampled": journey.sampled, "authz": journey.authz,
         })
 
     def _versions(self, config) -> dict:

@@ -23,6 +23,7 @@ KINDS = {
     "DestinationRule": ("destinationrules", "destinationrule", "dr"),
     "PeerAuthentication": ("peerauthentications", "peerauthentication", "pa"),
     "AuthorizationPolicy": ("authorizationpolicies", "authorizationpolicy", "ap"),
+    "RequestAuthentication": ("requestauthentications", "requestauthentication", "ra"),
 }
 
 
@@ -53,6 +54,7 @@ def apply(files: list[str], *, control: str | None = None, home: str | None = No
     resources = load_files(files)  # ConfigError names file:line: field; nothing is sent
     if not resources:
         raise UserError(f"no manifests found in {', '.join(files)}")
+    warn_surprises(resources)
     client = control_client(control, home)
     started = time.monotonic()
     answer = client.apply([r.manifest for r in resources], source=", ".join(files))
@@ -64,6 +66,13 @@ def apply(files: list[str], *, control: str | None = None, home: str | None = No
 
         changed = any(r.get("action") != "unchanged" for r in answer.get("results", []))
         click.echo(wait_for_rollout(client, int(answer["version"]), timeout, started=started).describe(changed))
+
+
+def warn_surprises(resources) -> None:
+    """Print what is accepted as on Istio but surprises its users (e.g. a fault without percentage)."""
+    for resource in resources:
+        for line in resource.warnings:
+            click.echo(f"warning: {line}", err=True)
 
 
 def get(kind: str | None, *, output: str = "yaml", control: str | None = None, home: str | None = None) -> None:

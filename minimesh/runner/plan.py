@@ -86,7 +86,8 @@ def plan_stack(lesson: Lesson, home: Path, gateway_port: int, next_port, token_f
         name="control", role="control",
         argv=(*MESH, "control", "--host", HOST, "--port", str(control_port), "--home", str(home),
               *(("--cert-ttl", cert_ttl) if cert_ttl else ())),
-        probe=Probe(control_port, "/healthz"), ports=(control_port,))
+        probe=Probe(control_port, "/healthz"), ports=(control_port,),
+        env={"MINIMESH_LESSON": lesson.dir.name})  # `minimesh lesson check` of another lesson says so
 
     instances, workloads = [], []
     for inst in lesson.instances():

@@ -66,4 +66,5 @@ def ensure_free(port: int, what: str, hint: str | None = None) -> None:
         raise UserError(f"port {port} is already in use ({what}); {hint}")
 
 
-GATEWAY_HINT = "stop whatever holds it or pass --gateway-port 0 for any free port"
+GATEWAY_HINT = ("stop whatever holds it, or choose another port: `minimesh up LESSON_DIR --port 8081` "
+                "(or `make demo PORT=8081`; --port 0 takes any free port)")

@@ -21,6 +21,7 @@ from pathlib import Path
 import click
 
 from minimesh.errors import UserError
+from minimesh.runner import persist
 from minimesh.runner import state as st
 from minimesh.runner.control_client import ControlClient
 from minimesh.runner.ports import GATEWAY_HINT, ensure_free, is_listening
@@ -32,14 +33,16 @@ DOWN_TIMEOUT = 30.0
 
 
 def up(lesson_dir: str, *, detach: bool, gateway_port: int, home: str | None = None,
-       keep_config: bool = False) -> None:
+       fresh: bool = False) -> None:
     home_path = st.resolve_home(home)
     lesson = load_lesson(lesson_dir)  # a missing lesson or a bad lesson.yaml fails here, in one line
-    _refuse_if_running(home_path)
+    refuse_if_running(home_path)  # before anything is touched: a live stack is the learner's
     if gateway_port:
         ensure_free(gateway_port, "gateway", GATEWAY_HINT)
-    if not keep_config:
-        _forget_config(home_path)
+    kept = persist.keep_or_forget(home_path, lesson.dir.name, fresh=fresh)
+    if kept == "kept":
+        click.echo(f"minimesh: keeping the config applied in this lesson's last run "
+                   f"(`minimesh up {lesson_dir} --fresh` starts clean)")
     if detach:
         state = _start_detached(lesson.dir, home_path, gateway_port)
         click.echo(summary(state, foreground=False))
@@ -49,28 +52,25 @@ def up(lesson_dir: str, *, detach: bool, gateway_port: int, home: str | None = N
     asyncio.run(supervisor.run(on_ready=lambda s: click.echo(summary(s, foreground=True))))
 
 
-def _forget_config(home: Path) -> None:
-    """A new `up` starts from Istio's defaults, as a new cluster would.
-
-    Within a running stack the control plane keeps what was applied across its
-    own restarts (control/config.json); it is only a fresh `up` that forgets,
-    so one lesson's VirtualServices never leak into the next.
-    """
-    config = home / "control" / "config.json"
-    if config.exists():
-        config.unlink()
-
-
-def _refuse_if_running(home: Path) -> None:
+def refuse_if_running(home: Path) -> None:
+    """One home runs one stack: name the one running and how to stop it; change nothing."""
     if st.is_locked(home):
-        state = st.read_state(home) or {}
-        what = f" (lesson {state['lesson']}, gateway {state['gateway_url']})" if state.get("lesson") else ""
-        raise UserError(f"a stack is already running in {home}{what}; `minimesh down` stops it, "
-                        "or set MINIMESH_HOME to run a second one")
+        raise UserError(running_message(home, st.read_state(home) or {}))
+
+
+def running_message(home: Path, state: dict) -> str:
+    lesson = Path(state["lesson"]).name if state.get("lesson") else "a lesson"
+    where = f", gateway {state['gateway_url']}" if state.get("gateway_url") else ""
+    return (f"a stack is already running in {home} ({lesson}{where}); "
+            "`minimesh down` stops it, or set MINIMESH_HOME to another folder to run a second one")
 
 
 def _start_detached(lesson_dir: Path, home: Path, gateway_port: int) -> dict:
-    """Start the supervisor in the background and wait for it to say "ready"."""
+    """Start the supervisor in the background and wait for it to say "ready".
+
+    Ctrl-C while waiting stops what was started: the supervisor runs in its
+    own session, so the terminal's SIGINT never reaches it — we pass it on.
+    """
     log_path = st.logs_dir(home) / "supervisor.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as out:
@@ -79,6 +79,17 @@ def _start_detached(lesson_dir: Path, home: Path, gateway_port: int) -> dict:
              "--gateway-port", str(gateway_port), str(lesson_dir)],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True)  # its own session: closing this terminal does not stop it
+    try:
+        return _wait_ready(proc, home, log_path)
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not leave it half-stopped
+        _stop_supervisor(proc.pid)
+        proc.wait()
+        stop_leftovers(home)
+        raise UserError("interrupted: stopped the stack that was starting; nothing is left running") from None
+
+
+def _wait_ready(proc: subprocess.Popen, home: Path, log_path: Path) -> dict:
     deadline = time.monotonic() + READY_TIMEOUT + 10  # the supervisor gives up first, with details
     while time.monotonic() < deadline:
         state = st.read_state(home)
@@ -153,7 +164,7 @@ def _running_state(home: Path) -> dict:
 
 
 def _status_text(report: dict, cp: dict, cp_error: str | None) -> str:
-    out = []
+    out = [f"home     {report['home']}"] if report.get("home") else []
     if report.get("lesson"):
         out.append(f"lesson   {report.get('title')} ({report['lesson']}) — {report.get('status')}")
         out.append(f"gateway  {report['gateway_url']}")
@@ -227,17 +238,20 @@ def _config_column(proxy: dict, current, registered: bool) -> str:
 
 def down(*, home: str | None = None) -> None:
     home_path = st.resolve_home(home)
-    state = st.read_state(home_path) or {}
-    locked = st.is_locked(home_path)
-    if not locked and not state:
+    if not st.is_locked(home_path) and not st.read_state(home_path):
         click.echo(f"minimesh: nothing is running in {home_path}")
         return
+    stop_leftovers(home_path)
+    click.echo(f"minimesh: stopped the stack in {home_path}")
+
+
+def stop_leftovers(home_path: Path) -> None:
+    """Stop the supervisor if it lives, then whatever it left behind; check every port closed."""
+    state = st.read_state(home_path) or {}
+    locked = st.is_locked(home_path)
     supervisor = state.get("supervisor_pid") or (st.lock_holder(home_path) if locked else None)
     if locked and st.pid_alive(supervisor):
-        os.kill(supervisor, signal.SIGTERM)
-        if not _wait(lambda: not st.pid_alive(supervisor), DOWN_TIMEOUT):
-            os.kill(supervisor, signal.SIGKILL)  # its children follow it (PR_SET_PDEATHSIG)
-            _wait(lambda: not st.pid_alive(supervisor), 5)
+        _stop_supervisor(supervisor)
     # Whatever the supervisor left behind (or all of it, if it was already dead).
     leftovers = [p for p in st.recorded_pids(state) if st.pid_alive(p) and st.belongs_to_stack(p, home_path)]
     _terminate(leftovers)
@@ -247,7 +261,17 @@ def down(*, home: str | None = None) -> None:
         raise UserError(f"stopped the stack, but ports {', '.join(map(str, still))} still listen; "
                         "something outside minimesh holds them")
     st.remove_state(home_path)
-    click.echo(f"minimesh: stopped the stack in {home_path}")
+
+
+def _stop_supervisor(pid: int) -> None:
+    """SIGTERM: the supervisor stops its children (proxies first) and exits; SIGKILL if it hangs."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    if not _wait(lambda: not st.pid_alive(pid), DOWN_TIMEOUT):
+        os.kill(pid, signal.SIGKILL)  # its children follow it (PR_SET_PDEATHSIG)
+        _wait(lambda: not st.pid_alive(pid), 5)
 
 
 def _terminate(pids: list[int], grace: float = 5.0) -> None:

@@ -1,6 +1,9 @@
 """A running stack's home: where its state.json, logs and lock live.
 
-`MINIMESH_HOME` (default `./.minimesh`) is one stack. The supervisor holds an
+`MINIMESH_HOME` is one stack. Its default is per user, whatever the current
+directory (the platform's state directory: `$XDG_STATE_HOME/minimesh`, else
+`~/.local/state/minimesh`; `~/Library/Application Support/minimesh` on macOS),
+so `minimesh status` from any folder finds the stack `make demo` started. The supervisor holds an
 exclusive lock on `<home>/supervisor.lock` for as long as it lives — the kernel
 drops the lock when the process dies, even by SIGKILL, so "is a stack running
 here?" never trusts a stale pid. `<home>/state.json` (written atomically) tells
@@ -14,14 +17,25 @@ the other commands where everything is:
 import fcntl
 import json
 import os
+import sys
 from pathlib import Path
 
-DEFAULT_HOME = ".minimesh"
+
+def default_home(environ=os.environ, platform: str = sys.platform) -> Path:
+    """The per-user home used when neither --home nor MINIMESH_HOME says otherwise."""
+    user = Path(environ.get("HOME") or Path.home())
+    if platform == "darwin":
+        return user / "Library" / "Application Support" / "minimesh"
+    state = environ.get("XDG_STATE_HOME")
+    # The XDG spec: a relative XDG_STATE_HOME is invalid and must be ignored.
+    base = Path(state) if state and os.path.isabs(state) else user / ".local" / "state"
+    return base / "minimesh"
 
 
-def resolve_home(value: str | None = None) -> Path:
+def resolve_home(value: str | os.PathLike | None = None) -> Path:
     """The stack's home as an absolute path (so children and `down` agree on it)."""
-    return Path(value or os.environ.get("MINIMESH_HOME") or DEFAULT_HOME).expanduser().resolve()
+    chosen = value or os.environ.get("MINIMESH_HOME") or default_home()
+    return Path(chosen).expanduser().resolve()
 
 
 def state_path(home: Path) -> Path:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from minimesh.errors import UserError
 from minimesh.pki.tokens import join_token, load_or_create_secret
+from minimesh.runner import persist
 from minimesh.runner import state as st
 from minimesh.runner.control_client import ControlClient
 from minimesh.runner.instances import InstanceControl
@@ -64,6 +65,9 @@ class Supervisor:
         logs = st.logs_dir(home)
         self.children = {p.name: Child(p, logs / f"{p.name}.log", env, on_change=self._changed)
                          for p in self.plan.processes}
+        # Config kept from this lesson's last run stays as the learner left it
+        # (persist.py); only a fresh config gets the lesson's starting manifests.
+        self.kept_config = persist.has_kept_config(Path(home))
         self.status = "starting"
         self.instance_control: InstanceControl | None = None  # `minimesh stop/start INSTANCE`
         self.started_at = time.time()
@@ -170,6 +174,9 @@ class Supervisor:
 
     def _apply_manifests(self) -> None:
         if not self.lesson.manifests:
+            return
+        if self.kept_config:
+            log.info("kept the config of this lesson's last run; `minimesh up --fresh` starts clean")
             return
         from minimesh.config import load_files  # imported late: only lessons with manifests need it
 

@@ -144,8 +144,9 @@ def test_gateway_port_in_use_is_one_line(lesson, tmp_path):
         port = taken.getsockname()[1]
         r = cli("up", str(lesson), "--detach", "--gateway-port", str(port), home=tmp_path / "home")
     assert r.returncode == 1
-    assert r.stderr.strip() == (f"minimesh: port {port} is already in use (gateway); "
-                                "stop whatever holds it or pass --gateway-port 0 for any free port")
+    assert r.stderr.strip() == (f"minimesh: port {port} is already in use (gateway); stop whatever holds it, "
+                                "or choose another port: `minimesh up LESSON_DIR --port 8081` "
+                                "(or `make demo PORT=8081`; --port 0 takes any free port)")
     assert not (tmp_path / "home" / "state.json").exists()
 
 

@@ -144,6 +144,85 @@ kind: AuthorizationPolicy
 metadata: {name: deny-all}
 spec: {}
 """,
+    "authz-every-field": """\
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: every-field
+  namespace: istio-system
+  annotations: {istio.io/dry-run: "true"}
+spec:
+  selector:
+    matchLabels: {app: payments, version: v1}
+  action: DENY
+  rules:
+  - from:
+    - source:
+        principals: ["cluster.local/ns/default/sa/*"]
+        notPrincipals: ["*/sa/catalog"]
+        namespaces: [default]
+        notNamespaces: [kube-*]
+        ipBlocks: [127.0.0.0/8, "::1"]
+        notIpBlocks: [10.0.0.1]
+        remoteIpBlocks: [0.0.0.0/0]
+        notRemoteIpBlocks: [192.168.0.0/16]
+        requestPrincipals: ["https://issuer.example/*"]
+        notRequestPrincipals: ["*/robot"]
+    to:
+    - operation:
+        hosts: ["payments*"]
+        notHosts: [evil.example]
+        ports: ["8080"]
+        notPorts: ["9090"]
+        methods: [POST]
+        notMethods: [GET]
+        paths: ["/pay*"]
+        notPaths: ["*/debug"]
+    when:
+    - {key: "request.headers[x-user]", values: [alice], notValues: [mallory]}
+    - {key: source.ip, values: [127.0.0.1]}
+    - {key: remote.ip, notValues: [10.0.0.0/8]}
+    - {key: source.namespace, values: [default]}
+    - {key: source.principal, values: ["*"]}
+    - {key: request.auth.principal, values: ["*"]}
+    - {key: request.auth.audiences, values: [shop]}
+    - {key: request.auth.presenter, values: [web-app]}
+    - {key: "request.auth.claims[groups]", values: [buyers]}
+    - {key: "request.auth.claims[address][country]", values: [NL]}
+    - {key: destination.ip, values: [127.0.0.1]}
+    - {key: destination.port, values: ["8080"]}
+""",
+    "authz-allow-all": """\
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: allow-all}
+spec:
+  action: AUDIT
+  rules:
+  - {}
+""",
+    "ra-every-field": """\
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: jwt}
+spec:
+  selector:
+    matchLabels: {istio: ingressgateway}
+  jwtRules:
+  - issuer: https://issuer.example
+    audiences: [shop]
+    jwksUri: https://issuer.example/jwks.json
+    fromHeaders:
+    - {name: x-token, prefix: "Token "}
+    fromParams: [token]
+    fromCookies: [session]
+    forwardOriginalToken: true
+    outputPayloadToHeader: x-jwt-payload
+    outputClaimToHeaders:
+    - {header: x-user, claim: sub}
+    spaceDelimitedClaims: [roles]
+    timeout: 2s
+""",
 }
 
 
@@ -299,11 +378,39 @@ spec: {mtls: {mode: STRICT}}
   trafficPolicy:
     loadBalancer: {simple: PASSTHROUGH}  # <-
 """, "spec.trafficPolicy.loadBalancer.simple", "not supported by minimesh", crd=True),
-    "lb-consistent-hash": Rejected(DR + """\
+    "lb-locality": Rejected(DR + """\
   trafficPolicy:
     loadBalancer:
-      consistentHash: {httpHeaderName: x-user}  # <-
-""", "spec.trafficPolicy.loadBalancer.consistentHash", "not supported by minimesh", crd=True),
+      simple: ROUND_ROBIN
+      localityLbSetting: {enabled: true}  # <-
+""", "spec.trafficPolicy.loadBalancer.localityLbSetting", "one locality", crd=True),
+    "lb-maglev": Rejected(DR + """\
+  trafficPolicy:
+    loadBalancer:
+      consistentHash:
+        httpHeaderName: x-user
+        maglev: {tableSize: 65537}  # <-
+""", "spec.trafficPolicy.loadBalancer.consistentHash.maglev", "ring hash only", crd=True),
+    "pool-max-concurrent-streams": Rejected(DR + """\
+  trafficPolicy:
+    connectionPool:
+      http: {maxConcurrentStreams: 10}  # <-
+""", "spec.trafficPolicy.connectionPool.http.maxConcurrentStreams", "HTTP/1.1", crd=True),
+    "outlier-http-error-codes": Rejected(DR + """\
+  trafficPolicy:
+    outlierDetection:
+      outlierDetectionHttpErrorCodes: [500]  # <-
+""", "spec.trafficPolicy.outlierDetection.outlierDetectionHttpErrorCodes", "counts 5xx", crd=True),
+    "port-level-other-port": Rejected(DR + """\
+  trafficPolicy:
+    portLevelSettings:
+    - port: {number: 9080}  # <-
+      connectionPool: {tcp: {maxConnections: 1}}
+""", "spec.trafficPolicy.portLevelSettings[0].port.number", "one port, 80", crd=True),
+    "retry-budget-interval": Rejected(DR + """\
+  trafficPolicy:
+    retryBudget: {percent: 20, budgetInterval: 10s}  # <-
+""", "spec.trafficPolicy.retryBudget.budgetInterval", "no interval", crd=True),
     "subset-policy-tls": Rejected(DR + """\
   subsets:
   - name: v1
@@ -341,8 +448,8 @@ kind: AuthorizationPolicy
 metadata: {name: ext}
 spec:
   action: CUSTOM  # <-
-""", "spec.action", "not supported by minimesh", crd=True),
-    "authz-namespaces": Rejected("""\
+""", "spec.action", "action CUSTOM is not supported: on Istio it hands the decision", crd=True),
+    "authz-service-accounts": Rejected("""\
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata: {name: x}
@@ -350,8 +457,117 @@ spec:
   rules:
   - from:
     - source:
-        namespaces: [default]  # <-
-""", "spec.rules[0].from[0].source.namespaces", "not supported by minimesh", crd=True),
+        serviceAccounts: [default/web]  # <-
+""", "spec.rules[0].from[0].source.serviceAccounts", "'serviceAccounts' is not supported", crd=True),
+    "authz-target-ref": Rejected("""\
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: x}
+spec:
+  targetRef: {kind: Gateway, group: gateway.networking.k8s.io, name: gw}  # <-
+""", "spec.targetRef", "attaches the policy to a Gateway API Gateway", crd=True),
+    "authz-provider": Rejected("""\
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: x}
+spec:
+  action: DENY
+  provider: {name: opa}  # <-
+""", "spec.provider", "belongs to the CUSTOM action", crd=True),
+    "authz-sni": Rejected("""\
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: x}
+spec:
+  rules:
+  - when:
+    - key: connection.sni  # <-
+      values: ["*.example.com"]
+""", "spec.rules[0].when[0].key", "do not send SNI", crd=True),
+    "authz-unknown-key": Rejected("""\
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: x}
+spec:
+  rules:
+  - when:
+    - key: request.header[x-user]  # <-
+      values: [alice]
+""", "spec.rules[0].when[0].key", "unknown condition key", crd=True),
+    "authz-when-no-values": Rejected("""\
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: x}
+spec:
+  rules:
+  - when:
+    - key: request.headers[x-user]  # <-
+""", "spec.rules[0].when[0]", "needs values or notValues", crd=True),
+    "authz-empty-source": Rejected("""\
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: x}
+spec:
+  rules:
+  - from:
+    - source: {}  # <-
+""", "spec.rules[0].from[0].source", "must not be empty", crd=True),
+    "authz-bad-ip": Rejected("""\
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: x}
+spec:
+  rules:
+  - from:
+    - source:
+        ipBlocks:
+        - 10.0.0.300/8  # <-
+""", "spec.rules[0].from[0].source.ipBlocks[0]", "not an IP address or CIDR block", crd=True),
+    "authz-bad-port": Rejected("""\
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: x}
+spec:
+  rules:
+  - to:
+    - operation:
+        ports:
+        - http  # <-
+""", "spec.rules[0].to[0].operation.ports[0]", "not a port number", crd=True),
+    "authz-dry-run-value": Rejected("""\
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: x
+  annotations:
+    istio.io/dry-run: "yes"  # <-
+spec: {}
+""", "metadata.annotations.istio.io/dry-run", "must be \"true\" or \"false\"", crd=True),
+    "ra-no-keys": Rejected("""\
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: x}
+spec:
+  jwtRules:
+  - issuer: https://issuer.example  # <-
+""", "spec.jwtRules[0]", "give jwksUri or jwks", crd=True),
+    "ra-bad-jwks": Rejected("""\
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: x}
+spec:
+  jwtRules:
+  - issuer: https://issuer.example
+    jwks: '{"keys": [{"kty": "nope"}]}'  # <-
+""", "spec.jwtRules[0].jwks", "not a usable JSON Web Key Set", crd=True),
+    "ra-target-refs": Rejected("""\
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: x}
+spec:
+  targetRefs:  # <-
+  - {kind: Gateway, group: gateway.networking.k8s.io, name: gw}
+""", "spec.targetRefs", "attaches the policy", crd=True),
     "selector-wildcard": Rejected("""\
 apiVersion: security.istio.io/v1
 kind: PeerAuthentication

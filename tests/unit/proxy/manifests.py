@@ -8,12 +8,15 @@ def vs_doc(host: str, *http: dict, name: str | None = None) -> dict:
             "metadata": {"name": name or host}, "spec": {"hosts": [host], "http": list(http)}}
 
 
-def dr_doc(host: str, subsets=(), lb: str | None = None, name: str | None = None) -> dict:
+def dr_doc(host: str, subsets=(), lb: str | None = None, name: str | None = None,
+           traffic_policy: dict | None = None) -> dict:
     spec: dict = {"host": host}
     if subsets:
         spec["subsets"] = list(subsets)
     if lb:
         spec["trafficPolicy"] = {"loadBalancer": {"simple": lb}}
+    if traffic_policy:
+        spec["trafficPolicy"] = {**spec.get("trafficPolicy", {}), **traffic_policy}
     return {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
             "metadata": {"name": name or host}, "spec": spec}
 

@@ -50,6 +50,10 @@ F = lambda kind: Outcome(failure=kind)  # noqa: E731
     ("connect-failure", S(503), False), ("connect-failure", F("timeout"), False),
     # reset: the upstream closed or reset before answering
     ("reset", F("reset"), True), ("reset", F("connect-failure"), True), ("reset", S(503), False),
+    ("reset", F("timeout"), True),  # Envoy: "does not respond at all (disconnect/reset/read timeout)"
+    # retriable-headers: the answer has a header the request named in x-envoy-retriable-header-names
+    ("retriable-headers", Outcome(status=200, retriable_header=True), True),
+    ("retriable-headers", Outcome(status=500), False),
     # refused-stream
     ("refused-stream", F("refused-stream"), True), ("refused-stream", F("reset"), False),
     ("refused-stream", S(503), False),
@@ -73,7 +77,8 @@ def test_should_retry(retry_on, outcome, expected):
 
 
 @pytest.mark.parametrize("outcome,expected", [
-    (F("connect-failure"), True), (S(503), True), (S(500), False), (S(502), False),
+    # Istio >= 1.24: a 503 from the app is NOT retried by default (PR 52111).
+    (F("connect-failure"), True), (S(503), False), (S(500), False), (S(502), False),
     (F("reset"), False), (F("timeout"), False), (S(200, "14"), True), (S(200, "1"), True),
 ])
 def test_istio_default_retry_policy(outcome, expected):
@@ -192,15 +197,18 @@ async def test_reset_is_not_retried_when_retry_on_does_not_cover_it():
     assert "URX" not in journey.flags
 
 
-async def test_default_route_retries_twice_on_503():
+async def test_default_route_does_not_retry_503_but_retries_connect_failures_twice():
     upstream = FakeUpstream(503)
     journey, response, _, _ = await run_retry(default_route("payments"), upstream)
-    assert (upstream.calls, response.status) == (3, 503)
+    assert (upstream.calls, response.status) == (1, 503)
+    upstream = FakeUpstream(UpstreamConnectFailure, UpstreamConnectFailure, UpstreamConnectFailure)
+    journey, response, error, _ = await run_retry(default_route("payments"), upstream)
+    assert isinstance(error, UpstreamConnectFailure) and upstream.calls == 3 and "URX" in journey.flags
 
 
 async def test_vs_route_without_retries_block_gets_istio_default_retries():
-    """Istio: an http route with no `retries` block still retries twice (connect-failure, 503...)."""
-    upstream = FakeUpstream(503, 200)
+    """Istio: an http route with no `retries` block still retries twice on connect-failure (not 503)."""
+    upstream = FakeUpstream(UpstreamConnectFailure, 200)
     journey, response, _, _ = await run_retry(vs_route(), upstream)
     assert (upstream.calls, response.status) == (2, 200)
 

@@ -31,6 +31,7 @@ def test_a_listening_port_is_not_free_and_ensure_free_says_so_in_one_line():
         assert is_listening(port) and not is_free(port)
         with pytest.raises(UserError) as err:
             ensure_free(port, "gateway", GATEWAY_HINT)
-    assert str(err.value) == (f"port {port} is already in use (gateway); "
-                              "stop whatever holds it or pass --gateway-port 0 for any free port")
+    assert str(err.value) == (f"port {port} is already in use (gateway); stop whatever holds it, "
+                              "or choose another port: `minimesh up LESSON_DIR --port 8081` "
+                              "(or `make demo PORT=8081`; --port 0 takes any free port)")
     assert not is_listening(port)

@@ -126,6 +126,9 @@ def test_the_trace_store_is_bounded():
 @pytest.mark.parametrize("error", [c for c in vars(errors).values()
                                    if isinstance(c, type) and issubclass(c, MeshError)])
 def test_every_flag_the_mesh_raises_is_explained(error):
+    if error is errors.JwtRejected:  # Envoy's jwt_authn sets no response flag on its 401: nor do we
+        assert error.flag == ""
+        return
     entry = explain(error.flag.lower())
     assert entry.meaning and entry.cause
 
