@@ -416,6 +416,8 @@ class ServerConnection(asyncio.Protocol):
             self._next()
 
     def _answer_error(self) -> None:
+        if self.lingering:
+            return
         refusal, self.error = self.error, None
         text = f"{refusal.status} {wire.REASONS.get(refusal.status, '')}: {refusal.text}\n".encode()
         headers = CIMultiDict({"content-type": "text/plain; charset=utf-8",
@@ -454,7 +456,10 @@ class ServerConnection(asyncio.Protocol):
     def timed_out(self, now: float) -> str | None:
         """Called by the Watchdog: which deadline (if any) has passed; the connection is closed."""
         limits = self.limits
+        if self.closed or self.lingering:
+            return None
         if self.head_deadline is not None and now >= self.head_deadline:
+            self.head_deadline = None
             if self.started and self.active is None and self.error is None:
                 self.error = Refuse(408, f"request headers not complete within {limits.header_timeout:g}s")
                 self._answer_error()

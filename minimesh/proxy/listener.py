@@ -36,7 +36,13 @@ class Watchdog:
     def sweep(self, now: float) -> None:
         listener = self.listener
         for conn in list(listener.connections):
-            why = conn.timed_out(now)
+            try:
+                why = conn.timed_out(now)
+            except Exception as e:  # noqa: BLE001 - one connection's trouble must not stop the watchdog
+                log.error("%s: closing a connection past its deadline failed: %s: %s", listener.name,
+                          type(e).__name__, e)
+                conn.close()
+                continue
             if why is not None:
                 listener.counters[why] += 1
 
