@@ -28,6 +28,7 @@ from minimesh.proxy.body import BodyStream
 from minimesh.proxy.flow import Flow
 from minimesh.proxy.limits import Limits
 from minimesh.proxy.message import Request, Response
+from minimesh.proxy.tunnel import TunnelEnd
 
 SMALL_BODY = 64 * 1024  # answers up to this are read whole: cheaper than streaming
 NO_BODY_STATUSES = frozenset({204, 304})
@@ -41,7 +42,7 @@ class _TooLarge(Exception):
     pass
 
 
-class UpstreamConnection(asyncio.Protocol):
+class UpstreamConnection(TunnelEnd, asyncio.Protocol):
     def __init__(self, address: str, limits: Limits, on_idle, tls=None, server_hostname: str | None = None):
         self.address = address
         self.tls, self.server_hostname = tls, server_hostname  # to remember the TLS session (tls.py)
@@ -97,21 +98,8 @@ class UpstreamConnection(asyncio.Protocol):
         if self._writer is not None:
             self._writer.cancel()
 
-    def pause_writing(self) -> None:
-        if self.tunnel is not None:
-            self.tunnel.flow.pause("tunnel")
-        self.flow.pause_writing()
-
-    def resume_writing(self) -> None:
-        if self.tunnel is not None:
-            self.tunnel.flow.resume("tunnel")
-        self.flow.resume_writing()
-
     def eof_received(self):
-        if self.tunnel is not None and self.tunnel.transport.can_write_eof():
-            self.tunnel.transport.write_eof()
-            return True
-        return None
+        return self.tunnel_eof()
 
     def close(self) -> None:
         self.reusable = False

@@ -43,7 +43,7 @@ from minimesh.proxy.flow import Flow
 from minimesh.proxy.headers import strip_hop_by_hop
 from minimesh.proxy.message import Journey, Request
 from minimesh.proxy.tls import peer_identity
-from minimesh.proxy.tunnel import splice
+from minimesh.proxy.tunnel import TunnelEnd, splice
 
 log = logging.getLogger("minimesh.proxy")
 
@@ -78,7 +78,7 @@ class Exchange:
         self.reported = False  # handler.done() has been called
 
 
-class ServerConnection(asyncio.Protocol):
+class ServerConnection(TunnelEnd, asyncio.Protocol):
     def __init__(self, listener):
         self.listener = listener  # handler, limits, direction, connections, counters (listener.py)
         self.limits = listener.limits
@@ -140,20 +140,9 @@ class ServerConnection(asyncio.Protocol):
         if self.tunnel is not None:
             self.tunnel.transport.close()
 
-    def pause_writing(self) -> None:
-        if self.tunnel is not None:
-            self.tunnel.flow.pause("tunnel")
-        self.flow.pause_writing()
-
-    def resume_writing(self) -> None:
-        if self.tunnel is not None:
-            self.tunnel.flow.resume("tunnel")
-        self.flow.resume_writing()
-
     def eof_received(self):
-        if self.tunnel is not None and self.tunnel.transport.can_write_eof():
-            self.tunnel.transport.write_eof()
-            return True
+        if self.tunnel is not None:
+            return self.tunnel_eof()
         if self.queue and not self.lingering:
             # The client finished sending (a half-close) but waits for its answers: give them, then close.
             for exchange in self.queue:

@@ -30,3 +30,31 @@ def splice(downstream, upstream, leftover: bytes) -> None:
     downstream.flow.resume("upgrade")
     downstream.flow.resume("pipeline")
     upstream.flow.resume("upgrade")
+
+
+class TunnelEnd:
+    """What both protocols (http_server.py, http_client.py) do as one end of a tunnel.
+
+    Until a tunnel exists these are plain flow control: `pause_writing` and
+    `resume_writing` are asyncio's calls when this socket's write buffer
+    passes its marks.
+    """
+
+    tunnel = None  # the other end, once spliced
+
+    def pause_writing(self) -> None:
+        if self.tunnel is not None:
+            self.tunnel.flow.pause("tunnel")  # the other side stops reading until we have written
+        self.flow.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.tunnel is not None:
+            self.tunnel.flow.resume("tunnel")
+        self.flow.resume_writing()
+
+    def tunnel_eof(self):
+        """The peer finished sending: pass the half-close on, and keep the connection open for the answer."""
+        if self.tunnel is not None and self.tunnel.transport.can_write_eof():
+            self.tunnel.transport.write_eof()
+            return True
+        return None
