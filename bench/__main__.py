@@ -3,6 +3,7 @@
     python -m bench                  # the full run (`make bench`), ~3-4 minutes
     python -m bench --quick          # seconds: a smoke test of the harness, numbers meaningless
     python -m bench --only direct,minimesh --out /tmp/x.json
+    python -m bench --only minimesh,minimesh-authz --rounds 15   # what the policy layer costs
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ def parse_args(argv):
     p.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     p.add_argument("--loadgen", choices=["auto", "wrk", "python"], help="closed-loop tool (default: wrk if installed)")
     p.add_argument("--no-haproxy", action="store_true", help="leave out the HAProxy pair")
+    p.add_argument("--rounds", type=int, help="rounds per phase (default 5): more for a small difference on a busy box")
     return p.parse_args(argv)
 
 
@@ -74,6 +76,8 @@ def main(argv=None) -> int:
     settings = QUICK if args.quick else Settings()
     if args.loadgen:
         settings = Settings(**{**settings.__dict__, "loadgen": args.loadgen})
+    if args.rounds:
+        settings = Settings(**{**settings.__dict__, "rounds": args.rounds})
     client, server = split_cores()
     pin = Pinned(client)
     logs = args.out.parent / "logs"

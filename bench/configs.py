@@ -53,6 +53,34 @@ def mtls_variant(help_text: str) -> tuple[Configuration | None, str]:
                          mtls=True, manifests=(STRICT,)), ""
 
 
+def authz_policies(policies: int = 10, rules: int = 5) -> tuple[dict, ...]:
+    """`policies` AuthorizationPolicies of `rules` rules each, all selecting the bench workload.
+
+    The worst case for the layer that is still a working policy set: one DENY
+    policy and nine ALLOW policies whose every rule fails only on its last
+    field (the path), so each request is checked against all 50 rules, three
+    fields each, and allowed by the very last one.
+    """
+    out = []
+    for p in range(policies):
+        action = "DENY" if p == 0 else "ALLOW"
+        body = []
+        for r in range(rules):
+            last = p == policies - 1 and r == rules - 1
+            body.append({"from": [{"source": {"ipBlocks": ["127.0.0.0/8"]}}],
+                         "to": [{"operation": {"methods": ["GET", "HEAD"],
+                                               "paths": ["/*" if last else f"/p{p}/r{r}/*"]}}]})
+        out.append({"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+                    "metadata": {"name": f"bench-{p}", "namespace": "default"},
+                    "spec": {"selector": {"matchLabels": {"app": "bench"}}, "action": action, "rules": body}})
+    return tuple(out)
+
+
+AUTHZ = Configuration("minimesh-authz", "minimesh",
+                      "sidecar pair, plaintext, telemetry on, 10 AuthorizationPolicies x 5 rules at the inbound",
+                      manifests=authz_policies())
+
+
 def plan(include_haproxy: bool = True) -> list[tuple[Configuration, str | None]]:
     """Every configuration with None, or with the reason it is skipped."""
     help_text = sidecar_help()
@@ -61,6 +89,7 @@ def plan(include_haproxy: bool = True) -> list[tuple[Configuration, str | None]]
         rows.append((HAPROXY, None if shutil.which("haproxy") else
                      "haproxy is not installed (Debian: apt-get install haproxy)"))
     rows.append((PLAIN, None))
+    rows.append((AUTHZ, None))
     quiet = telemetry_off_args(help_text)
     no_telemetry = Configuration("minimesh-no-telemetry", "minimesh",
                                  "sidecar pair, plaintext, telemetry off", telemetry=False,

@@ -9,6 +9,8 @@ of the HAProxy pair*, measured minutes apart in the same run.
 
 from __future__ import annotations
 
+import statistics
+
 # The first version's goals for a minimesh sidecar pair (issue 8).
 GOALS = {
     "added_p50_ms": ("<=", 1.0),
@@ -109,6 +111,9 @@ def table(rows: list[dict], verdicts: list[dict]) -> str:
         else:
             out.append("  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(line, widths))))
     out.append("(proxy columns: outbound/inbound; +p50/+p99: added over direct, ms)")
+    cost = policy_cost(rows)
+    if cost:
+        out.append(cost)
     if verdicts:
         out.append("")
         out.append("goals (first version, per sidecar pair):")
@@ -117,6 +122,26 @@ def table(rows: list[dict], verdicts: list[dict]) -> str:
             out.append(f"  {v['configuration']:<28} {v['metric']:<26} {_fmt(v['value'], '.3f'):>8}  "
                        f"goal {v['goal']:<8} {mark}")
     return "\n".join(out)
+
+
+def policy_cost(rows: list[dict]) -> str | None:
+    """What the AuthorizationPolicy layer costs: minimesh-authz against the plain pair, in the same run."""
+    by_name = {r["name"]: r for r in rows if r.get("measured")}
+    plain, authz = by_name.get("minimesh"), by_name.get("minimesh-authz")
+    if not plain or not authz:
+        return None
+    ratio = _ratio(authz["throughput"]["rps"], plain["throughput"]["rps"])
+    # Rounds alternate the two, so round i of each ran under the same weather: pair them.
+    paired = [b / a for a, b in zip(plain["throughput"]["per_round_rps"], authz["throughput"]["per_round_rps"]) if a]
+    if paired:
+        ratio = f"{ratio} (median of paired rounds x{statistics.median(paired):.3f})"
+
+    def inbound_share(row):  # inbound CPU over outbound CPU: the machine's mood cancels out
+        cpu = {p["role"]: p["cpu_s_per_1k_flat_out"] for p in row["proxies"]}
+        return cpu["inbound"] / cpu["outbound"] if cpu.get("inbound") and cpu.get("outbound") else None
+    a, b = inbound_share(plain), inbound_share(authz)
+    cpu = f", inbound CPU per request {100 * (b / a - 1):+.1f}% (relative to its outbound)" if a and b else ""
+    return f"AuthorizationPolicy (10 policies x 5 rules): throughput x{ratio} of the plain pair{cpu}"
 
 
 LATE_SEND_LIMIT_MS = 2.0  # past this the client, not the proxy, decides the tail

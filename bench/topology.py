@@ -24,6 +24,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -34,6 +35,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SERVICE = "bench"  # the mesh service name of the upstream app
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+# Mesh-wide DISABLE: the plaintext pair stays plaintext although both sidecars hold certificates.
+DISABLE = {"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
+           "metadata": {"name": "default", "namespace": "default"}, "spec": {"mtls": {"mode": "DISABLE"}}}
 
 
 @dataclass(frozen=True)
@@ -80,18 +84,29 @@ def port_open(port: int) -> bool:
     return False
 
 
-def get_json(url: str, timeout: float = 2.0):
+def _opener(url: str, home: Path | None):
+    """Plain for http://; for an https:// control plane, the admin's certificate from its home."""
+    if home is None or not url.startswith("https://"):
+        return NO_PROXY
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.load_verify_locations(home / "credentials" / "ca.pem")
+    ctx.load_cert_chain(home / "credentials" / "admin.pem")
+    return urllib.request.build_opener(urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=ctx))
+
+
+def get_json(url: str, timeout: float = 2.0, home: Path | None = None):
     try:
-        with NO_PROXY.open(url, timeout=timeout) as resp:
+        with _opener(url, home).open(url, timeout=timeout) as resp:
             return json.loads(resp.read())
     except (OSError, ValueError):
         return None
 
 
-def post_json(url: str, body: dict) -> dict:
+def post_json(url: str, body: dict, home: Path | None = None) -> dict:
     req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
                                  headers={"Content-Type": "application/json"})
-    with NO_PROXY.open(req, timeout=10) as resp:
+    with _opener(url, home).open(req, timeout=10) as resp:
         return json.loads(resp.read())
 
 
@@ -211,16 +226,22 @@ def _minimesh(config, app_port, procs) -> Target:
                                env={"MINIMESH_CONTROL_WARMUP": "0"}, cores=off_path)
     url_file = home / "control" / "url"
     control = wait_until(lambda: url_file.is_file() and url_file.read_text().strip(), 15, "the control plane's url")
-    wait_until(lambda: get_json(f"{control}/healthz"), 15, "the control plane's /healthz")
-    if config.manifests:
-        post_json(f"{control}/v1/config", {"manifests": list(config.manifests), "source": f"bench {config.name}"})
+    wait_until(lambda: get_json(f"{control}/healthz", home=home), 15, "the control plane's /healthz")
+    # A control plane over mTLS (every checkout since it has one) admits only sidecars with a
+    # certificate: both get a join token, and the plaintext pair is told so with DISABLE.
+    authenticated = control.startswith("https://")
+    manifests = list(config.manifests) or ([] if config.mtls or not authenticated else [DISABLE])
+    if manifests:
+        post_json(f"{control}/v1/config", {"manifests": manifests, "source": f"bench {config.name}"}, home=home)
 
     def sidecar(role: str, service: str, instance: str, app: int) -> int:
         cmd = [*minimesh_command(), "sidecar", "--control", control, "--service", service,
                "--instance", instance, "--app-port", str(app), "--inbound-port", "0",
                "--outbound-port", "0", "--admin-port", "0", *config.sidecar_args]
-        if config.mtls:  # a join token gives the sidecar its identity, hence its certificate
+        if config.mtls or authenticated:  # a join token gives the sidecar its identity, hence its certificate
             cmd += ["--token", join_token(home, service)]
+        if authenticated:
+            cmd += ["--control-ca", str(home / "credentials" / "ca.pem")]
         return procs.spawn(f"{config.name}-{role}", cmd)
 
     sidecars = [sidecar("inbound", SERVICE, "bench-0", app_port),
@@ -230,7 +251,7 @@ def _minimesh(config, app_port, procs) -> Target:
 
     def registered():
         all(procs.alive(p) for p in sidecars)
-        found = {i["instance"]: i for i in (get_json(f"{control}/v1/instances") or {}).get("instances", [])}
+        found = {i["instance"]: i for i in (get_json(f"{control}/v1/instances", home=home) or {}).get("instances", [])}
         return found if {"bench-0", "loadgen-0"} <= found.keys() else None
 
     instances = wait_until(registered, 20, "both sidecars to register")

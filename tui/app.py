@@ -10,8 +10,9 @@ sampled (state.py) rather than queued. Every delivery the UI draws bumps
 `refreshes`, shown as ↻ in the status line (the performance test reads it
 off the screen).
 
-Actions that change the mesh (canary weights, fault knobs, lesson steps,
-traffic) also run in threads and report back in the status line.
+Actions that change the mesh (canary weights, fault knobs, traffic:
+steering.py; lesson steps: lesson_keys.py) also run in threads and report
+back in the status line.
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ from textual.binding import Binding
 from textual.widgets import ContentSwitcher, Input, Static
 from textual.worker import get_current_worker
 
-from tui import actions
 from tui.client import ControlClient, RecordedTransport, Unreachable
 from tui.feed import parse_filter
+from tui.lesson_keys import LessonKeys
 from tui.state import MeshPoll, MeshState
+from tui.steering import SteeringKeys
 from tui.views import VIEWS
 from tui.views.edges import EdgesView
 from tui.views.help import HelpScreen
@@ -46,7 +48,7 @@ ALIASES = {"svc": "services", "s": "services", "e": "edges", "r": "routes", "top
 SPARK_WINDOW_S = 5
 
 
-class MeshTUI(App):
+class MeshTUI(SteeringKeys, LessonKeys, App):
     CSS_PATH = "minimesh.tcss"
     TITLE = "minimesh"
     BINDINGS = [
@@ -332,116 +334,3 @@ class MeshTUI(App):
             self.trace_id = trace.trace_id
         if self.view in ("trace", "tap"):
             self.current().draw(self) if self.view == "trace" else self.current().draw_explanation(self)
-
-    # --- steering ------------------------------------------------------------
-
-    def action_shift(self, step: int) -> None:
-        service = self.selected_service()
-        if service is None:
-            self.say("select a service first (services or edges view)")
-            return
-        self.shift(service, step)
-
-    @work(thread=True, exclusive=True, group="steer")
-    def shift(self, service: str, step: int) -> None:
-        try:
-            _, resources = self.client.config()
-            change = actions.shift_weights(resources, service, step)
-            if change is None:
-                self._deliver(self.say, f"{service}: no DestinationRule with two subsets to split between")
-                return
-            manifest, split = change
-            version = self.client.apply([manifest], source=f"minimesh tui (canary {service})")
-            self._deliver(self.say, f"{service}: {split.describe()} (config v{version})")
-        except (Unreachable, ValueError) as e:
-            self._deliver(self.say, f"[red]canary {service}: {e}[/]")
-
-    def action_fault(self, knob: str, direction: int) -> None:
-        service = self.selected_service()
-        if service is None:
-            self.say("select a service first")
-            return
-        self.fault(service, knob, direction)
-
-    @work(thread=True, exclusive=True, group="steer")
-    def fault(self, service: str, knob: str, direction: int) -> None:
-        try:
-            apps = [i.app for i in self.client.instances() if i.service == service and i.kind == "sidecar" and i.app]
-            if not apps:
-                self._deliver(self.say, f"{service}: no instance with an app address")
-                return
-            now = actions.read_fault(apps[0])
-            ladder = actions.FAILURE_STEPS if knob == "failure_rate" else actions.DELAY_STEPS
-            value = actions.next_step(ladder, float(now.get(knob, 0)), direction)
-            actions.set_fault(self.client.url, service, {knob: value})
-            self._deliver(self.say, f"{service}: {knob}={value:g} on {len(apps)} instance(s)")
-        except Exception as e:  # noqa: BLE001 — any failure is the learner's to read, not a crash
-            self._deliver(self.say, f"[red]fault {service}: {e}[/]")
-
-    def action_traffic(self) -> None:
-        if self._traffic is not None:
-            self._traffic.set()
-            self._traffic = None
-            self.say("traffic off")
-            return
-        if not self.gateway_url:
-            self.say("no gateway known: start the TUI with --gateway URL to generate traffic")
-            return
-        self._traffic = threading.Event()
-        self.generate(self._traffic)
-        self.say("traffic on: a shopper every 100 ms through the gateway")
-
-    @work(thread=True, group="traffic")
-    def generate(self, stop: threading.Event) -> None:
-        from tui.traffic import shop
-
-        shop(self.gateway_url, stop)
-
-    # --- lesson --------------------------------------------------------------
-
-    def action_lesson_next(self) -> None:
-        if self.lesson is None or self.lesson_busy:
-            self.say("no lesson loaded" if self.lesson is None else "busy with the lesson")
-            return
-        number = self.lesson.step + 1
-        if number > len(self.lesson.guide.steps):
-            self.say("that was the last step")
-            return
-        self.lesson_step(number, apply=True)
-
-    def action_lesson_check(self) -> None:
-        if self.lesson is None or self.lesson_busy or self.lesson.step == 0:
-            self.say("no step in force to check (n puts the next one in force)")
-            return
-        self.lesson_step(self.lesson.step, apply=False)
-
-    @work(thread=True, exclusive=True, group="lesson")
-    def lesson_step(self, number: int, apply: bool) -> None:
-        from dataclasses import replace
-
-        from tui import lesson_steps
-
-        what = "putting step %d in force and checking it…" if apply else "checking step %d…"
-        self._deliver(self._lesson_update, what % number, [], None, False)
-        log: list[str] = []
-        try:
-            if apply:
-                log = lesson_steps.put_in_force(self.lesson, number, self.client.url, self.home)
-                self._deliver(self._lesson_moved, replace(self.lesson, step=number))
-            self._deliver(self._lesson_update, f"checking step {number}…", log, None, False)
-            verdicts = lesson_steps.check(self.lesson, number, self.client.url, self.gateway_url or "")
-            verdict = "PASS" if all(v.ok for v in verdicts) else "FAIL"
-            self._deliver(self._lesson_update, f"step {number}: {verdict}", log, verdicts, True)
-        except Exception as e:  # noqa: BLE001 — shown in the panel, the app keeps running
-            self._deliver(self._lesson_update, f"step {number}: {e}", log, None, True)
-
-    def _lesson_moved(self, place) -> None:
-        self.lesson = place
-
-    def _lesson_update(self, line: str, log: list[str], verdicts, done: bool) -> None:
-        self.lesson_busy = None if done else line
-        self.lesson_log = [line, *log] if done else log
-        self.lesson_verdicts = verdicts
-        if self.view == "lesson":
-            self.current().draw(self)
-        self.say(line)

@@ -18,6 +18,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from minimesh.runner.control_client import opener_for
 from tui.model import (Attempt, Edge, Instance, Latency, MeshStatus, Peer, Proxy, Route, Span, Stat, TapEvent,
                        Trace, Workload)
 
@@ -33,16 +34,20 @@ class Unreachable(Exception):
 
 
 class HttpTransport:
-    def __init__(self, url: str, timeout: float = 5.0):
+    """HTTPS with the operator's certificate from MINIMESH_HOME/credentials: the admin's,
+    or where only a viewer's is kept, that one (reads work; applying a step is refused)."""
+
+    def __init__(self, url: str, timeout: float = 5.0, home=None):
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self._opener = opener_for(self.url, home)
 
     def send(self, method: str, path: str, body: dict | None = None, timeout: float | None = None) -> tuple[int, dict]:
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(self.url + path, data=data, method=method,
                                          headers={"Content-Type": "application/json"} if data else {})
         try:
-            with _opener.open(request, timeout=timeout or self.timeout) as resp:
+            with self._opener.open(request, timeout=timeout or self.timeout) as resp:
                 return resp.status, _json(resp.read())
         except urllib.error.HTTPError as e:
             return e.code, _json(e.read())
@@ -194,7 +199,16 @@ def parse_tap(e: dict) -> TapEvent:
         attempts=len(detail) if isinstance(detail, list) else int(detail or 0), retries=int(e.get("retries") or 0),
         mtls=bool(e.get("mtls")), external=bool(e.get("external")),
         subset=e.get("subset", UNREPORTED),
-        endpoint=e.get("endpoint"), attempt_list=_attempts(e.get("attempt_detail", detail)))
+        endpoint=e.get("endpoint"), attempt_list=_attempts(e.get("attempt_detail", detail)),
+        authz=_authz(e.get("authz")), identity=e.get("identity"))
+
+
+def _authz(record) -> str | None:
+    """The tap's authz record as one line: the decision and why, plus what dry-run or AUDIT policies said."""
+    if not isinstance(record, dict) or not record.get("reason"):
+        return None
+    extra = [f"{k.replace('_', '-')}: {record[k]}" for k in ("dry_run", "audit") if record.get(k)]
+    return "; ".join([str(record["reason"]), *map(str, extra)])
 
 
 def parse_trace(doc: dict) -> Trace:

@@ -3,8 +3,10 @@
 A tap line says who called whom and what came back; this module adds the
 why, from what the sidecar reported: the route that matched, the subset and
 endpoint the balancer picked, each attempt and the reason it was retried,
-every response flag as the sentence minimesh/flags.py keeps for it, and who
-the peer was — proved by a certificate (mTLS) or only claimed in a header.
+every response flag as the sentence minimesh/flags.py keeps for it, who
+the peer was — the SPIFFE ID its certificate proved, or nobody proved on
+plaintext — and which AuthorizationPolicy and rule let the request in or
+kept it out.
 
 Pure: it takes a tap event (and the request's trace, when fetched, for the
 attempts) and returns lines of (label, text).
@@ -13,7 +15,6 @@ attempts) and returns lines of (label, text).
 from __future__ import annotations
 
 from minimesh.flags import FLAGS
-from minimesh.pki.spiffe import spiffe_id
 from tui.model import Attempt, TapEvent, Trace
 
 REPORTERS = {
@@ -55,15 +56,18 @@ def why_retried(attempt: Attempt) -> str:
 
 
 def peer_identity(event: TapEvent) -> str:
+    """Who the other end was, as far as a certificate proves it — never from a header."""
     other = event.source if event.reporter == "inbound" else event.destination
     name = other.service or "?"
     if event.external:
         return f"{event.authority or name} — outside the mesh (passed through, ALLOW_ANY)"
+    if event.identity:
+        return f"{event.identity} — proved by its certificate (mutual TLS)"
     if event.mtls:
-        return f"{spiffe_id(name)} — proved by its certificate (mutual TLS)"
-    if event.reporter == "inbound" and not event.source.service:
-        return "unknown — no peer header and no certificate (a client outside the mesh)"
-    return f"{other.label()} — plaintext: named in the x-minimesh-peer header, not proved"
+        return "mutual TLS — the sidecar verified the certificate, but this line does not carry its SPIFFE ID"
+    if event.reporter == "inbound":
+        return "nobody proved — plaintext, no certificate (a client outside the mesh, or mTLS off)"
+    return f"{other.label()} — plaintext: the instance the balancer picked, not proved by a certificate"
 
 
 def explain(event: TapEvent, trace: Trace | None = None) -> list[tuple[str, str]]:
@@ -104,6 +108,8 @@ def explain(event: TapEvent, trace: Trace | None = None) -> list[tuple[str, str]
     if not event.flags:
         lines.append(("flags", "none: the answer came from the app, untouched by the mesh"))
     lines.append(("peer", peer_identity(event)))
+    if event.authz:
+        lines.append(("policy", event.authz))
     if event.trace_id:
         lines.append(("trace", f"{event.trace_id}  (press w for its waterfall)"))
     return lines

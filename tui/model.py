@@ -151,6 +151,8 @@ class TapEvent:
     subset: str | None = None
     endpoint: str | None = None
     attempt_list: tuple[Attempt, ...] = ()
+    authz: str | None = None  # AuthorizationPolicy's decision and the policy/rule that made it
+    identity: str | None = None  # the peer's SPIFFE ID, from the certificate it proved (None: plaintext)
 
 
 @dataclass(frozen=True)

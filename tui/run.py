@@ -36,7 +36,7 @@ def build_app(control: str | None = None, *, gateway: str | None = None, lesson:
     from tui.lesson_steps import locate
 
     control_url, gateway_url, lesson_ref, home_path = where(control, gateway, lesson, home)
-    client = ControlClient(HttpTransport(control_url))
+    client = ControlClient(HttpTransport(control_url, home=home_path))
     try:
         client.status()
     except Unreachable as e:

@@ -58,10 +58,27 @@ class MeshState:
         self.error = None
 
     def take_tap(self, events: list[TapEvent], now: float) -> list[TapEvent]:
-        """Keep a sample of the batch; return what was added."""
+        """Keep a sample of the batch, in the order the requests ended; return what was added.
+
+        The hub hands lines over as sidecars report them, a batch per sidecar a
+        few times a second, so a batch can hold requests that ended before the
+        last line shown: those go in their place, not at the bottom.
+        """
         self.tap_meter.add(now, len(events))
         shown, self.sampling = sample(events, TAP_DRAW_BUDGET)
-        self.tap.extend(shown)
+        for event in sorted(shown, key=lambda e: e.ts):
+            if not self.tap or self.tap[-1].ts <= event.ts:
+                self.tap.append(event)  # the usual case: the stream scrolls on
+                continue
+            at = len(self.tap)
+            while at > 0 and self.tap[at - 1].ts > event.ts:
+                at -= 1
+            if len(self.tap) == self.tap.maxlen:
+                if at == 0:
+                    continue  # older than everything kept: it would scroll off at once
+                self.tap.popleft()  # make room: the oldest line scrolls off
+                at -= 1
+            self.tap.insert(at, event)
         return shown
 
     def keep_trace(self, trace: Trace) -> None:

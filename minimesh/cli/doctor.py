@@ -11,7 +11,7 @@ from minimesh.cli.base import friendly, main
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
               envvar="MINIMESH_GATEWAY_PORT", help="The gateway port `minimesh up` will want.")
 @click.option("--compose", is_flag=True, help="Also require Docker and compose (for the compose stacks).")
-@click.option("--control", "control_url", default=None,
+@click.option("--control", "control_url", envvar="MINIMESH_CONTROL_URL", default=None,
               help="Check the control plane at this URL (a compose stack: http://127.0.0.1:15010).")
 @friendly
 def doctor(port, compose, control_url):

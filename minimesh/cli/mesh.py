@@ -1,5 +1,7 @@
 """The mesh's own processes: control plane, sidecar, join tokens, the wire sniffer."""
 
+from pathlib import Path
+
 import click
 
 from minimesh.cli.base import friendly, home_option, main
@@ -48,6 +50,9 @@ def control(host, port, home, instance_ttl, cert_ttl):
 @click.option("--advertise-host", default=None, help="Address other sidecars use to reach this one.")
 @click.option("--token", envvar="MINIMESH_JOIN_TOKEN", default=None,
               help="Join token for this service (`minimesh token SERVICE`); without one: no identity, no mTLS.")
+@click.option("--control-ca", envvar="MINIMESH_CONTROL_CA", default=None, metavar="FILE",
+              help="The mesh CA's certificate, to verify the control plane by "
+                   "(default: MINIMESH_HOME/credentials/ca.pem, else /run/minimesh/ca.pem).")
 @click.option("--no-telemetry", is_flag=True, expose_value=False, callback=lambda ctx, p, off: _telemetry_off(off),
               help="No traces, metrics, access log or events (same as MINIMESH_TELEMETRY=off).")
 @click.option("--access-log/--no-access-log", envvar="MINIMESH_ACCESS_LOG", default=False, show_default=True,
@@ -69,7 +74,7 @@ def control(host, port, home, instance_ttl, cert_ttl):
 @friendly
 def sidecar(control_url, service, version_, instance, labels, host, app_port, inbound_port,
             outbound_port, admin_port, gateway, listen_port, default_service, advertise_host, token,
-            access_log, trace_sampling, max_header_kb, max_headers, header_timeout, idle_timeout,
+            control_ca, access_log, trace_sampling, max_header_kb, max_headers, header_timeout, idle_timeout,
             stream_idle_timeout, max_connections):
     """Run a sidecar proxy beside one app instance (or the gateway)."""
     from minimesh.proxy.limits import Limits
@@ -87,11 +92,22 @@ def sidecar(control_url, service, version_, instance, labels, host, app_port, in
         outbound_port=outbound_port, admin_port=admin_port, gateway=gateway,
         listen_port=listen_port, default_service=default_service,
         advertise_host=advertise_host or host, token=token or None,
-        access_log=access_log, trace_sampling=trace_sampling / 100,
+        control_ca=control_ca or default_control_ca(), access_log=access_log, trace_sampling=trace_sampling / 100,
         limits=Limits(max_header_bytes=max_header_kb * 1024, max_header_fields=max_headers,
                       header_timeout=header_timeout, idle_timeout=idle_timeout,
                       stream_idle_timeout=stream_idle_timeout, max_connections=max_connections),
     ))
+
+
+def default_control_ca() -> str | None:
+    """Where a sidecar finds the mesh CA when not told: its stack's home, or the compose token mount."""
+    import os
+
+    from minimesh.pki.operator import CA_FILE, credentials_dir
+
+    candidates = [credentials_dir(os.environ["MINIMESH_HOME"]) / CA_FILE] if os.environ.get("MINIMESH_HOME") else []
+    candidates.append(Path("/run/minimesh") / CA_FILE)
+    return next((str(c) for c in candidates if c.is_file()), None)
 
 
 @main.command()

@@ -63,16 +63,22 @@ class StringMatch:
 class IpMatch:
     """Addresses and CIDR blocks ("10.0.0.0/8", "127.0.0.1"); matches an address inside any."""
 
-    __slots__ = ("networks", "patterns")
+    __slots__ = ("ranges", "patterns")
 
     def __init__(self, patterns: tuple[str, ...], at: At):
         self.patterns = patterns
-        self.networks = tuple(ip_block(p, at / i) for i, p in enumerate(patterns))
+        # As (IP version, first address, last address) integers: a membership test is two comparisons.
+        self.ranges = tuple((n.version, int(n.network_address), int(n.broadcast_address))
+                            for n in (ip_block(p, at / i) for i, p in enumerate(patterns)))
 
     def __call__(self, value) -> bool:
         if value is None:
             return False
-        return any(value.version == n.version and value in n for n in self.networks)
+        version, number = value.version, int(value)
+        for v, first, last in self.ranges:
+            if v == version and first <= number <= last:
+                return True
+        return False
 
 
 class PortMatch:

@@ -1,17 +1,21 @@
 """The /v1 HTTP API: thin handlers that turn JSON into ControlPlane calls.
 
 Every answer is JSON, errors included: {"error": "one line"} with 400 for a
-body the control plane cannot use, 404 for an unknown route or object. The
-contract is in notes/contracts.md ("Control plane HTTP API").
+body the control plane cannot use, 401/403 for a caller the route does not
+admit (access.py, checked before the body is read), 413 for a body over
+1 MiB, 404 for an unknown route or object. The contract is in
+notes/contracts.md ("Control plane HTTP API").
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import logging
 
 from aiohttp import web
 
+from minimesh.control.access import CALLER, MAX_BODY, Caller, Role, access_middleware, owns
+from minimesh.control.bodies import BadBody, read_json
 from minimesh.control.plane import ControlPlane
 from minimesh.control.registry import InvalidRegistration, parse_registration
 from minimesh.control.signing import TokenRefused
@@ -31,20 +35,6 @@ def error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
-class BadBody(Exception):
-    """A request body or parameter the API cannot use; becomes 400."""
-
-
-async def read_json(request: web.Request) -> dict:
-    try:
-        body = await request.json(loads=json.loads)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BadBody(f"request body is not valid JSON: {e}") from e
-    if not isinstance(body, dict):
-        raise BadBody("request body must be a JSON object")
-    return body
-
-
 @web.middleware
 async def json_errors(request: web.Request, handler):
     """One place where failures become JSON: bad bodies, unknown routes, wrong methods."""
@@ -55,7 +45,8 @@ async def json_errors(request: web.Request, handler):
     except web.HTTPException as e:
         if e.status < 400:
             raise
-        message = f"no route for {request.method} {request.path}" if e.status == 404 else e.reason
+        message = (f"no route for {request.method} {request.path}" if e.status == 404
+                   else f"request body over the limit of {MAX_BODY} bytes" if e.status == 413 else e.reason)
         return web.json_response({"error": message}, status=e.status, headers={
             k: v for k, v in e.headers.items() if k.lower() == "allow"})
 
@@ -64,21 +55,45 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+def may_act_for_instance(plane: ControlPlane, caller: Caller, name: str) -> bool:
+    """A workload may touch an instance only if it is unknown yet or registered under its own identity."""
+    if caller.role is Role.ADMIN:
+        return True
+    inst = plane.registry.get(name)
+    return inst is None or inst.registration.identity == caller.identity
+
+
 async def register(request: web.Request) -> web.Response:
     plane = request.app[PLANE]
+    caller = request[CALLER]
     try:
         body = await read_json(request)
         reg = parse_registration(body)
     except InvalidRegistration as e:
         raise BadBody(str(e)) from e
+    if caller.role is Role.WORKLOAD:
+        # Secure naming starts here: the endpoint's identity is the one the
+        # certificate proved, never what the body claims.
+        if not owns(caller, reg.service):
+            return error(403, f"register: {caller.identity} may register instances of {caller.service!r} only, "
+                              f"not of {reg.service!r}")
+        if reg.identity not in (None, caller.identity):
+            return error(403, f"register: identity {reg.identity} is not the one your certificate proves "
+                              f"({caller.identity})")
+        if not may_act_for_instance(plane, caller, reg.instance):
+            return error(403, f"register: instance {reg.instance!r} belongs to another workload")
+        reg = dataclasses.replace(reg, identity=caller.identity)
     certificate = body.get("certificate")  # what the sidecar holds now, for `minimesh status`
     plane.register(reg, certificate if isinstance(certificate, dict) else None)
     return web.json_response({"ttl": plane.registry.ttl})
 
 
 async def deregister(request: web.Request) -> web.Response:
+    plane = request.app[PLANE]
     name = request.match_info["instance"]
-    if not request.app[PLANE].deregister(name):
+    if not may_act_for_instance(plane, request[CALLER], name):
+        return error(403, f"deregister: instance {name!r} belongs to another workload")
+    if not plane.deregister(name):
         return error(404, f"no instance named {name!r}")
     return web.json_response({"deregistered": name})
 
@@ -120,6 +135,8 @@ async def ack(request: web.Request) -> web.Response:
         raise BadBody("ack: 'node' and 'version' must be strings")
     if err is not None and not isinstance(err, str):
         raise BadBody("ack: 'error' must be null (ACK) or a string (NACK)")
+    if not may_act_for_instance(request.app[PLANE], request[CALLER], node):
+        return error(403, f"ack: node {node!r} belongs to another workload")
     request.app[PLANE].ack(node, version, err)
     return web.json_response({"ok": True})
 
@@ -156,7 +173,11 @@ async def delete_config(request: web.Request) -> web.Response:
 
 
 async def status(request: web.Request) -> web.Response:
-    return web.json_response(request.app[PLANE].status())
+    from minimesh.control.telemetry_api import HUB
+
+    hub = request.app.get(HUB)
+    return web.json_response({**request.app[PLANE].status(),
+                              "ejections": hub.ejections.now() if hub is not None else []})
 
 
 async def rollout(request: web.Request) -> web.Response:
@@ -177,16 +198,24 @@ async def rollout(request: web.Request) -> web.Response:
 
 
 async def sign(request: web.Request) -> web.Response:
-    """POST /v1/sign {"service","instance","csr"} with `Authorization: Bearer <join token>`."""
+    """POST /v1/sign {"service","instance","csr"}: the first certificate with
+    `Authorization: Bearer <join token>`; a renewal with the certificate the caller holds."""
+    caller = request[CALLER]
+    auth = request.headers.get("Authorization", "")
+    token = auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else None
+    if caller.role is Role.ANONYMOUS and not token:
+        # Refused before the body is read: no certificate and no token is nobody.
+        request.app[PLANE].signer.refused += 1
+        return error(403, "sign: a join token (Authorization: Bearer …) or a workload certificate is required; "
+                          "get a token with `minimesh token SERVICE`")
     body = await read_json(request)
     service, instance, csr = body.get("service"), body.get("instance", ""), body.get("csr")
     if not isinstance(service, str) or not isinstance(csr, str) or not isinstance(instance, str):
         raise BadBody("sign: 'service' and 'csr' (PEM) must be strings")
-    auth = request.headers.get("Authorization", "")
-    token = auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else None
     signer = request.app[PLANE].signer
     try:
-        issued = signer.sign(service, instance, csr, token, peer=request.remote or "")
+        issued = signer.sign(service, instance, csr, token, peer=request.remote or "",
+                             holder=caller.service if caller.role is Role.WORKLOAD else None)
     except TokenRefused as e:
         return error(403, str(e))
     except CSRRefused as e:
@@ -199,7 +228,8 @@ async def sign(request: web.Request) -> web.Response:
 
 
 def build_app(plane: ControlPlane) -> web.Application:
-    app = web.Application(middlewares=[json_errors], client_max_size=16 * 1024 * 1024)
+    # Outermost first: failures become JSON; then who is calling, before any body is read.
+    app = web.Application(middlewares=[json_errors, access_middleware()], client_max_size=MAX_BODY)
     app[PLANE] = plane
     app.router.add_get("/healthz", healthz)
     app.router.add_post("/v1/register", register)

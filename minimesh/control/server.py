@@ -2,7 +2,10 @@
 
 `start_control_plane` builds the state, binds the listener and starts the
 background expiry task; it returns the runner and the base URL, so tests and
-tools can run a control plane inside their own event loop. The blocking
+tools can run a control plane inside their own event loop. The listener is
+HTTPS only, with a certificate from the mesh CA; the admin's and a viewer's
+client certificates are written beside it into `<home>/credentials` when
+missing (pki/operator.py), so the CLI finds them there. The blocking
 `run_control_plane` is what the CLI calls: it also sets up logging, uses
 uvloop when installed, and stops cleanly on SIGTERM or Ctrl-C.
 """
@@ -26,6 +29,7 @@ from minimesh.control.plane import ControlPlane
 from minimesh.control.store import atomic_write
 from minimesh.errors import UserError
 from minimesh.pki.ca import DEFAULT_LEAF_TTL
+from minimesh.pki.operator import credentials_dir, server_context, server_credentials, write_operator_credentials
 
 log = logging.getLogger("minimesh.control")
 
@@ -64,13 +68,15 @@ async def start_control_plane(host: str, port: int, home: str | os.PathLike, ins
                               cert_ttl: float = DEFAULT_LEAF_TTL) -> tuple[web.AppRunner, str]:
     """Start listening; returns (runner, base URL). Stop with `await runner.cleanup()`."""
     plane = ControlPlane(Path(home), instance_ttl, warmup=warmup, clock=clock, cert_ttl=cert_ttl)
+    write_operator_credentials(plane.signer.ca, credentials_dir(plane.home))
+    tls = server_context(server_credentials(plane.signer.ca, (host,) if host not in ("", "0.0.0.0") else ()))
     app = build_app(plane)
     app.cleanup_ctx.append(_background)
     # Open watches are long polls a sidecar simply re-opens, so shutdown need
     # not wait for them.
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, ssl_context=tls)
     try:
         await site.start()
     except OSError as e:
@@ -80,7 +86,7 @@ async def start_control_plane(host: str, port: int, home: str | os.PathLike, ins
                             "stop whatever holds it or pass --port 0") from e
         raise UserError(f"cannot listen on {host}:{port} (control plane): {e.strerror}") from e
     bound_port = runner.addresses[0][1]
-    url = f"http://{_url_host(host)}:{bound_port}"
+    url = f"https://{_url_host(host)}:{bound_port}"
     atomic_write(plane.home / "control" / "url", url + "\n")
     log.info("control plane listening on %s (config version %d, instance ttl %.1fs, warm-up %.1fs, "
              "certificate ttl %.0fs, CA root serial %x)", url, plane.store.version, instance_ttl, warmup,

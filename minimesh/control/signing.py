@@ -3,6 +3,9 @@
 `POST /v1/sign` carries a CSR and, in `Authorization: Bearer <token>`, the
 sidecar's join token. The token is checked against the service the sidecar
 claims (pki/tokens.py); only then does the CA look at the CSR (pki/ca.py).
+A renewal needs no token: the sidecar calls with the certificate it holds,
+and that certificate's service (`holder`) must be the one it asks for — the
+join token is for a first certificate, as Kubernetes' bootstrap tokens are.
 A missing or wrong token is a 403 and signs nothing; the attempt is logged
 with who asked and for what — never with the token's value, which is a
 credential (STYLE.md: "Never log keys or tokens").
@@ -36,11 +39,13 @@ class Signer:
     def trust_bundle(self) -> list[str]:
         return [self.ca.bundle_pem]
 
-    def sign(self, service: str, instance: str, csr_pem: str, token: str | None, peer: str = "") -> Issued:
-        """Check the token, then sign; raises TokenRefused or pki.ca.CSRRefused."""
-        if not token_is_valid(self.secret, service, token):
+    def sign(self, service: str, instance: str, csr_pem: str, token: str | None, peer: str = "",
+             holder: str | None = None) -> Issued:
+        """Check the token (or the caller's certificate), then sign; raises TokenRefused or CSRRefused."""
+        if holder != service and not token_is_valid(self.secret, service, token):
             self.refused += 1
-            why = "no join token" if not token else "a join token that is not valid for this service"
+            why = ("no join token" if not token else "a join token that is not valid for this service") + \
+                (f" (its certificate is for {holder!r})" if holder else "")
             log.warning("refused to sign for service %r (instance %r, from %s): %s",
                         service, instance, peer or "?", why)
             raise TokenRefused(f"join token missing or not valid for service {service!r}; "

@@ -12,6 +12,8 @@ someone taps: the hub's answer tells the sidecars whether anyone is tapping
               effective success (after retries) and actual success (every attempt)
     route     (destination service, VirtualService route name), from the caller's side
     attempts  (destination service, version): every attempt that went there
+    denied    (source service+version → destination service+version): requests an
+              AuthorizationPolicy denied, counted where it denied them (inbound, or the gateway)
 - appends each record to the tap ring, waking anyone long-polling GET /v1/tap;
 - files it under its trace id in the trace store (telemetry_traces.py), and,
   when MINIMESH_ZIPKIN_URL is set, queues its spans for the Zipkin exporter.
@@ -50,6 +52,31 @@ def parse_peer(peer: str | None) -> dict:
             "instance": parts[2] if len(parts) > 2 else None}
 
 
+class Ejections:
+    """What each sidecar last said it has ejected; an entry counts until its `until` (wall-clock)."""
+
+    MAX_PER_NODE = 256
+
+    def __init__(self, clock: Callable[[], float] = time.time):
+        self.clock = clock
+        self.by_node: dict[str, list[dict]] = {}
+
+    def report(self, node: str, entries: list) -> None:
+        clean = []
+        for e in entries[: self.MAX_PER_NODE]:
+            if (isinstance(e, dict) and isinstance(e.get("instance"), str) and isinstance(e.get("service"), str)
+                    and isinstance(e.get("until"), (int, float))):
+                clean.append({"instance": e["instance"], "service": e["service"], "until": float(e["until"]),
+                              "reason": str(e.get("reason", ""))[:200]})
+        self.by_node[node[:200]] = clean
+
+    def now(self) -> list[dict]:
+        """[{"instance", "service", "by", "until", "reason"}] of ejections in force now."""
+        now = self.clock()
+        return [{**e, "by": node} for node, entries in sorted(self.by_node.items())
+                for e in entries if e["until"] > now]
+
+
 class TelemetryHub:
     def __init__(self, resolve: Callable[[str | None], dict | None], workloads: Callable[[], dict],
                  clock: Callable[[], float] = time.time, on_spans: Callable[[list], None] | None = None,
@@ -61,6 +88,7 @@ class TelemetryHub:
         self.window = Window()
         self.traces = TraceStore(resolve, max_traces)
         self.tap: deque = deque(maxlen=tap_size)
+        self.ejections = Ejections(clock)  # who has ejected whom (outlier detection), for `minimesh status`
         self.seq = 0
         self.received = 0
         self.rejected = 0
@@ -118,7 +146,7 @@ class TelemetryHub:
         for t in tallies:
             try:
                 key = tuple(t["key"])
-                if key[0] not in ("workload", "edge", "route", "attempts") or \
+                if key[0] not in ("workload", "edge", "route", "attempts", "denied") or \
                         not all(k is None or isinstance(k, str) for k in key):
                     raise ValueError(key)
                 part = Tally(int(t["requests"]), int(t["ok"]), int(t["attempts"]), int(t["attempts_ok"]),
@@ -139,15 +167,19 @@ class TelemetryHub:
         """A full record the sidecar did not count itself: counted here by the same rule (rollup.py)."""
         tally_of = lambda key: self.window.tally(key, now)  # noqa: E731
         latency, mtls, ok = latency_bin(float(e["duration_ms"])), bool(e.get("mtls")), is_success(e["status"])
+        denied = e["status"] == 403 and "RBAC" in flag_list(e.get("flags"))
         if e["reporter"] == "inbound":
-            count_request(tally_of, e["service"], e["version"], True, ok, latency, mtls)
+            peer = parse_peer(e.get("peer")) if denied else None
+            count_request(tally_of, e["service"], e["version"], True, ok, latency, mtls,
+                          denied_from=(peer["service"] or "unknown", peer["version"] or "unknown") if denied else None)
             return
         dst_service = e.get("destination") or e.get("authority")
         version_of = lambda endpoint: (self.resolve(endpoint) or {}).get("version")  # noqa: E731
         attempts = [(is_success(a_status), version_of(endpoint))
                     for endpoint, a_status, _error, _offset, _duration in e.get("tries") or ()]
         count_request(tally_of, e["service"], e["version"], False, ok, latency, mtls,
-                      dst_service, version_of(e.get("endpoint")), e.get("route"), attempts)
+                      dst_service, version_of(e.get("endpoint")), e.get("route"), attempts,
+                      denied_from=("outside", None) if denied else None)
 
     def tap_event(self, seq: int, e: dict) -> dict:
         """An event as a tap line's data: who called whom, how it ended."""
@@ -168,6 +200,7 @@ class TelemetryHub:
             "route": e.get("route"), "status": status, "flags": flag_list(e.get("flags")),
             "duration_ms": round(ms, 3), "attempts": len(attempts), "retries": max(0, len(attempts) - 1),
             "mtls": mtls, "external": bool(e.get("external")), "request_id": e.get("request_id"),
+            "identity": e.get("identity"),  # the peer's verified SPIFFE ID (None: plaintext)
             "authz": e.get("authz") if isinstance(e.get("authz"), dict) else None,
         }
 
@@ -203,7 +236,10 @@ class TelemetryHub:
         routes = [{"service": k[1], "route": k[2], **figures(t, window_s),
                    "effective_success_rate": figures(t, window_s)["success_rate"]}
                   for k, t in sorted(tallies.items(), key=lambda kv: str(kv[0])) if k[0] == "route"]
-        return {"window_s": window_s, "workloads": workloads, "edges": edges, "routes": routes}
+        denials = [{"source": {"service": k[1], "version": k[2]}, "destination": {"service": k[3], "version": k[4]},
+                    "denied": t.requests, "rps": figures(t, window_s)["rps"]}
+                   for k, t in sorted(tallies.items(), key=lambda kv: str(kv[0])) if k[0] == "denied"]
+        return {"window_s": window_s, "workloads": workloads, "edges": edges, "routes": routes, "denials": denials}
 
     def tap_since(self, since: int, match: Callable[[dict], bool]) -> list[dict]:
         found = []

@@ -12,11 +12,12 @@ and `minimesh stat/tap/trace` use nothing else.
 
 from __future__ import annotations
 
-import json
 import os
 
 from aiohttp import web
 
+from minimesh.control.access import CALLER, Role
+from minimesh.control.bodies import read_json
 from minimesh.control.telemetry import TelemetryHub, tap_filter
 from minimesh.control.telemetry_window import MAX_WINDOW_S
 from minimesh.control.telemetry_zipkin import ZIPKIN_ENV, ZipkinExporter
@@ -42,15 +43,31 @@ def _number(request: web.Request, name: str, default: float, lo: float, hi: floa
     return value
 
 
+def foreign_reports(service: str, events: list, tallies) -> list[str]:
+    """What in a batch from `service`'s sidecar speaks for another service (a workload reports as itself)."""
+    foreign = {e.get("service") for e in events if isinstance(e, dict) and e.get("service") != service}
+    for t in tallies if isinstance(tallies, list) else ():
+        key = t.get("key") if isinstance(t, dict) else None
+        # workload and edge tallies name their reporter first; route tallies name the destination
+        if isinstance(key, list) and len(key) > 1 and key[0] in ("workload", "edge") and key[1] != service:
+            foreign.add(key[1])
+    return sorted(str(f) for f in foreign)
+
+
 async def post_events(request: web.Request) -> web.Response:
-    try:
-        body = await request.json(loads=json.loads)
-    except (ValueError, UnicodeDecodeError) as e:
-        return _bad(f"telemetry: body is not valid JSON: {e}")
-    if not isinstance(body, dict) or not isinstance(body.get("events"), list):
+    body = await read_json(request)
+    if not isinstance(body.get("events"), list):
         return _bad("telemetry: body must be {\"node\": ..., \"events\": [...]}")
+    caller = request[CALLER]
+    if caller.role is Role.WORKLOAD:
+        foreign = foreign_reports(caller.service, body["events"], body.get("tallies"))
+        if foreign:
+            return web.json_response({"error": f"telemetry: {caller.identity} reports only for "
+                                               f"{caller.service!r}, not for {', '.join(foreign)}"}, status=403)
     hub = request.app[HUB]
     accepted = hub.ingest(body["events"], body.get("tallies"))
+    if isinstance(body.get("ejections"), list) and isinstance(body.get("node"), str):
+        hub.ejections.report(body["node"], body["ejections"])
     return web.json_response({"accepted": accepted, "tap": hub.tapping})
 
 

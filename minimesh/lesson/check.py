@@ -19,16 +19,11 @@ import aiohttp
 
 from minimesh.config import load_file
 from minimesh.lesson.steps import Step
+from minimesh.lesson.security_checks import SECURITY_EXPECTATIONS, judge_security, observing
 from minimesh.lesson.trace_check import fetch_trace, judge_trace, with_trace
 from minimesh.lesson.traffic import Traffic, send_traffic
-
-
-@dataclass(frozen=True)
-class Verdict:
-    ok: bool
-    what: str
-    detail: str = ""
-    hint: str = ""
+from minimesh.lesson.verdict import Verdict
+from minimesh.runner.control_client import tls_for
 
 
 @dataclass
@@ -47,7 +42,7 @@ class Stack:
 
 async def load_stack(control_url: str, gateway_url: str) -> Stack:
     async with aiohttp.ClientSession(trust_env=False) as http:
-        async with http.get(f"{control_url}/v1/instances") as resp:
+        async with http.get(f"{control_url}/v1/instances", ssl=tls_for(control_url) or True) as resp:
             instances = (await resp.json())["instances"]
     return Stack(control_url, gateway_url, instances)
 
@@ -111,9 +106,29 @@ def judge(kind: str, args: dict, traffic: Traffic, counts: tuple[int, int] | Non
         rate = traffic.success_rate
         ok = args.get("min", 0) <= rate <= args.get("max", 1)
         return Verdict(ok, f"success rate {_range(args)}", f"measured {rate:.1%} of {n}")
+    if kind == "status":
+        code = int(args["code"])
+        share = sum(1 for a in traffic.answers if a.status == code) / max(1, n)
+        seen = _tally([str(a.status) for a in traffic.answers])
+        ok = args.get("min", 0) <= share <= args.get("max", 1)
+        return Verdict(ok, f"{code} answers {_range(args)}", f"measured {share:.1%} of {n} ({seen})")
     if kind == "latency_p95_ms":
         p95 = traffic.percentile_ms(0.95)
-        return Verdict(p95 <= args["max"], f"p95 latency under {args['max']} ms", f"measured {p95:.0f} ms")
+        lo, hi = args.get("min", 0), args.get("max", float("inf"))
+        what = (f"p95 latency between {lo} and {hi} ms" if "min" in args and "max" in args
+                else f"p95 latency over {lo} ms" if "min" in args else f"p95 latency under {hi} ms")
+        return Verdict(lo <= p95 <= hi, what, f"measured {p95:.0f} ms")
+    if kind == "overflows":
+        # counts: (circuit-breaker overflows before, after) summed over every sidecar, for the service
+        n = counts[1] - counts[0]
+        ok = args.get("min", 0) <= n <= args.get("max", float("inf"))
+        return Verdict(ok, f"requests or retries to {args['service']} refused by a circuit breaker (UO) "
+                           f"{_range(args, pct=False)}", f"measured {n}")
+    if kind == "ejected":
+        # counts: the callers that have ejected the instance now (control plane's /v1/status)
+        by = counts or []
+        return Verdict(bool(by), f"{args['instance']} is ejected by outlier detection",
+                       f"ejected by {', '.join(by)}" if by else "no caller has ejected it")
     if kind == "spread":
         served = [a.served_by(args["service"]) for a in traffic.answers if a.served_by(args["service"])]
         counts_by = {i: served.count(i) for i in set(served)}
@@ -150,13 +165,43 @@ def judge(kind: str, args: dict, traffic: Traffic, counts: tuple[int, int] | Non
     raise ValueError(f"unknown expectation {kind}")
 
 
-async def run_checks(step: Step, stack: Stack) -> list[Verdict]:
-    from minimesh.lesson.security_checks import SECURITY_EXPECTATIONS, judge_security, observing
+async def _overflows(stack: Stack, service: str) -> int:
+    """Requests and retries to `service` that the sidecars' circuit breakers refused so far."""
+    total = 0
+    async with aiohttp.ClientSession(trust_env=False, timeout=aiohttp.ClientTimeout(total=5)) as http:
+        for inst in stack.instances:
+            async with http.get(f"http://{inst['addresses']['admin']}/stats") as resp:
+                stats = await resp.json()
+            total += sum(o["count"] for o in (stats.get("breakers") or {}).get("overflows", [])
+                         if o["service"] == service)
+    return total
 
+
+async def _ejected_by(stack: Stack, instance: str) -> list[str]:
+    async with aiohttp.ClientSession(trust_env=False, timeout=aiohttp.ClientTimeout(total=5)) as http:
+        async with http.get(stack.control_url.rstrip("/") + "/v1/status", ssl=tls_for(stack.control_url) or True) as resp:
+            status = await resp.json()
+    return sorted({e["by"] for e in status.get("ejections", []) if e.get("instance") == instance})
+
+
+async def _ejected_by_soon(stack: Stack, instance: str, deadline_s: float = 3.0) -> list[str]:
+    """The sidecars report ejections with their next telemetry batch (a fraction of a second): wait for it."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline_s
+    while True:
+        by = await _ejected_by(stack, instance)
+        if by or loop.time() >= end:
+            return by
+        await asyncio.sleep(0.2)
+
+
+async def run_checks(step: Step, stack: Stack) -> list[Verdict]:
     verdicts = []
     for check in step.checks:
         services = [args["service"] for kind, args in check.expect if kind == "attempts_per_request"]
         before = {s: await _outbound_counts(stack, s) for s in services}
+        overflowing = [args["service"] for kind, args in check.expect if kind == "overflows"]
+        overflows_before = {s: await _overflows(stack, s) for s in overflowing}
         send, trace_id = with_trace(check)  # a traceparent of our own when a trace is expected
         async with observing(check.expect, stack) as observed:  # mTLS checks watch around the traffic
             traffic = await send_traffic(stack.gateway_url, send)
@@ -167,6 +212,10 @@ async def run_checks(step: Step, stack: Stack) -> list[Verdict]:
             if kind == "attempts_per_request":
                 s = args["service"]
                 counts = (after[s][0] - before[s][0], after[s][1] - before[s][1])
+            elif kind == "overflows":
+                counts = (overflows_before[args["service"]], await _overflows(stack, args["service"]))
+            elif kind == "ejected":
+                counts = await _ejected_by_soon(stack, args["instance"])
             v = (judge_security(kind, args, observed[kind]) if kind in SECURITY_EXPECTATIONS
                  else judge(kind, args, traffic, counts, trace))
             verdicts.append(Verdict(v.ok, f"{check.name}: {v.what}", v.detail))

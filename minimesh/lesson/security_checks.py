@@ -21,9 +21,11 @@ import json
 import time
 import urllib.request
 
-from minimesh.lesson.check import Verdict
+from minimesh.lesson.verdict import Verdict
+from minimesh.pki.operator import ca_bundle, client_context
 from minimesh.pki.spiffe import spiffe_id
 from minimesh.pki.workload import build_csr, new_key
+from minimesh.runner.control_client import opener_for
 
 SECURITY_EXPECTATIONS = {
     "wire": {"service", "shows"},
@@ -35,11 +37,13 @@ _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 ROGUE_REQUEST = b"GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
 
 
-def _cp(url: str, method: str = "GET", body: dict | None = None, headers: dict | None = None) -> tuple[int, dict]:
+def _cp(url: str, method: str = "GET", body: dict | None = None, headers: dict | None = None,
+        as_admin: bool = True) -> tuple[int, dict]:
     req = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body is not None else None,
                                  headers={"content-type": "application/json", **(headers or {})})
+    opener = opener_for(url) if as_admin else _anonymous(url)
     try:
-        with _NO_PROXY.open(req, timeout=5) as r:
+        with opener.open(req, timeout=5) as r:
             return r.status, json.load(r)
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read() or b"{}")
@@ -76,8 +80,16 @@ async def _rogue(address: str, service: str) -> bool:
 def _try_sign(control_url: str, service: str) -> list[int]:
     """Ask the CA for `service`'s certificate with no token and with a forged one."""
     body = {"service": service, "instance": f"{service}-rogue", "csr": build_csr(new_key(), spiffe_id(service))}
-    return [_cp(control_url + "/v1/sign", "POST", body, headers)[0]
+    return [_cp(control_url + "/v1/sign", "POST", body, headers, as_admin=False)[0]
             for headers in ({}, {"Authorization": "Bearer mmjt." + "0" * 40})]
+
+
+def _anonymous(url: str) -> urllib.request.OpenerDirector:
+    """A client with no certificate (a rogue), which still verifies it talks to the mesh's control plane."""
+    if not url.startswith("https://"):
+        return _NO_PROXY
+    ctx = client_context(ca_bundle(), None)
+    return urllib.request.build_opener(urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=ctx))
 
 
 @contextlib.asynccontextmanager

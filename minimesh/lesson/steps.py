@@ -31,16 +31,21 @@ from minimesh.errors import ConfigError
 
 STEP_KEYS = {"name", "title", "manifests", "faults", "look", "checks"}
 CHECK_KEYS = {"name", "send", "expect"}
-SEND_KEYS = {"method", "path", "host", "headers", "json", "count", "concurrency"}
+SEND_KEYS = {"method", "path", "host", "headers", "json", "count", "concurrency", "token"}
+TOKEN_KEYS = {"host", "path"}  # send.token: where, through the gateway, to fetch a JWT to send as a Bearer
 FAULT_KEYS = {"failure_rate", "delay_ms"}
 # expectation -> the keys it takes
 EXPECTATIONS = {
     "success_rate": {"min", "max"},
+    "status": {"code", "min", "max"},  # the share of answers with this status (403: denied by a policy)
     "spread": {"service", "instances", "within"},
     "share": {"instance", "min", "max"},
     "version_share": {"service", "version", "min", "max"},
-    "latency_p95_ms": {"max"},
+    "latency_p95_ms": {"min", "max"},
     "attempts_per_request": {"service", "min", "max"},
+    # circuit breaking and outlier detection (lesson 07), read from the sidecars and the control plane
+    "overflows": {"service", "min", "max"},
+    "ejected": {"instance"},
     "trace": {"services", "calls_to", "min_calls", "sequential"},  # trace_check.py
     # mTLS (security_checks.py): the wire, a rogue client, rotation, the CA's door
     "wire": {"service", "shows"},
@@ -59,6 +64,7 @@ class Send:
     json: object = None
     count: int = 100
     concurrency: int = 1
+    token: tuple[str, str] | None = None  # (host, path) answering a JWT, sent as `Authorization: Bearer`
 
 
 @dataclass(frozen=True)
@@ -131,12 +137,17 @@ def parse_steps(raw, *, lesson_dir: Path, source: str, line_of=lambda path: None
                 raise fail(f"a check needs at least one expectation ({', '.join(EXPECTATIONS)})", cat + ("expect",))
             for kind, args in expect.items():
                 mapping(args, cat + ("expect", kind), EXPECTATIONS[kind])
+            token = None
+            if "token" in send:
+                where = mapping(send["token"], cat + ("send", "token"), TOKEN_KEYS)
+                token = (str(where.get("host", "")), str(where.get("path", "/")))
             checks.append(Check(
                 name=str(cbody.get("name", f"check {k + 1}")),
                 send=Send(path=str(send.get("path", "/")), method=str(send.get("method", "GET")).upper(),
                           host=send.get("host"), headers=tuple((send.get("headers") or {}).items()),
                           json=send.get("json"), count=int(number(send.get("count", 100), cat + ("send", "count"), 1)),
-                          concurrency=int(number(send.get("concurrency", 1), cat + ("send", "concurrency"), 1))),
+                          concurrency=int(number(send.get("concurrency", 1), cat + ("send", "concurrency"), 1)),
+                          token=token),
                 expect=tuple(expect.items()),
             ))
         steps.append(Step(number=i + 1, name=body["name"], title=str(body.get("title", body["name"])),

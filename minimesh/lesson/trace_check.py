@@ -22,6 +22,8 @@ import time
 import aiohttp
 
 from minimesh.lesson.steps import Check, Send
+from minimesh.lesson.verdict import Verdict
+from minimesh.runner.control_client import tls_for
 
 
 def with_trace(check: Check) -> tuple[Send, str | None]:
@@ -41,22 +43,21 @@ async def fetch_trace(control_url: str, trace_id: str, check: Check, deadline_s:
             wanted |= set(args.get("services") or []) | ({args["calls_to"]} if args.get("calls_to") else set())
     deadline = time.monotonic() + deadline_s
     trace = None
+    tls = tls_for(control_url) or True  # the admin's certificate (MINIMESH_HOME)
     async with aiohttp.ClientSession(trust_env=False, timeout=aiohttp.ClientTimeout(total=5)) as http:
         while True:
-            async with http.get(f"{control_url}/v1/traces/{trace_id}") as resp:
+            async with http.get(f"{control_url}/v1/traces/{trace_id}", ssl=tls) as resp:
                 trace = await resp.json() if resp.status == 200 else trace
             if trace and wanted <= {s["service"] for s in trace["spans"]}:
                 await asyncio.sleep(0.3)  # one more export round, so late spans of the same services arrive
-                async with http.get(f"{control_url}/v1/traces/{trace_id}") as resp:
+                async with http.get(f"{control_url}/v1/traces/{trace_id}", ssl=tls) as resp:
                     return await resp.json()
             if time.monotonic() > deadline:
                 return trace
             await asyncio.sleep(0.1)
 
 
-def judge_trace(args: dict, trace: dict | None):
-    from minimesh.lesson.check import Verdict
-
+def judge_trace(args: dict, trace: dict | None) -> Verdict:
     spans = (trace or {}).get("spans") or []
     have = sorted({s["service"] for s in spans})
     wanted = list(args.get("services") or [])

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+from minimesh.errors import UserError
 from minimesh.lesson.steps import Send
 
 
@@ -67,11 +68,24 @@ async def send_traffic(gateway_url: str, send: Send) -> Traffic:
     todo = iter(range(send.count))
     timeout = aiohttp.ClientTimeout(total=30)
     async with aiohttp.ClientSession(timeout=timeout, trust_env=False) as session:
+        if send.token:
+            headers["Authorization"] = "Bearer " + await fetch_token(session, gateway_url, *send.token)
+
         async def worker():
             for _ in todo:
                 traffic.answers.append(await _one(session, gateway_url, send, headers))
         await asyncio.gather(*(worker() for _ in range(send.concurrency)))
     return traffic
+
+
+async def fetch_token(session, gateway_url: str, host: str, path: str) -> str:
+    """A JWT from the lesson's issuer, through the gateway as a learner's curl would get it."""
+    async with session.get(gateway_url.rstrip("/") + path, headers={"Host": host}) as resp:
+        text = (await resp.text()).strip()
+        if resp.status != 200 or text.count(".") != 2:
+            raise UserError(f"could not get a token from {host}{path} through the gateway: "
+                            f"{resp.status} {text[:120]!r}")
+        return text
 
 
 async def _one(session, gateway_url: str, send: Send, headers: dict) -> Answer:

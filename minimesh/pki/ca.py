@@ -39,6 +39,7 @@ The leaf has an empty subject: the identity lives in the SAN alone. RFC 5280
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import logging
 import os
 import time
@@ -52,7 +53,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from minimesh.errors import UserError
-from minimesh.pki.spiffe import TRUST_DOMAIN, spiffe_id, uri_sans
+from minimesh.pki.spiffe import TRUST_DOMAIN, serial_hex, spiffe_id, trust_domain_of, uri_sans
 
 log = logging.getLogger("minimesh.pki")
 
@@ -90,7 +91,7 @@ class Issued:
 
     @property
     def serial(self) -> str:
-        return format(self.certificate.serial_number, "x")
+        return serial_hex(self.certificate.serial_number)
 
 
 class CertificateAuthority:
@@ -153,22 +154,28 @@ class CertificateAuthority:
     def sign(self, csr_pem: bytes | str, service: str, now: float | None = None,
              ttl: float | None = None) -> Issued:
         """Sign an X.509-SVID for `service` over the CSR's public key, or raise CSRRefused."""
-        now = time.time() if now is None else now
-        ttl = self.leaf_ttl if ttl is None else ttl
         csr = _load_csr(csr_pem)
         identity = spiffe_id(service)
-        asked = uri_sans(csr)
-        if asked and asked != [identity]:
-            # The token says which service this is; a CSR that asks for more is refused, not trimmed.
-            raise CSRRefused(f"the CSR asks for {', '.join(asked)}, but the join token is for {identity}")
+        check_csr_names(csr, identity)
+        return self.issue(csr.public_key(), identity, now=now, ttl=ttl)
+
+    def issue(self, public_key, identity: str, *, now: float | None = None, ttl: float | None = None,
+              dns_names: tuple[str, ...] = (), ips: tuple[str, ...] = ()) -> Issued:
+        """A leaf for `identity` over `public_key`. Only the CA's own callers (the control
+        plane's server certificate, the operator's client certificates) add DNS names or IPs;
+        a workload's CSR never does (check_csr_names)."""
+        now = time.time() if now is None else now
+        ttl = self.leaf_ttl if ttl is None else ttl
         ca_ski = self.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        names: list[x509.GeneralName] = [x509.UniformResourceIdentifier(identity)]
+        names += [x509.DNSName(n) for n in dns_names]
+        names += [x509.IPAddress(ipaddress.ip_address(a)) for a in ips]
         cert = (x509.CertificateBuilder()
                 .subject_name(x509.Name([])).issuer_name(self.cert.subject)
-                .public_key(csr.public_key())
+                .public_key(public_key)
                 .serial_number(x509.random_serial_number())
                 .not_valid_before(_utc(now)).not_valid_after(_utc(now + ttl))
-                .add_extension(x509.SubjectAlternativeName([x509.UniformResourceIdentifier(identity)]),
-                               critical=True)
+                .add_extension(x509.SubjectAlternativeName(names), critical=True)
                 .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                 .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=False,
                                              content_commitment=False, data_encipherment=False,
@@ -178,9 +185,37 @@ class CertificateAuthority:
                                                       ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
                 .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
                                critical=False)
-                .add_extension(x509.SubjectKeyIdentifier.from_public_key(csr.public_key()), critical=False)
+                .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
                 .sign(self.key, hashes.SHA256()))
         return Issued(cert, identity)
+
+
+def check_csr_names(csr: x509.CertificateSigningRequest, identity: str) -> None:
+    """X.509-SVID §2: exactly one URI SAN, a SPIFFE ID — here, the one the token vouches for.
+
+    A CSR that names no SPIFFE ID, one in another trust domain, another
+    service's, or anything besides (a DNS name, an IP, a second URI) is
+    refused, not trimmed: what a workload asks for is either exactly what it
+    may have, or a sign that something is wrong.
+    """
+    try:
+        san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        raise CSRRefused(f"the CSR names no SPIFFE ID; it must carry exactly one URI SAN, {identity}") from None
+    names = list(san)
+    uris = san.get_values_for_type(x509.UniformResourceIdentifier)
+    if len(names) != 1 or len(uris) != 1:
+        raise CSRRefused(f"the CSR asks for {len(names)} subject alternative names; an X.509-SVID carries "
+                         f"exactly one, the URI SAN {identity}")
+    asked = uris[0]
+    if not asked.startswith("spiffe://"):
+        raise CSRRefused(f"the CSR asks for {asked}, which is not a SPIFFE ID")
+    if trust_domain_of(asked) != TRUST_DOMAIN:
+        raise CSRRefused(f"the CSR asks for {asked}, in trust domain {trust_domain_of(asked)!r}; "
+                         f"this CA signs only for {TRUST_DOMAIN!r}")
+    if asked != identity:
+        # The token says which service this is; a CSR that asks for more is refused, not trimmed.
+        raise CSRRefused(f"the CSR asks for {asked}, but the join token is for {identity}")
 
 
 def _load_csr(csr_pem: bytes | str) -> x509.CertificateSigningRequest:

@@ -29,6 +29,18 @@ def service_of(identity: str | None) -> str | None:
     return None
 
 
+def trust_domain_of(identity: str | None) -> str | None:
+    """"cluster.local" for spiffe://cluster.local/...; None for anything that is not a SPIFFE ID."""
+    if not identity or not identity.startswith("spiffe://"):
+        return None
+    return identity[len("spiffe://"):].split("/", 1)[0] or None
+
+
+def in_trust_domain(identity: str | None) -> bool:
+    """True for a SPIFFE ID of this mesh's trust domain (sidecars refuse peers of any other)."""
+    return trust_domain_of(identity) == TRUST_DOMAIN
+
+
 def principal(identity: str | None) -> str | None:
     """The principal AuthorizationPolicy matches: the SPIFFE ID without "spiffe://"."""
     return identity.removeprefix("spiffe://") if identity else None
@@ -56,3 +68,12 @@ def identity_of(cert: x509.Certificate) -> str | None:
 
 def identity_of_der(der: bytes | None) -> str | None:
     return identity_of(x509.load_der_x509_certificate(der)) if der else None
+
+
+def serial_hex(number: int) -> str:
+    """A certificate serial as `openssl x509 -serial` shows it: the hex of its DER bytes, leading zeros kept.
+
+    (Python's `format(n, "x")` drops them, so a serial starting 07… read 7… and
+    matched nothing a learner saw in openssl.)
+    """
+    return format(number, f"0{2 * (number.bit_length() // 8 + 1)}x")

@@ -20,7 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from minimesh.pki.spiffe import identity_of
+from minimesh.pki.spiffe import identity_of, serial_hex
 
 
 def new_key() -> ec.EllipticCurvePrivateKey:
@@ -66,6 +66,6 @@ def credentials(key: ec.EllipticCurvePrivateKey, cert_pem: str, bundle_pem: str)
     key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
     return Credentials(key_pem=key_pem, cert_pem=cert_pem.encode(), bundle_pem=bundle_pem, identity=identity,
-                       serial=format(cert.serial_number, "x"),
+                       serial=serial_hex(cert.serial_number),
                        not_before=cert.not_valid_before_utc.timestamp(),
                        not_after=cert.not_valid_after_utc.timestamp())

@@ -25,8 +25,9 @@ access log, the tap and `x-minimesh-error` — and, when no ALLOW rule
 matched, the first field of each rule that did not.
 
 Which policies apply is worked out once per snapshot; the matchers were
-compiled when the manifests were loaded (config/attributes.py), so a
-request costs only the facts below and the checks themselves.
+compiled when the manifests were loaded (config/attributes.py), and a
+decision, once made, is remembered for the next request that asks the same
+question (authz_cache.py explains why that is exact).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from minimesh.config import AuthorizationPolicy
 from minimesh.config.authorization import Check, Rule
 from minimesh.errors import AccessDenied
 from minimesh.pki.spiffe import principal as principal_of
+from minimesh.proxy.authz_cache import DecisionCache, checks_of
 from minimesh.proxy.message import Request
 
 ROOT_NAMESPACE = "istio-system"
@@ -55,36 +57,60 @@ class Workload:
 
 
 class RequestFacts:
-    """The attributes of one request that policies test, named as config/authorization.py names them."""
+    """The attributes of one request that policies test, named as config/authorization.py names them.
 
-    __slots__ = ("principal", "namespace", "source_ip", "remote_ip", "request_principal", "audiences",
-                 "presenter", "claims", "host", "port", "method", "path", "destination_ip", "headers")
+    The addresses are parsed only if a policy asks for them.
+    """
+
+    __slots__ = ("principal", "_namespace", "_client", "_remote", "request_principal", "audiences", "presenter",
+                 "claims", "host", "port", "method", "path", "_destination", "headers")
 
     def __init__(self, *, principal=None, source_ip=None, remote_ip=None, auth=None, host="", port=None,
                  method="GET", path="/", destination_ip=None, headers=None):
         self.principal = principal
-        self.namespace = namespace_of(principal)
-        self.source_ip = source_ip
-        self.remote_ip = remote_ip if remote_ip is not None else source_ip
+        self._namespace = False  # not worked out yet
+        self._client, self._remote, self._destination = source_ip, remote_ip, destination_ip
         self.request_principal = auth.principal if auth else None
         self.audiences = auth.audiences if auth else None
         self.presenter = auth.presenter if auth else None
         self.claims = auth.claims if auth else None
         self.host, self.port, self.method, self.path = host, port, method, path
-        self.destination_ip = destination_ip
-        self.headers = headers or {}
+        self.headers = headers if headers is not None else {}
+
+    @property
+    def namespace(self):
+        if self._namespace is False:
+            self._namespace = namespace_of(self.principal)
+        return self._namespace
+
+    @property
+    def source_ip(self):
+        self._client = parse_ip(self._client)
+        return self._client
+
+    @property
+    def remote_ip(self):
+        # Without x-forwarded-for (or at the gateway) the remote client is the peer itself.
+        self._remote = parse_ip(self._remote) if self._remote is not None else None
+        return self._remote if self._remote is not None else self.source_ip
+
+    @property
+    def destination_ip(self):
+        self._destination = parse_ip(self._destination)
+        return self._destination
 
     def value(self, check: Check):
-        if check.attribute == "header":
+        attribute = check.attribute
+        if attribute == "header":
             found = self.headers.getall(check.argument[0], None) if hasattr(self.headers, "getall") \
                 else self.headers.get(check.argument[0])
             return ",".join(found) if isinstance(found, list) else found
-        if check.attribute == "claim":
+        if attribute == "claim":
             value = self.claims
             for part in check.argument:  # nested claims: request.auth.claims[a][b]
                 value = value.get(part) if isinstance(value, dict) else None
             return value
-        return getattr(self, check.attribute)
+        return getattr(self, attribute)
 
 
 _NAMESPACE = re.compile(r"/ns/([^/]+)/")
@@ -102,10 +128,25 @@ def _holds(check: Check, facts: RequestFacts) -> bool:
     return check.match(facts.value(check)) != check.negate
 
 
+def _all_hold(checks, facts: RequestFacts) -> bool:
+    for check in checks:
+        if check.match(facts.value(check)) == check.negate:
+            return False
+    return True
+
+
+def _any_holds(groups, facts: RequestFacts) -> bool:
+    for checks in groups:
+        if _all_hold(checks, facts):
+            return True
+    return False
+
+
 def rule_matches(rule: Rule, facts: RequestFacts) -> bool:
-    return ((not rule.sources or any(all(_holds(c, facts) for c in s) for s in rule.sources))
-            and (not rule.operations or any(all(_holds(c, facts) for c in o) for o in rule.operations))
-            and all(_holds(c, facts) for c in rule.conditions))
+    # Plain loops, not any()/all() over generators: this runs for every rule a request meets.
+    return ((not rule.sources or _any_holds(rule.sources, facts))
+            and (not rule.operations or _any_holds(rule.operations, facts))
+            and _all_hold(rule.conditions, facts))
 
 
 def first_match(policies, facts: RequestFacts) -> tuple[AuthorizationPolicy, int] | None:
@@ -124,9 +165,9 @@ def why_not(rule: Rule, facts: RequestFacts) -> str:
             return None
         return f"{where}{check.field} {check.match.patterns if hasattr(check.match, 'patterns') else ''}" \
                f" does not match {facts.value(check)!r}".replace("  ", " ")
-    if rule.sources and not any(all(_holds(c, facts) for c in s) for s in rule.sources):
+    if rule.sources and not _any_holds(rule.sources, facts):
         return failing(rule.sources[0], "from[0].source.") or "from: no source matches"
-    if rule.operations and not any(all(_holds(c, facts) for c in o) for o in rule.operations):
+    if rule.operations and not _any_holds(rule.operations, facts):
         return failing(rule.operations[0], "to[0].operation.") or "to: no operation matches"
     return failing(rule.conditions, "") or "matches"
 
@@ -162,6 +203,7 @@ class WorkloadPolicies:
     dry_deny: tuple = ()
     dry_allow: tuple = ()
     names: tuple[str, ...] = field(default=())
+    cache: DecisionCache = field(default_factory=lambda: DecisionCache([]), compare=False, repr=False)
 
     @property
     def empty(self) -> bool:
@@ -176,7 +218,7 @@ def policies_for(resources, workload: Workload) -> WorkloadPolicies:
     return WorkloadPolicies(deny=pick("DENY", False), allow=pick("ALLOW", False),
                             audit=pick("AUDIT", False) + pick("AUDIT", True),
                             dry_deny=pick("DENY", True), dry_allow=pick("ALLOW", True),
-                            names=tuple(p.ref for p in chosen))
+                            names=tuple(p.ref for p in chosen), cache=DecisionCache(checks_of(chosen)))
 
 
 def applies(policy: AuthorizationPolicy, workload: Workload) -> bool:
@@ -220,26 +262,27 @@ def _enforced(deny, allow, facts: RequestFacts) -> Verdict:
 
 # --- the layer (reads the request, raises on deny) ----------------------------------------------
 
-def facts_of(request: Request, workload: Workload) -> RequestFacts:
+def facts_of(request: Request, workload: Workload, path: str | None = None) -> RequestFacts:
     journey = request.journey
-    source_ip = parse_ip(request.client)
-    remote_ip = source_ip
+    remote = None
     if journey.direction == "inbound":
         # Istio's sidecar inbound trusts x-forwarded-for's last entry as the
         # client (Envoy with use_remote_address false); the gateway puts the
         # real client there. At the gateway itself the client is the peer.
         forwarded = request.headers.get("x-forwarded-for")
         if forwarded:
-            remote_ip = parse_ip(forwarded.rsplit(",", 1)[-1].strip()) or source_ip
-    return RequestFacts(principal=principal_of(journey.peer_identity), source_ip=source_ip, remote_ip=remote_ip,
+            remote = forwarded.rsplit(",", 1)[-1].strip()
+    return RequestFacts(principal=principal_of(journey.peer_identity), source_ip=request.client, remote_ip=remote,
                         auth=journey.request_auth, host=request.authority, port=workload.port,
-                        method=request.method, path=request.path.split("?", 1)[0],
-                        destination_ip=parse_ip(workload.ip), headers=request.headers)
+                        method=request.method, path=path if path is not None else request.path.split("?", 1)[0],
+                        destination_ip=workload.ip, headers=request.headers)
 
 
-def parse_ip(text: str | None):
+def parse_ip(text):
     if not text:
         return None
+    if not isinstance(text, str):
+        return text  # parsed already
     try:
         return ipaddress.ip_address(text)
     except ValueError:
@@ -304,9 +347,17 @@ class Authorize:
             request.path = normalized
         policies = self.policies(request.journey.config)
         if not policies.empty:
-            verdict = decide(policies, facts_of(request, self.workload))
-            request.journey.authz = verdict.record()
-            if not verdict.allowed:
-                raise AccessDenied(verdict.reason)
+            path = normalized.split("?", 1)[0]
+            cache = policies.cache
+            key = cache.key(request, path)
+            found = cache.get(key)
+            if found is None:
+                verdict = decide(policies, facts_of(request, self.workload, path))
+                found = (verdict.allowed, verdict.reason, verdict.record())
+                cache.put(key, found)
+            allowed, reason, record = found
+            request.journey.authz = record
+            if not allowed:
+                raise AccessDenied(reason)
         return await self.inner(request)
 

@@ -31,10 +31,18 @@ class Forward:
         cluster = request.journey.cluster
         pool = cluster.policy.connection_pool if cluster is not None and cluster.policy is not None else None
         if pool is None:
-            return await self.pool.send(request.journey.endpoint, request, tls)
-        # The destination's connectionPool: its own connect/idle timeouts, keepalive, requests per connection.
-        return await self.pool.send(request.journey.endpoint, request, tls, settings=connection_settings(pool),
-                                    destination=cluster.name)
+            response = await self.pool.send(request.journey.endpoint, request, tls)
+        else:
+            # The destination's connectionPool: its own connect/idle timeouts, keepalive, requests per connection.
+            response = await self.pool.send(request.journey.endpoint, request, tls,
+                                            settings=connection_settings(pool), destination=cluster.name)
+        if self.secure:
+            # What telemetry reports for this outbound hop: mutual TLS or not, and the identity the
+            # upstream proved (the pool refuses a certificate naming anyone else: secure naming).
+            # The inbound hop to our own app keeps the caller's, set by the listener.
+            request.journey.mtls = tls is not None
+            request.journey.peer_identity = getattr(tls, "expected_peer", None) if tls is not None else None
+        return response
 
 
 class PassThrough:

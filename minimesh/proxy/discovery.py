@@ -42,8 +42,9 @@ class ConfigHolder:
 
 
 class ControlPlaneClient:
-    def __init__(self, control_url: str, registration: dict, holder: ConfigHolder):
+    def __init__(self, control_url: str, registration: dict, holder: ConfigHolder, tls=lambda: None):
         self.url = control_url.rstrip("/")
+        self.tls = tls  # () -> the TLS context that proves who we are to the control plane (identity.py)
         self.registration = registration
         self.node = registration["instance"]
         self.holder = holder
@@ -63,7 +64,7 @@ class ControlPlaneClient:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if deregister and self._session is not None:
             try:
-                async with self._session.delete(f"{self.url}/v1/instances/{self.node}",
+                async with self._session.delete(f"{self.url}/v1/instances/{self.node}", ssl=self.tls() or True,
                                                 timeout=aiohttp.ClientTimeout(total=2)):
                     pass
             except (aiohttp.ClientError, OSError, TimeoutError):
@@ -75,7 +76,7 @@ class ControlPlaneClient:
         while True:
             try:
                 async with self._session.post(f"{self.url}/v1/register", json=self.registration,
-                                              timeout=aiohttp.ClientTimeout(total=5)) as resp:
+                                              ssl=self.tls() or True, timeout=aiohttp.ClientTimeout(total=5)) as resp:
                     if resp.status >= 400:
                         log.error("control plane refused our registration: %s", await resp.text())
                     resp.raise_for_status()
@@ -93,7 +94,7 @@ class ControlPlaneClient:
                 # snapshot wakes us, not the same bad one again.
                 version = self.holder.last_nack["version"] if self.holder.last_nack else self.holder.current.version
                 params = {"node": self.node, "version": version, "timeout": str(WATCH_TIMEOUT)}
-                async with self._session.get(f"{self.url}/v1/watch", params=params,
+                async with self._session.get(f"{self.url}/v1/watch", params=params, ssl=self.tls() or True,
                                              timeout=aiohttp.ClientTimeout(total=WATCH_TIMEOUT + 10)) as resp:
                     resp.raise_for_status()
                     doc = await resp.json() if resp.status == 200 else None
@@ -129,7 +130,7 @@ class ControlPlaneClient:
     async def _ack(self, version: str, error: str | None) -> None:
         try:
             async with self._session.post(f"{self.url}/v1/ack", json={"node": self.node, "version": version, "error": error},
-                                          timeout=aiohttp.ClientTimeout(total=5)):
+                                          ssl=self.tls() or True, timeout=aiohttp.ClientTimeout(total=5)):
                 pass
         except (aiohttp.ClientError, OSError, TimeoutError):
             pass  # the next snapshot's ACK will tell the control plane

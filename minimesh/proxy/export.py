@@ -61,6 +61,8 @@ class TelemetryExporter(BatchSender):
         self.sent = 0
         self.dropped = 0
         self.count: Callable[[], None] = lambda: None  # RequestTelemetry.count: add up what was noted
+        self.tls: Callable[[], object] = lambda: None  # the sidecar's TLS to the control plane (identity.py)
+        self.outliers = None  # outlier.Outliers: what we have ejected, sent when it changed (`minimesh status`)
 
     def add(self, record: str) -> None:
         if len(self.queue) >= self.max_queue:
@@ -105,9 +107,13 @@ class TelemetryExporter(BatchSender):
 
     async def _post(self, events: list[str], tallies: list[dict]) -> bool:
         # The records are JSON already: the batch is spliced together, not encoded again.
-        body = f'{{"node":{self.node},"tallies":{to_json(tallies)},"events":[{",".join(events)}]}}'
+        body = f'{{"node":{self.node},"tallies":{to_json(tallies)},"events":[{",".join(events)}]'
+        if self.outliers is not None and self.outliers.changed:
+            self.outliers.changed = False  # best effort, as the rest: a lost batch waits for the next change
+            body += f',"ejections":{to_json(self.outliers.report())}'
+        body += "}"
         try:
-            async with self._session.post(self.url, data=body.encode(),
+            async with self._session.post(self.url, data=body.encode(), ssl=self.tls() or True,
                                           headers={"content-type": "application/json"}) as resp:
                 if resp.status >= 400:
                     raise aiohttp.ClientResponseError(resp.request_info, (), status=resp.status,

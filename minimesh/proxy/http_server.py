@@ -8,20 +8,16 @@ the message. At the end of a head the connection makes a minimesh `Request`
 order they came (HTTP/1.1 pipelining, RFC 9112 §9.3.2), each by a task that
 runs the layer stack (`handler.respond`) and writes the `Response` back.
 
-- **Bodies.** A body of known length up to BUFFER_LIMIT is collected whole
-  before the request is answered, so the retry layer can send it again; a
-  larger or chunked one streams (body.py) while the request is already on
-  its way upstream.
+- **Bodies** up to 1 MiB of known length are collected whole (the retry layer
+  may send them again); larger or chunked ones stream (body.py, request_head.py).
 - **Limits** (limits.py) are checked as the head is parsed: the request line
   and fields are counted byte by byte, so a 1 MiB header is refused after
   60 KiB — nothing past the limit is kept. Timeouts are deadlines on the
   connection, looked at by the listener's `Watchdog` a few times a second.
 - **Errors.** A malformed request is answered 400 (a too-large head 431)
   once every valid request before it on the connection has its answer,
-  then the connection closes. CONNECT is 405, `OPTIONS *` 400: a sidecar
-  proxies requests, it does not open tunnels or talk about itself.
-- **Expect: 100-continue** is answered by the sidecar itself, as Envoy does,
-  when the request's turn comes; the `Expect` header is not sent on.
+  then the connection closes.
+- **Expect: 100-continue** is answered by the sidecar itself, as Envoy does.
 - **Upgrades** (WebSocket): the request goes upstream with its `Upgrade`
   header; if the answer is 101 the two connections are spliced (tunnel.py)
   and bytes flow untouched both ways.
@@ -38,44 +34,18 @@ from multidict import CIMultiDict
 
 from minimesh.errors import BadRequest
 from minimesh.proxy import wire
-from minimesh.proxy.body import BodyStream
 from minimesh.proxy.flow import Flow
 from minimesh.proxy.headers import strip_hop_by_hop
-from minimesh.proxy.message import Journey, Request
+from minimesh.proxy.message import Journey
+from minimesh.proxy.request_head import Exchange, Refuse, exchange_for
 from minimesh.proxy.tls import peer_identity
 from minimesh.proxy.tunnel import TunnelEnd, splice
 
 log = logging.getLogger("minimesh.proxy")
 
-BUFFER_LIMIT = 1024 * 1024  # request bodies up to this are held whole, so they can be retried
 LINGER = 2.0  # seconds a refused connection is read (and ignored) before it is closed
 HEAD_SLACK = 128 * 1024  # raw bytes a head may span beyond the limit (one read's worth, twice)
 NO_BODY_STATUSES = frozenset({204, 304})
-
-
-class Refuse(Exception):
-    """Raised inside a parser callback: answer `status` with `text` and close."""
-
-    def __init__(self, status: int, text: str):
-        super().__init__(text)
-        self.status, self.text = status, text
-
-
-class Exchange:
-    """One request on a connection, from its head to the end of its answer."""
-
-    __slots__ = ("request", "parts", "stream", "complete", "keep_alive", "http10", "expect", "continued",
-                 "leftover", "reported")
-
-    def __init__(self, request: Request, keep_alive: bool, http10: bool, expect: bool):
-        self.request = request
-        self.parts: list[bytes] | None = None  # a body being collected whole
-        self.stream: BodyStream | None = None  # a body streaming through
-        self.complete = False  # the whole request has been read
-        self.keep_alive, self.http10, self.expect = keep_alive, http10, expect
-        self.continued = False  # a 100 Continue has been sent
-        self.leftover = b""  # bytes after an Upgrade request: the tunnel's first
-        self.reported = False  # handler.done() has been called
 
 
 class ServerConnection(TunnelEnd, asyncio.Protocol):
@@ -215,45 +185,10 @@ class ServerConnection(TunnelEnd, asyncio.Protocol):
         self._head_raw = 0
         self.head_deadline = None
         parser = self.parser
-        method = parser.get_method().decode("ascii")
-        if method == "CONNECT":
-            raise Refuse(405, "CONNECT is not supported: the sidecar proxies HTTP requests, it opens no tunnels")
-        target = b"".join(self._url).decode("latin-1")
-        headers = CIMultiDict((n.decode("latin-1"), v.decode("latin-1")) for n, v in self._fields)
-        if target.startswith("/"):
-            authority, path = headers.get("host", ""), target
-        elif target.startswith(("http://", "https://")):  # absolute-form: we are the app's forward proxy
-            rest = target.split("://", 1)[1]
-            cut = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
-            authority, path = rest[:cut], rest[cut:] or "/"
-            if path.startswith("?"):
-                path = "/" + path
-        elif target == "*":
-            raise Refuse(400, "a request for * (OPTIONS *) asks about the proxy itself, which answers no such request")
-        else:
-            raise Refuse(400, f"request target {target[:80]!r} is neither a path nor an absolute URL")
-        upgrade = headers.get("upgrade") if parser.should_upgrade() else None
-        expect = headers.get("expect", "").lower() == "100-continue"
-        forwarded = strip_hop_by_hop(headers)
-        if expect:
-            forwarded.popall("expect", None)
-        journey = Journey(self.listener.direction)
-        if self.mtls:
-            journey.mtls = True  # connection_security_policy="mutual_tls"
-            journey.peer_identity = self.peer_identity
-        request = Request(method=method, path=path, authority=authority, headers=forwarded,
-                          client=self.client, journey=journey)
-        request.upgrade = upgrade
-        exchange = Exchange(request, parser.should_keep_alive(), parser.get_http_version() == "1.0", expect)
-        length = headers.get("content-length")
-        if upgrade is None and "transfer-encoding" in headers:
-            exchange.stream = BodyStream(self.flow)
-        elif upgrade is None and length is not None and int(length) > BUFFER_LIMIT:
-            exchange.stream = BodyStream(self.flow)
-        elif upgrade is None and length is not None and int(length) > 0:
-            exchange.parts = []
-        if exchange.stream is not None:
-            request.body = exchange.stream
+        exchange = exchange_for(parser.get_method().decode("ascii"), b"".join(self._url).decode("latin-1"),
+                                self._fields, Journey(self.listener.direction), self.client,
+                                self.peer_identity if self.mtls else None, self.mtls, parser.should_keep_alive(),
+                                parser.get_http_version() == "1.0", parser.should_upgrade(), self.flow)
         self.parsing = exchange
         self.queue.append(exchange)
         self._next()

@@ -16,6 +16,13 @@ If the control plane is away when renewal is due, the sidecar keeps its
 current certificate and retries with a capped backoff; there is half a
 lifetime of margin before it expires. A 403 (the token is not valid for this
 service) at start is fatal: nothing will change it but the operator.
+
+The same certificate is how the sidecar proves itself to the control plane
+(`control_tls`): the join token opens only /v1/sign, for the first
+certificate; every later call — renewals included — presents the SVID. The
+control plane itself is verified against `control_ca`, the mesh's root
+certificate handed to the sidecar beside its token (a Kubernetes pod gets
+istio-ca-root-cert the same way).
 """
 
 from __future__ import annotations
@@ -23,11 +30,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import ssl
 import time
 
 import aiohttp
 
 from minimesh.errors import UserError
+from minimesh.pki.operator import client_context
 from minimesh.pki.spiffe import spiffe_id
 from minimesh.pki.workload import Credentials, build_csr, credentials, new_key
 from minimesh.proxy.tls import TLSContexts
@@ -56,8 +65,10 @@ def retry_delay(failures: int, creds: Credentials | None, now: float) -> float:
 
 class WorkloadIdentity:
     def __init__(self, control_url: str, service: str, instance: str, token: str,
-                 clock=time.time, sleep=asyncio.sleep):
+                 clock=time.time, sleep=asyncio.sleep, control_ca: str | None = None):
         self.url = control_url.rstrip("/")
+        self.control_ca = control_ca  # PEM: the root the control plane's certificate must chain to
+        self._control_tls: ssl.SSLContext | None = None
         self.service, self.instance, self._token = service, instance, token
         self.identity = spiffe_id(service)
         self.clock, self.sleep = clock, sleep
@@ -79,6 +90,18 @@ class WorkloadIdentity:
             ctx = self._contexts = TLSContexts(ctx.creds, bundle)
         return ctx
 
+    def control_tls(self) -> ssl.SSLContext | None:
+        """How to call the control plane: verify it by the mesh CA; present our SVID once we hold one."""
+        if not self.url.startswith("https://"):
+            return None
+        if self._control_tls is None:
+            if not self.control_ca:
+                raise UserError("no CA certificate to verify the control plane by: pass --control-ca FILE "
+                                "(MINIMESH_CONTROL_CA), or set MINIMESH_HOME to the stack's home")
+            chain = self.current.key_pem + self.current.cert_pem if self.current else None
+            self._control_tls = client_context(self.control_ca, chain)
+        return self._control_tls
+
     def summary(self) -> dict | None:
         if self.current is None:
             return None
@@ -89,8 +112,11 @@ class WorkloadIdentity:
     async def fetch(self, session: aiohttp.ClientSession) -> Credentials:
         key = new_key()  # a fresh key per certificate: a key never outlives its certificate
         body = {"service": self.service, "instance": self.instance, "csr": build_csr(key, self.identity)}
-        async with session.post(f"{self.url}/v1/sign", json=body,
-                                headers={"Authorization": f"Bearer {self._token}"},
+        # A renewal proves itself with the certificate it still holds; the token is for the first one
+        # (and for a sidecar whose certificate ran out while the control plane was away).
+        holding = self.current is not None and self.current.not_after > self.clock() + 1
+        headers = {} if holding else {"Authorization": f"Bearer {self._token}"}
+        async with session.post(f"{self.url}/v1/sign", json=body, headers=headers, ssl=self.control_tls() or True,
                                 timeout=aiohttp.ClientTimeout(total=10)) as resp:
             answer = await resp.json(content_type=None)
             if resp.status == 403:
@@ -105,6 +131,7 @@ class WorkloadIdentity:
         bundle = self._contexts.bundle_pem if self._contexts else creds.bundle_pem
         self._contexts = TLSContexts(creds, bundle or creds.bundle_pem)
         self.current = creds
+        self._control_tls = None  # the next call to the control plane presents the new certificate
         self.serials.append(creds.serial)
         log.info("certificate %s serial %s, valid until %s (renewal in %.1fs)", creds.identity, creds.serial,
                  time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(creds.not_after)), renewal_delay(creds, self.clock()))

@@ -12,7 +12,12 @@ Here each proxy fetches for itself, with the same rhythm:
   token is unaffected);
 - keys older than the refresh interval are fetched again in the background
   while the old ones keep serving; a failed refresh keeps the last good set
-  and is retried after RETRY_S.
+  and is retried after RETRY_S;
+- a jwksUri whose host is a mesh service (`http://issuer.default.svc.cluster.local/…`,
+  which istiod would resolve through the cluster's DNS) is fetched from one
+  of that service's endpoints, the way istiod reaches it: plaintext, from
+  outside the mesh, with no identity — so the service's PeerAuthentication
+  and AuthorizationPolicy must let such a caller in, as on Istio.
 
 Time is injected (`clock`), and so is the fetch, for tests that count them.
 """
@@ -22,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import urllib.parse
 from typing import Awaitable, Callable, Iterable
 
 import aiohttp
@@ -36,9 +42,15 @@ RETRY_S = 5.0
 MAX_JWKS_BYTES = 1024 * 1024
 
 
-async def http_fetch(uri: str, timeout: float) -> str:
+async def http_fetch(uri: str, timeout: float, address: str | None = None) -> str:
+    """GET the key set; `address` ("host:port"), when given, is where the URI's host is reached."""
+    headers = {}
+    if address is not None:
+        parts = urllib.parse.urlsplit(uri)
+        headers["Host"] = parts.netloc
+        uri = urllib.parse.urlunsplit(("http", address, parts.path or "/", parts.query, ""))
     async with aiohttp.ClientSession(trust_env=False, timeout=aiohttp.ClientTimeout(total=timeout)) as http:
-        async with http.get(uri) as response:
+        async with http.get(uri, headers=headers) as response:
             if response.status != 200:
                 raise ValueError(f"answered {response.status}")
             body = await response.content.read(MAX_JWKS_BYTES + 1)
@@ -47,8 +59,11 @@ async def http_fetch(uri: str, timeout: float) -> str:
             return body.decode()
 
 
+Resolve = Callable[[str], "str | None"]  # a URI's host -> a mesh endpoint's address, or None
+
+
 class JwksCache:
-    def __init__(self, fetch: Callable[[str, float], Awaitable[str]] = http_fetch,
+    def __init__(self, fetch: Callable[..., Awaitable[str]] = http_fetch,
                  clock: Callable[[], float] = time.monotonic, refresh_s: float = REFRESH_S):
         self.fetch = fetch
         self.clock = clock
@@ -57,21 +72,21 @@ class JwksCache:
         self.failed_at: dict[str, float] = {}
         self._fetching: dict[str, asyncio.Task] = {}
 
-    def prefetch(self, uris: Iterable[str], timeout: float = 5.0) -> None:
+    def prefetch(self, uris: Iterable[str], timeout: float = 5.0, resolve: Resolve | None = None) -> None:
         for uri in uris:
-            self._start(uri, timeout)
+            self._start(uri, timeout, resolve)
 
-    async def keys(self, uri: str, timeout: float) -> jwt.PyJWKSet | None:
+    async def keys(self, uri: str, timeout: float, resolve: Resolve | None = None) -> jwt.PyJWKSet | None:
         """The key set for `uri`: the cached one (refreshing it if stale), or wait up to `timeout` for one."""
         cached = self.keysets.get(uri)
         now = self.clock()
         if cached is not None:
             if now - cached[1] >= self.refresh_s and now - self.failed_at.get(uri, -RETRY_S) >= RETRY_S:
-                self._start(uri, timeout)  # in the background: the old keys keep serving
+                self._start(uri, timeout, resolve)  # in the background: the old keys keep serving
             return cached[0]
         if now - self.failed_at.get(uri, -RETRY_S) < RETRY_S:
             return None  # it just failed: do not let every request hammer the key server
-        task = self._start(uri, timeout)
+        task = self._start(uri, timeout, resolve)
         try:
             await asyncio.wait_for(asyncio.shield(task), timeout)
         except (TimeoutError, asyncio.TimeoutError):
@@ -79,15 +94,16 @@ class JwksCache:
         found = self.keysets.get(uri)
         return found[0] if found else None
 
-    def _start(self, uri: str, timeout: float) -> asyncio.Task:
+    def _start(self, uri: str, timeout: float, resolve: Resolve | None) -> asyncio.Task:
         task = self._fetching.get(uri)
         if task is None or task.done():
-            task = self._fetching[uri] = asyncio.get_running_loop().create_task(self._fetch(uri, timeout))
+            address = resolve(urllib.parse.urlsplit(uri).hostname or "") if resolve else None
+            task = self._fetching[uri] = asyncio.get_running_loop().create_task(self._fetch(uri, timeout, address))
         return task
 
-    async def _fetch(self, uri: str, timeout: float) -> None:
+    async def _fetch(self, uri: str, timeout: float, address: str | None) -> None:
         try:
-            keys = parse_jwks(await self.fetch(uri, timeout))
+            keys = parse_jwks(await self.fetch(uri, timeout, address))
         except (OSError, ValueError, asyncio.TimeoutError, aiohttp.ClientError) as e:
             self.failed_at[uri] = self.clock()
             log.warning("jwksUri %s: cannot fetch the key set (%s); tokens it signs get 401 until it can",

@@ -7,7 +7,7 @@ Like Envoy's jwt_authn filter as Istio configures it:
 - no token: the request passes, with no request principal — requiring one
   is an AuthorizationPolicy's job (`requestPrincipals: ["*"]`);
 - a token: its issuer picks the rule; it must be signed by one of that
-  rule's keys (RS256/384/512, PS256/384/512, ES256/384), be within its
+  rule's keys (RS, PS, ES, HS and EdDSA, as Envoy), be within its
   `exp`/`nbf` (60 s of clock skew, Envoy's default), and name one of the
   rule's audiences when it lists any. Anything else is 401 with Envoy's words;
 - a verified token gives the request principal `ISS/SUB` and its claims to
@@ -26,18 +26,22 @@ from __future__ import annotations
 import base64
 import json
 import time
+import urllib.parse
 from dataclasses import dataclass
 from typing import Callable
 
 import jwt
 
-from minimesh.config import RequestAuthentication
+from minimesh.config import RequestAuthentication, short_host
 from minimesh.config.requestauthentication import JwtRule
 from minimesh.errors import JwtRejected
 from minimesh.proxy.authz import Workload, applies
 from minimesh.proxy.message import Request
 
-ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384")
+# Envoy's list. A key only verifies the algorithm of its own type (an RSA public key is
+# never taken as an HMAC secret: PyJWT refuses it, and the next key is tried).
+ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512",
+              "HS256", "HS384", "HS512", "EdDSA")
 CLOCK_SKEW_S = 60  # Envoy's clock_skew_seconds default
 
 # Envoy's answers (jwt_authn's Status strings), so logs read the same as on Istio.
@@ -86,8 +90,7 @@ def find_token(request: Request, rules: tuple[JwtRule, ...]) -> FoundToken | Non
     for rule in rules:
         if rule.from_params:
             if query is None:
-                from urllib.parse import parse_qs, urlsplit
-                query = parse_qs(urlsplit(request.path).query)
+                query = urllib.parse.parse_qs(urllib.parse.urlsplit(request.path).query)
             for param in rule.from_params:
                 if query.get(param):
                     return FoundToken(query[param][0], None)
@@ -181,6 +184,16 @@ def payload_json(header_value: str) -> dict:
     return json.loads(base64.urlsafe_b64decode(padded))
 
 
+def mesh_resolver(config):
+    """host -> the inbound address of one endpoint of the mesh service it names (jwks.py), else None."""
+    def resolve(host: str) -> str | None:
+        if config is None or not hasattr(config, "is_service") or not config.is_service(host):
+            return None
+        cluster = config.cluster(short_host(host), None)
+        return cluster.endpoints[0].address if cluster and cluster.endpoints else None
+    return resolve
+
+
 class Authenticate:
     """The layer: verify the request's JWT against the rules that apply to this workload."""
 
@@ -196,7 +209,7 @@ class Authenticate:
         if config is not seen:  # once per snapshot
             rules = rules_for(getattr(config, "resources", ()), self.workload)
             self._seen = (config, rules)
-            self.jwks.prefetch(rule.jwks_uri for rule in rules if rule.jwks_uri)
+            self.jwks.prefetch((rule.jwks_uri for rule in rules if rule.jwks_uri), resolve=mesh_resolver(config))
         return rules
 
     async def __call__(self, request: Request):
@@ -217,7 +230,8 @@ class Authenticate:
         rule = next((r for r in rules if r.issuer == issuer), None)
         if rule is None:
             raise JwtRejected(UNKNOWN_ISSUER)
-        keys = rule.jwks if rule.jwks is not None else await self.jwks.keys(rule.jwks_uri, rule.timeout)
+        keys = rule.jwks if rule.jwks is not None else \
+            await self.jwks.keys(rule.jwks_uri, rule.timeout, mesh_resolver(request.journey.config))
         if keys is None:
             raise JwtRejected(NO_KEYS)
         auth = verify(found.token, rule, keys, self.clock())

@@ -50,7 +50,7 @@ class Journey:
     endpoint: str | None = None  # the endpoint of the current attempt (balancer.py)
     endpoint_instance: str | None = None
     hash_key: str | None = None  # consistentHash: this request's key, kept for its retries (ringhash.py)
-    peer_identity: str | None = None  # inbound over mTLS: the SPIFFE ID the caller proved
+    peer_identity: str | None = None  # over mTLS: the SPIFFE ID the peer proved (inbound: the caller; outbound: the upstream)
     request_auth: object = None  # a verified JWT's principal and claims (jwt_authn.py)
     authz: dict | None = None  # what AuthorizationPolicy decided and why (authz.py), for logs and tap
 

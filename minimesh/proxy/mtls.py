@@ -7,8 +7,8 @@ and the sidecar's current certificate:
   the PeerAuthentication mode for this workload (peer_auth.py), whether to
   run the mTLS handshake, serve plaintext, or close the connection;
 - `AutoMTLS` decides, per upstream attempt, whether to connect with mTLS and
-  which TLS context to use: the one that expects the SPIFFE ID of the
-  destination service (secure naming).
+  which TLS context to use: the one that expects the SPIFFE ID the endpoint
+  registered with — or refuses the attempt (secure_naming.py).
 """
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ from __future__ import annotations
 import logging
 import ssl
 
+from minimesh.errors import UpstreamConnectFailure
 from minimesh.proxy.identity import WorkloadIdentity
 from minimesh.proxy.message import Request
-from minimesh.proxy.peer_auth import Action, client_uses_mtls, effective_mode, inbound_action
+from minimesh.proxy.peer_auth import Action, effective_mode, inbound_action
+from minimesh.proxy.secure_naming import Transport, upstream_security
 
 log = logging.getLogger("minimesh.proxy")
 
@@ -43,16 +45,21 @@ class InboundSecurity:
 
 
 class AutoMTLS:
-    def __init__(self, identity: WorkloadIdentity):
-        self.identity = identity
+    def __init__(self, identity: WorkloadIdentity | None):
+        self.identity = identity  # None: a sidecar without a certificate (only plaintext, where allowed)
 
     def __call__(self, request: Request) -> ssl.SSLContext | None:
+        """The TLS context for this attempt, None for plaintext; raises UF where neither is safe."""
         journey = request.journey
         config = journey.config
         endpoint = config.endpoint_at(journey.endpoint) if config is not None else None
-        contexts = self.identity.contexts(config)
-        if endpoint is None or not client_uses_mtls(endpoint.mtls_mode, endpoint.identity is not None,
-                                                    contexts is not None):
+        if endpoint is None:
+            return None  # not a mesh endpoint (a pass-through host)
+        contexts = self.identity.contexts(config) if self.identity is not None else None
+        decision = upstream_security(endpoint.mtls_mode, endpoint.identity, contexts is not None,
+                                     f"endpoint {endpoint.instance} ({journey.endpoint})")
+        if decision.transport is Transport.REFUSE:
+            raise UpstreamConnectFailure(decision.reason)
+        if decision.transport is Transport.PLAINTEXT:
             return None
-        service = journey.cluster.service if journey.cluster is not None else journey.service
-        return contexts.client_for(service)
+        return contexts.client_expecting(decision.expected_identity)

@@ -76,6 +76,7 @@ class Detector:
 
     service: str
     subset: str | None
+    policy: object = None  # the outlierDetection it counts for; a new one starts afresh (Envoy: a new cluster)
     hosts: dict[str, Host] = field(default_factory=dict)
     next_sweep: float | None = None
 
@@ -144,8 +145,11 @@ class Outliers:
 
     def detector(self, cluster) -> Detector:
         d = self.detectors.get(cluster.name)
-        if d is None:
-            d = self.detectors[cluster.name] = Detector(cluster.service, cluster.subset)
+        policy = cluster.policy.outlier_detection
+        if d is None or d.policy != policy:
+            if d is not None and d.ejected():
+                self.changed = True  # the old ejections end with the old settings
+            d = self.detectors[cluster.name] = Detector(cluster.service, cluster.subset, policy)
         return d
 
     def healthy(self, cluster, endpoints):

@@ -6,7 +6,8 @@ Istio's rules, which minimesh follows:
   match; one without a selector applies mesh-wide (there is one namespace);
 - the workload's own policy beats the mesh-wide one; `UNSET` inherits;
 - with no policy at all the mode is PERMISSIVE, and clients send mTLS to
-  any endpoint that has an identity ("auto mTLS").
+  any endpoint that has an identity ("auto mTLS"; the client's side of it,
+  with secure naming, is secure_naming.py).
 
 What the inbound listener does with a new connection, by its first byte (a
 TLS connection starts with 0x16, a handshake record; HTTP with a letter):
@@ -67,7 +68,3 @@ def effective_mode(resources, labels: dict) -> str:
     mesh = next((p.mtls_mode for p in policies if p.selector is None and p.mtls_mode != "UNSET"), None)
     return mesh or DEFAULT_MODE
 
-
-def client_uses_mtls(server_mode: str, server_has_identity: bool, have_certificate: bool) -> bool:
-    """Auto mTLS: send mTLS to an endpoint with an identity, unless its policy is DISABLE."""
-    return server_mode != "DISABLE" and server_has_identity and have_certificate

@@ -18,6 +18,7 @@ The keys are the hub's:
     ("edge", service, version, dst_service, dst_version)  outbound: who called whom, after retries
     ("route", dst_service, route)                         outbound: per VirtualService route
     ("attempts", dst_service, dst_version)                outbound: every upstream attempt
+    ("denied", src_service, src_version, service, version)  requests an AuthorizationPolicy denied (403 RBAC)
 
 A latency bin grows by 4 % from 0.01 ms, so a percentile read from merged
 bins is within ~2 % of the truth at any scale.
@@ -82,12 +83,20 @@ def is_success(status) -> bool:
 
 def count_request(tally_of: Callable[[tuple], Tally], service: str, version: str, inbound: bool, ok: bool,
                   latency: int, mtls: bool, dst_service: str | None = None, dst_version: str | None = None,
-                  route: str | None = None, attempts: Iterable[tuple[bool, str | None]] = ()) -> None:
+                  route: str | None = None, attempts: Iterable[tuple[bool, str | None]] = (),
+                  denied_from: tuple[str, str | None] | None = None) -> None:
     """Count one request under its keys — the one rule both the sidecar and the hub use.
 
     `tally_of(key)` is the Tally to add to; `latency` is the request's bin;
-    `attempts` is (ok, version of the endpoint tried) per upstream attempt.
+    `attempts` is (ok, version of the endpoint tried) per upstream attempt;
+    `denied_from` is (service, version) of the caller an AuthorizationPolicy
+    denied here (403 RBAC): ("outside", None) at the gateway.
     """
+    if denied_from is not None:
+        row = tally_of(("denied", *denied_from, service, version))
+        row.requests += 1
+        row.mtls += mtls
+        row.latency[latency] += 1
     if inbound:
         rows = (tally_of(("workload", service, version)),)
     else:

@@ -64,12 +64,24 @@ class SidecarOptions:
     default_service: str | None = None
     advertise_host: str = "127.0.0.1"
     token: str | None = None  # join token: with one, a certificate and mTLS; without, plaintext only
+    control_ca: str | None = None  # PEM file of the mesh CA, to verify an https:// control plane by
     # Traces, metrics, access log, events to the control plane; off with
     # MINIMESH_TELEMETRY=off or `--no-telemetry` (for the benchmark's on-vs-off).
     telemetry: bool = field(default_factory=telemetry_enabled)
     access_log: bool = False  # a JSON line per request (Istio's default profile: off; its demo profile and lessons: on)
     trace_sampling: float = 0.01  # share of new traces recorded (Istio's default: 1 %; lessons: all)
     limits: Limits = field(default_factory=Limits)  # header sizes, timeouts, connections (limits.py)
+
+
+def read_control_ca(path: str | None) -> str | None:
+    """The mesh CA's certificate (PEM) from `path`, or None; a named file that is missing is an error."""
+    if not path:
+        return None
+    try:
+        with open(path, encoding="ascii") as f:
+            return f.read()
+    except OSError as e:
+        raise UserError(f"cannot read the control plane's CA certificate {path}: {e.strerror}") from e
 
 
 class Sidecar:
@@ -88,14 +100,18 @@ class Sidecar:
         self.client: ControlPlaneClient | None = None
         # Workload identity (identity.py): with a join token the sidecar holds a
         # SPIFFE certificate and speaks mTLS to peers that have one (auto mTLS).
-        self.workload = (WorkloadIdentity(opts.control_url, opts.service, opts.instance, opts.token)
+        self.workload = (WorkloadIdentity(opts.control_url, opts.service, opts.instance, opts.token,
+                                          control_ca=read_control_ca(opts.control_ca))
                          if opts.token else None)
-        if self.workload is not None:
-            self.pool.mtls = AutoMTLS(self.workload)
+        self.pool.mtls = AutoMTLS(self.workload)  # secure naming, with or without a certificate of our own
         self.metrics = MeshMetrics()
         self.metrics.count_overflows(self.breakers.overflows)
         self.metrics.count_ejections(self.outliers.active)
         self.exporter = TelemetryExporter(opts.control_url, opts.instance, self.metrics) if opts.telemetry else None
+        if self.exporter is not None and self.workload is not None:
+            self.exporter.tls = self.workload.control_tls
+        if self.exporter is not None:
+            self.exporter.outliers = self.outliers
         self.telemetry = (RequestTelemetry(self.identity, self.metrics, self.exporter, opts.trace_sampling,
                                            AccessLog(opts.access_log)) if opts.telemetry else None)
 
@@ -105,6 +121,11 @@ class Sidecar:
 
     async def start(self) -> None:
         o = self.opts
+        if o.control_url.startswith("https://"):
+            if self.workload is None:
+                raise UserError(f"the control plane at {o.control_url} admits only sidecars that prove who they "
+                                f"are: pass a join token (--token, or MINIMESH_JOIN_TOKEN; `minimesh token {o.service}`)")
+            self.workload.control_tls()  # no CA to verify the control plane by: one clear line now
         edge = lambda direction, route: Edge(direction, route, self.stats, self.identity,  # noqa: E731
                                              self.telemetry, self.guard)
         jwks = JwksCache()  # RequestAuthentication's jwksUri key sets, shared by this proxy's listeners
@@ -139,7 +160,8 @@ class Sidecar:
         else:
             log.warning("no join token: running without an identity; plaintext only, "
                         "PeerAuthentication is not enforced here (`minimesh token %s` makes one)", o.service)
-        self.client = ControlPlaneClient(o.control_url, registration, self.holder)
+        self.client = ControlPlaneClient(o.control_url, registration, self.holder,
+                                         self.workload.control_tls if self.workload else (lambda: None))
         self.client.start()
         if self.exporter is not None:
             self.exporter.start()

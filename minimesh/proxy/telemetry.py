@@ -135,7 +135,9 @@ class RequestTelemetry:
                 observe(("destination", src_service, src_version, service, version, str(status), flags,
                          "mutual_tls" if mtls else "none"), duration_ms, 0)
                 if tally_of is not None:
-                    count_request(tally_of, service, version, True, 0 < status < 500, latency_bin(duration_ms), mtls)
+                    denied = status == 403 and "RBAC" in flags  # an AuthorizationPolicy said no, here
+                    count_request(tally_of, service, version, True, 0 < status < 500, latency_bin(duration_ms), mtls,
+                                  denied_from=(src_service, src_version) if denied else None)
                 continue
             _, dst, authority, endpoint, route, status, flags, mtls, duration_ms, attempts, config = facts
             versions = self._versions(config)
@@ -146,7 +148,8 @@ class RequestTelemetry:
             # A request leaving the mesh is counted under the host it asked for.
             count_request(tally_of, service, version, False, 0 < status < 500, latency_bin(duration_ms), mtls,
                           dst or authority, versions.get(endpoint), route,
-                          [(a.status is not None and 0 < a.status < 500, versions.get(a.endpoint)) for a in attempts])
+                          [(a.status is not None and 0 < a.status < 500, versions.get(a.endpoint)) for a in attempts],
+                          denied_from=("outside", None) if status == 403 and "RBAC" in flags else None)
 
     def record(self, request: Request, status: int, duration_ms: float, ended: float) -> str:
         """The request's record as one JSON line: access-log line, span and tap line at once."""
@@ -165,6 +168,7 @@ class RequestTelemetry:
             "tries": [[a.endpoint, a.status, a.error, round((a.started - started) * 1000, 3),
                        round(a.duration_ms, 3)] for a in journey.attempts],
             "mtls": journey.mtls or journey.peer_identity is not None, "external": journey.external,
+            "identity": journey.peer_identity,  # the peer's SPIFFE ID from its verified certificate, or None
             "request_id": request.headers.get("x-request-id"),
             "trace_id": journey.trace_id, "span_id": journey.span_id, "parent_id": journey.parent_id,
             "sampled": journey.sampled, "authz": journey.authz,

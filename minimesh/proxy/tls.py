@@ -88,12 +88,15 @@ class TLSContexts:
         self._clients: dict[str, ssl.SSLContext] = {}
 
     def client_for(self, service: str) -> ssl.SSLContext:
+        return self.client_expecting(spiffe_id(service))
+
+    def client_expecting(self, identity: str) -> ssl.SSLContext:
         """A client context that remembers whom it expects: the pool checks it per connection."""
-        ctx = self._clients.get(service)
+        ctx = self._clients.get(identity)
         if ctx is None:
             ctx = _base(ssl.PROTOCOL_TLS_CLIENT, self.creds, self.bundle_pem)
-            ctx.expected_peer = spiffe_id(service)  # secure naming (pool.py checks it)
-            self._clients[service] = ctx
+            ctx.expected_peer = identity  # secure naming (pool.py checks it)
+            self._clients[identity] = ctx
         return ctx
 
 

@@ -37,13 +37,13 @@ def canonical_kind(name: str) -> str:
 
 def control_client(control: str | None, home: str | None = None) -> ControlClient:
     if control:
-        return ControlClient(control)
+        return ControlClient(control, home=home)
     home_path = st.resolve_home(home)
     state = st.read_state(home_path)
     if not state or not st.is_locked(home_path):
         raise UserError(f"no stack is running in {home_path}; start one with `minimesh up LESSON_DIR` "
                         "or pass --control URL")
-    return ControlClient(state["control_url"])
+    return ControlClient(state["control_url"], home=home_path)
 
 
 def apply(files: list[str], *, control: str | None = None, home: str | None = None,

@@ -15,8 +15,11 @@ request is lost (the canary lesson measures it under load):
               door that is not open yet.
 
 The supervisor owns the processes, so these commands ask it over a small
-HTTP API on 127.0.0.1 (its address is `supervisor_url` in state.json) —
+HTTPS API on 127.0.0.1 (its address is `supervisor_url` in state.json) —
 `POST /instances/NAME/stop` and `/start` — and it answers when it is done.
+Any local process can reach 127.0.0.1, so the API is the control plane's
+kind: a certificate from the mesh CA, and only the admin's will do
+(control/access.py) — checked before anything else happens.
 A stopped instance stays stopped (no restarts) until it is started again.
 """
 
@@ -32,14 +35,18 @@ import urllib.request
 
 from aiohttp import web
 
+from minimesh.control.access import Role, access_middleware
 from minimesh.errors import UserError
+from minimesh.pki.ca import CertificateAuthority
+from minimesh.pki.operator import server_context, server_credentials
 from minimesh.runner import state as st
+from minimesh.runner.control_client import opener_for
 from minimesh.runner.readiness import wait_ready
 
 log = logging.getLogger("minimesh.runner")
 
 START_TIMEOUT = 30.0
-_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+SUPERVISOR_RULES = {("POST", "/instances/{name}/{action}"): frozenset({Role.ADMIN})}
 
 
 class InstanceControl:
@@ -103,13 +110,14 @@ class InstanceControl:
     # --- the supervisor's small HTTP API ----------------------------------------
 
     async def serve(self) -> str:
-        app = web.Application()
+        ca = CertificateAuthority.load_or_create(self.sup.home / "control")
+        app = web.Application(middlewares=[access_middleware(SUPERVISOR_RULES)], client_max_size=4096)
         app.router.add_post("/instances/{name}/{action:stop|start}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=server_context(server_credentials(ca)))
         await site.start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        self.url = f"https://127.0.0.1:{self._runner.addresses[0][1]}"
         return self.url
 
     async def _handle(self, request: web.Request) -> web.Response:
@@ -143,7 +151,7 @@ def change(name: str, action: str, *, home: str | None = None) -> dict:
         raise UserError("this stack's supervisor takes no instance commands yet (still starting?); try again")
     req = urllib.request.Request(f"{url}/instances/{urllib.parse.quote(name)}/{action}", data=b"", method="POST")
     try:
-        with _opener.open(req, timeout=START_TIMEOUT + 15) as resp:
+        with opener_for(url, home_path).open(req, timeout=START_TIMEOUT + 15) as resp:
             return json.loads(resp.read())
     except urllib.error.HTTPError as e:
         raise UserError(json.loads(e.read() or b"{}").get("error") or f"supervisor answered {e.code}") from e

@@ -29,10 +29,11 @@ class Probe:
 
     port: int
     path: str | None = None  # None: TCP connect is enough
+    tls: bool = False  # the control plane: HTTPS only
 
     def describe(self) -> str:
         where = f"{HOST}:{self.port}"
-        return f"GET http://{where}{self.path}" if self.path else f"TCP {where}"
+        return f"GET {'https' if self.tls else 'http'}://{where}{self.path}" if self.path else f"TCP {where}"
 
 
 @dataclass(frozen=True)
@@ -81,12 +82,12 @@ def plan_stack(lesson: Lesson, home: Path, gateway_port: int, next_port, token_f
     """
     token_env = (lambda service: {"MINIMESH_JOIN_TOKEN": token_for(service)}) if token_for else (lambda s: {})
     control_port = next_port()
-    control_url = f"http://{HOST}:{control_port}"
+    control_url = f"https://{HOST}:{control_port}"
     control = ProcessSpec(
         name="control", role="control",
         argv=(*MESH, "control", "--host", HOST, "--port", str(control_port), "--home", str(home),
               *(("--cert-ttl", cert_ttl) if cert_ttl else ())),
-        probe=Probe(control_port, "/healthz"), ports=(control_port,),
+        probe=Probe(control_port, "/healthz", tls=True), ports=(control_port,),
         env={"MINIMESH_LESSON": lesson.dir.name})  # `minimesh lesson check` of another lesson says so
 
     instances, workloads = [], []

@@ -10,6 +10,7 @@ the last thing each probe saw, or as soon as a process exits during start-up.
 
 import asyncio
 import json
+import ssl
 import time
 
 from minimesh.errors import UserError
@@ -19,10 +20,19 @@ from minimesh.runner.process import Child, describe_exit
 POLL = 0.1
 
 
+def _liveness_tls() -> ssl.SSLContext:
+    """For /healthz only: is the control plane up? Says nothing secret, so the server is not verified."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
 async def check(probe: Probe, timeout: float = 1.0) -> tuple[bool, str]:
     """Probe once; return (ready, what we saw)."""
     try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(HOST, probe.port), timeout)
+        tls = _liveness_tls() if probe.tls else None
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(HOST, probe.port, ssl=tls), timeout)
     except (OSError, asyncio.TimeoutError) as e:
         return False, f"{probe.describe()}: {getattr(e, 'strerror', None) or 'connection failed'}"
     try:
@@ -73,10 +83,10 @@ async def wait_ready(children: list[Child], deadline: float, clock=time.monotoni
             t.cancel()
 
 
-async def get_json(port: int, path: str, timeout: float = 2.0) -> dict | None:
-    """GET http://127.0.0.1:port/path and parse the JSON body; None on any failure."""
+async def get_json(port: int, path: str, timeout: float = 2.0, tls: ssl.SSLContext | None = None) -> dict | None:
+    """GET http(s)://127.0.0.1:port/path and parse the JSON body; None on any failure."""
     try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(HOST, port), timeout)
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(HOST, port, ssl=tls), timeout)
     except (OSError, asyncio.TimeoutError):
         return None
     try:
@@ -112,7 +122,8 @@ def unsynced(status: dict, nodes: set[str]) -> list[str]:
     return sorted(nodes - acked)
 
 
-async def wait_converged(control_port: int, nodes: set[str], deadline: float, clock=time.monotonic) -> None:
+async def wait_converged(control_port: int, nodes: set[str], deadline: float, clock=time.monotonic,
+                         tls: ssl.SSLContext | None = None) -> None:
     """Wait until every proxy in `nodes` has ACKed the same snapshot the control plane holds.
 
     A proxy's /ready only says it holds *a* snapshot; one taken before the last
@@ -121,7 +132,7 @@ async def wait_converged(control_port: int, nodes: set[str], deadline: float, cl
     """
     waiting = sorted(nodes)
     while clock() < deadline:
-        status = await get_json(control_port, "/v1/status")
+        status = await get_json(control_port, "/v1/status", tls=tls)
         waiting = unsynced(status, nodes) if status else ["control plane"]
         if not waiting:
             return

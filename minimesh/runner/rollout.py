@@ -65,7 +65,7 @@ def wait_for_rollout(client: ControlClient, config_version: int, timeout: float 
     deadline = clock() + timeout
     while True:
         remaining = max(0.0, deadline - clock())
-        poll = ControlClient(client.url, timeout=min(remaining, POLL_SLICE) + 5)
+        poll = ControlClient(client.url, timeout=min(remaining, POLL_SLICE) + 5, home=client.home)
         query = urllib.parse.urlencode({"version": config_version, "timeout": f"{min(remaining, POLL_SLICE):.3f}"})
         status, answer = poll.request("GET", f"/v1/rollout?{query}")
         if status != 200:

@@ -4,7 +4,8 @@ In local mode every hop is a TCP connection on 127.0.0.1, so the honest way
 to show what travels between sidecars is to stand in the middle of one. The
 sniffer opens a relay that forwards, byte for byte, to one instance's
 inbound listener, and registers that relay with the control plane as one
-more endpoint of SERVICE (same labels, same claimed identity). Callers now
+more endpoint of SERVICE (same labels, same claimed identity) — as the
+admin, the only caller the control plane lets register for another service. Callers now
 send some of their requests through it — about one in N+1 with N instances —
 and it prints every chunk that passes:
 
@@ -30,10 +31,10 @@ import urllib.request
 from dataclasses import dataclass, field
 
 from minimesh.errors import UserError
+from minimesh.runner.control_client import opener_for
 
 RECORD_TYPES = {0x14: "TLS change cipher spec", 0x15: "TLS alert", 0x16: "TLS handshake",
                 0x17: "TLS application data (encrypted)"}
-_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def describe_chunk(data: bytes, width: int = 120) -> tuple[str, str]:
@@ -67,7 +68,7 @@ class Sniffer:
         req = urllib.request.Request(self.control_url + path, method=method,
                                      data=json.dumps(body).encode() if body is not None else None,
                                      headers={"content-type": "application/json"})
-        with _NO_PROXY.open(req, timeout=5) as r:
+        with opener_for(self.control_url).open(req, timeout=5) as r:  # as the admin (MINIMESH_HOME)
             return json.load(r)
 
     def _target(self) -> dict:

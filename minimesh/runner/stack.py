@@ -134,7 +134,7 @@ def status(*, as_json: bool, control: str | None = None, home: str | None = None
     state = None if control else _running_state(home_path)
     control_url = control or state["control_url"]
     try:
-        cp = ControlClient(control_url, timeout=2.0).status()
+        cp = ControlClient(control_url, timeout=2.0, home=home_path).status()
         cp_error = None
     except UserError as e:
         if state is None:
@@ -150,6 +150,9 @@ def status(*, as_json: bool, control: str | None = None, home: str | None = None
         inst["nack_error"] = p.get("nack_error")
         inst["identity"] = p.get("identity")
         inst["certificate"] = p.get("certificate")  # serial and expiry, as the sidecar last reported
+        # Outlier detection: which callers' sidecars have ejected this instance now.
+        inst["ejected_by"] = sorted({e["by"] for e in cp.get("ejections", []) if e.get("instance") == inst["instance"]})
+        inst["ejected"] = bool(inst["ejected_by"])
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
@@ -189,8 +192,20 @@ def _status_text(report: dict, cp: dict, cp_error: str | None) -> str:
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         out.append("")
         out += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    out += _ejections_text(cp.get("ejections", []), time.time())
     out += _certificates_text(cp.get("proxies", []), time.time())
     return "\n".join(out)
+
+
+def _ejections_text(ejections: list[dict], now: float) -> list[str]:
+    """One line per ejected instance: who ejected it (outlier detection), why, and for how long still."""
+    if not ejections:
+        return []
+    lines = ["", "outlier detection (each caller's sidecar decides for itself):"]
+    for e in ejections:
+        lines.append(f"  {e['instance']} ejected by {e['by']} — {e.get('reason') or 'errors'}; "
+                     f"back in {max(0.0, e['until'] - now):.0f}s")
+    return lines
 
 
 def _certificates_text(proxies: list[dict], now: float) -> list[str]:

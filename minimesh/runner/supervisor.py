@@ -23,10 +23,11 @@ import time
 from pathlib import Path
 
 from minimesh.errors import UserError
+from minimesh.pki.operator import ensure_operator_credentials
 from minimesh.pki.tokens import join_token, load_or_create_secret
 from minimesh.runner import persist
 from minimesh.runner import state as st
-from minimesh.runner.control_client import ControlClient
+from minimesh.runner.control_client import ControlClient, tls_for
 from minimesh.runner.instances import InstanceControl
 from minimesh.runner.plan import HOST, StackPlan, plan_stack
 from minimesh.runner.ports import GATEWAY_HINT, PortAllocator, ensure_free
@@ -57,6 +58,9 @@ class Supervisor:
         # The runner is the operator here: it issues every proxy its join token
         # from the control plane's secret (made now if this home has none yet).
         secret = load_or_create_secret(Path(home) / "control")
+        # ...and makes the mesh CA with the admin's and a viewer's client certificates
+        # (pki/operator.py), so every CLI command against this home finds them.
+        ensure_operator_credentials(home)
         self.plan: StackPlan = plan_stack(lesson, home, gateway_port, ports.allocate,
                                           token_for=lambda service: join_token(secret, service),
                                           cert_ttl=os.environ.get("MINIMESH_CERT_TTL") or lesson.cert_ttl)
@@ -169,7 +173,8 @@ class Supervisor:
         await wait_ready([*apps, *proxies], deadline, self.clock)
         log.info("every process ready after %.1fs", self.clock() - started)
         nodes = {c.spec.instance for c in proxies}
-        await wait_converged(control.spec.probe.port, nodes, deadline, self.clock)
+        await wait_converged(control.spec.probe.port, nodes, deadline, self.clock,
+                             tls=tls_for(self.plan.control_url, self.home))
         log.info("every proxy in sync after %.1fs", self.clock() - started)
 
     def _apply_manifests(self) -> None:
@@ -182,7 +187,7 @@ class Supervisor:
 
         resources = load_files([str(p) for p in self.lesson.manifests])
         source = ", ".join(p.name for p in self.lesson.manifests)
-        answer = ControlClient(self.plan.control_url).apply([r.manifest for r in resources], source)
+        answer = ControlClient(self.plan.control_url, home=self.home).apply([r.manifest for r in resources], source)
         log.info("applied %s: config version %s", source, answer.get("version"))
 
     async def _shutdown(self) -> None:

@@ -26,7 +26,7 @@ def tap(*, service: str | None, status: str | None, as_json: bool, count: int | 
         reporter: str, control: str | None = None, home: str | None = None) -> None:
     """Stream tap lines until Ctrl-C, `count` lines, or `seconds` seconds."""
     url = control_client(control, home).url
-    client = ControlClient(url, timeout=15)
+    client = ControlClient(url, timeout=15, home=home)
     query = {k: v for k, v in (("service", service), ("status", status)) if v}
     if reporter != "all":
         query["reporter"] = reporter

@@ -2,8 +2,10 @@
 
 For each lesson folder: `docker-compose up -d`, wait until every proxy is
 registered and ready, then walk every step with `minimesh lesson step` and
-`minimesh lesson check --control http://localhost:15010 --gateway
-http://localhost:8080` — the same commands and checks as the local run — and
+`minimesh lesson check --control https://localhost:15010 --gateway
+http://localhost:8080` — the same commands and checks as the local run, the
+CLI presenting the admin certificate the control plane container wrote into
+$MINIMESH_HOME/credentials (a bind mount) — and
 finally `docker-compose down -v`, which must leave no container, network or
 volume of the project behind.
 
@@ -31,7 +33,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 LESSONS = sorted(p.parent for p in (REPO / "lessons").glob("*/lesson.yaml"))
-CONTROL, GATEWAY = "http://127.0.0.1:15010", "http://127.0.0.1:8080"
+CONTROL, GATEWAY = "https://127.0.0.1:15010", "http://127.0.0.1:8080"
 INSTANCE_TTL = 10.0  # the control plane's default --instance-ttl, which the compose files keep
 
 pytestmark = [
@@ -41,8 +43,9 @@ pytestmark = [
 ]
 
 
-def sh(*argv: str, timeout: float = 180, check: bool = True) -> subprocess.CompletedProcess:
-    r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+def sh(*argv: str, timeout: float = 180, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=REPO,
+                       env={**os.environ, **(env or {})})
     if check and r.returncode != 0:
         raise AssertionError(f"{' '.join(argv)} exited {r.returncode}:\n{r.stdout}\n{r.stderr}")
     return r
@@ -54,15 +57,18 @@ def minimesh(*args: str, home: Path) -> subprocess.CompletedProcess:
                           timeout=300, cwd=REPO, env=env)
 
 
-def get_json(url: str):
-    with urllib.request.urlopen(url, timeout=5) as resp:
+def get_json(url: str, home: Path):
+    """GET as the admin: the certificate the control plane wrote into home/credentials."""
+    from minimesh.runner.control_client import opener_for
+
+    with opener_for(url, home).open(url, timeout=5) as resp:
         return json.load(resp)
 
 
-def registered() -> dict[str, dict]:
+def registered(home: Path) -> dict[str, dict]:
     try:
-        return {i["instance"]: i for i in get_json(f"{CONTROL}/v1/instances")["instances"]}
-    except (OSError, ValueError):
+        return {i["instance"]: i for i in get_json(f"{CONTROL}/v1/instances", home)["instances"]}
+    except (OSError, ValueError, LookupError):
         return {}
 
 
@@ -77,13 +83,15 @@ def wait_for(condition, timeout: float, what: str) -> float:
 
 
 class ComposeStack:
-    def __init__(self, lesson_dir: Path):
+    def __init__(self, lesson_dir: Path, home: Path):
         self.lesson = lesson_dir
+        self.home = home  # MINIMESH_HOME: the control plane writes the operator's certificates here
         self.file = str(REPO / "compose" / f"{lesson_dir.name}.yaml")
         self.project = f"mme2e{lesson_dir.name[:2]}"
 
     def compose(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
-        return sh("docker-compose", "-p", self.project, "-f", self.file, *args, timeout=timeout)
+        return sh("docker-compose", "-p", self.project, "-f", self.file, *args, timeout=timeout,
+                  env={"MINIMESH_HOME": str(self.home)})
 
     def expected_instances(self) -> set[str]:
         from minimesh.runner.topology import load_lesson
@@ -94,7 +102,7 @@ class ComposeStack:
         start = time.monotonic()
         self.compose("up", "-d", "--no-build", timeout=300)
         want = self.expected_instances()
-        wait_for(lambda: want <= set(registered()), 60, f"every proxy of {self.lesson.name} registered")
+        wait_for(lambda: want <= set(registered(self.home)), 60, f"every proxy of {self.lesson.name} registered")
         wait_for(self.all_healthy, 90, "every container healthy")
         return time.monotonic() - start
 
@@ -127,8 +135,8 @@ class ComposeStack:
 
 
 @pytest.fixture
-def stack(request):
-    s = ComposeStack(request.param)
+def stack(request, tmp_path):
+    s = ComposeStack(request.param, tmp_path)
     s.down()  # a stack left over from an interrupted run
     yield s
     s.down()
@@ -201,12 +209,12 @@ def test_killing_an_app_container_under_traffic(stack, tmp_path):
         wait_for(lambda: sum(len(s.answers) for s in shoppers) >= 40, 30, "traffic flowing")
         killed_at = time.monotonic()
         stack.compose("kill", "payments-v1-1")
-        left = wait_for(lambda: "payments-v1-1" not in registered(), INSTANCE_TTL + 5,
+        left = wait_for(lambda: "payments-v1-1" not in registered(tmp_path), INSTANCE_TTL + 5,
                         "payments-v1-1 leaves the registry")
         time.sleep(1.0)  # a little traffic with the instance gone
         started_at = time.monotonic()
         stack.compose("start", "payments-v1-1")
-        back = wait_for(lambda: "payments-v1-1" in registered(), 60, "payments-v1-1 registered again")
+        back = wait_for(lambda: "payments-v1-1" in registered(tmp_path), 60, "payments-v1-1 registered again")
         wait_for(lambda: any(a[2] == "payments-v1-1" for s in shoppers for a in s.since(started_at)), 30,
                  "payments-v1-1 serving checkouts again")
     finally:

@@ -100,7 +100,7 @@ def test_down_leaves_no_process_and_no_listening_port(tmp_path):
         state = stack.state()
         pids = stack.all_pids()
         addresses = [i[role] for i in stack.status()["instances"] for role in ("app", "inbound", "outbound", "admin")]
-        addresses += [state["control_url"].removeprefix("http://"), state["gateway_url"].removeprefix("http://")]
+        addresses += [state["control_url"].removeprefix("https://"), state["gateway_url"].removeprefix("http://")]
         assert all(listening(a) for a in addresses)
         r = stack.cli("down")
         assert r.returncode == 0, r.stderr

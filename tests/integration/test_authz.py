@@ -10,8 +10,10 @@ signed with keys the test makes.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
+import subprocess
 import time
 
 import aiohttp
@@ -21,9 +23,10 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
+from tests.support.control import minimesh_command, wait_for
 from tests.support.mtls import mtls_client_context, run_secure_mesh, start_token_sidecar, write_leaf
 from tests.support.mesh import Instance
-from tests.support.shop import free_port
+from tests.support.shop import serve_routes
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -32,16 +35,9 @@ ISSUER = "https://issuer.test"
 
 # --- the pieces ---------------------------------------------------------------------------------
 
-async def start_echo(port: int) -> web.AppRunner:
-    async def echo(request: web.Request) -> web.Response:
-        return web.json_response({"path": request.path_qs, "method": request.method,
-                                  "headers": {k.lower(): v for k, v in request.headers.items()}})
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", echo)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return runner
+async def echo(request: web.Request) -> web.Response:
+    return web.json_response({"path": request.path_qs, "method": request.method,
+                              "headers": {k.lower(): v for k, v in request.headers.items()}})
 
 
 class Echo:
@@ -51,8 +47,7 @@ class Echo:
         self.mesh, self.tmp_path, self.service = mesh, tmp_path, service
 
     async def start(self) -> "Echo":
-        port = free_port()
-        self.runner = await start_echo(port)
+        self.runner, port = await serve_routes(web.route("*", "/{tail:.*}", echo))
         self.sidecar = await start_token_sidecar(self.mesh.control_url, self.service, self.mesh.token(self.service),
                                                  port, instance=f"{self.service}-echo", log_dir=self.mesh.log_dir)
         self.mesh.instances.append(Instance(self.service, "v1", "echo", None, self.sidecar))
@@ -90,6 +85,15 @@ def principal(service: str) -> str:
 
 def selecting(app: str) -> dict:
     return {"selector": {"matchLabels": {"app": app}}}
+
+
+async def authz_check(mesh, *args: str) -> str:
+    """`minimesh authz check ARGS` against the mesh's control plane; its output."""
+    done = await asyncio.to_thread(subprocess.run, [*minimesh_command(), "authz", "check", *args,
+                                                    "--control", mesh.control_url],
+                                   capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 async def delete_all(mesh, kind: str, *names: str) -> None:
@@ -150,8 +154,27 @@ async def test_policies_decide_by_peer_certificate_method_and_path(tmp_path):
             assert (await echo.call("web", "POST", "/items/../pay"))[0] == 403
             status, body, _ = await echo.call("web", "GET", "/x/../items")
             assert status == 200 and json.loads(body)["path"] == "/items"
+
+            # `minimesh authz check` gives the same answers from the applied config, sending nothing.
+            out = await authz_check(mesh, "web", "catalog", "POST", "/pay")
+            assert "DENY (403 RBAC: access denied): denied by DENY policy default/no-pay rules[0]" in out
+            out = await authz_check(mesh, "pricing", "catalog", "GET", "/items")
+            assert "default/from-web rules[0]: from[0].source.principals" in out
+            assert "'cluster.local/ns/default/sa/pricing'" in out
+            out = await authz_check(mesh, "web", "catalog", "GET", "/items")
+            assert "ALLOW: allowed by ALLOW policy default/from-web rules[0]" in out
+
+            # `minimesh stat` counts the denials per edge, where they were enforced: the six above.
+            async def denials():
+                _, doc = await mesh.cp("GET", "/v1/stat?window=60")
+                return sum(d["denied"] for d in doc.get("denials", []) if d["destination"]["service"] == "catalog")
+            await wait_for(lambda: _at_least(denials(), 6), 10, what="the denials to reach the control plane")
         finally:
             await echo.stop()
+
+
+async def _at_least(count, n: int) -> bool:
+    return await count >= n
 
 
 async def test_root_namespace_dry_run_and_audit(tmp_path):
@@ -285,6 +308,14 @@ async def test_jwt_inline_keys_401_no_token_passes_principal_and_claims(tmp_path
             belgian = token(ec_key, "ec-1", "ES256", address={"country": "BE"})
             status, _, headers = await echo.call("web", headers=bearer(belgian))
             assert status == 403 and "request.auth.claims[address][country]" in headers["x-minimesh-error"]
+
+            # authz check with a token file: the same verification, the same decision.
+            (tmp_path / "dutch.jwt").write_text(dutch)
+            out = await authz_check(mesh, "web", "catalog", "GET", "/items", "--jwt", str(tmp_path / "dutch.jwt"))
+            assert f"request principal {ISSUER}/alice" in out and "ALLOW: allowed by ALLOW policy default/need-token" in out
+            (tmp_path / "old.jwt").write_text(token(ec_key, "ec-1", "ES256", exp=int(time.time()) - 3600))
+            out = await authz_check(mesh, "web", "catalog", "GET", "/items", "--jwt", str(tmp_path / "old.jwt"))
+            assert "DENY (401: the token is refused): Jwt is expired" in out
         finally:
             await echo.stop()
 
@@ -296,12 +327,7 @@ async def test_jwt_from_a_jwks_uri_custom_location_and_forwarding(tmp_path):
     async def jwks(request):
         fetched.append(time.monotonic())
         return web.json_response({"keys": [ec_jwk]})
-    app = web.Application()
-    app.router.add_get("/jwks.json", jwks)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    runner, port = await serve_routes(web.get("/jwks.json", jwks))
     async with run_secure_mesh(tmp_path / "home") as mesh:
         echo = await Echo(mesh, tmp_path).start()
         try:

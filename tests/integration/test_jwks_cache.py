@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
 from minimesh.proxy.jwks import RETRY_S, JwksCache
-from tests.support.shop import free_port
+from tests.support.shop import free_port, serve_routes
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -38,12 +38,7 @@ async def test_fetch_cache_refresh_and_keep_last_good():
     async def handler(request):
         state["hits"] += 1
         return web.json_response(served, status=state["status"])
-    app = web.Application()
-    app.router.add_get("/jwks", handler)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    runner, port = await serve_routes(web.get("/jwks", handler))
     uri = f"http://127.0.0.1:{port}/jwks"
     clock = Clock()
     cache = JwksCache(clock=clock, refresh_s=60)

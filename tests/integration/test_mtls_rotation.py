@@ -71,7 +71,7 @@ def test_twenty_second_certificates_rotate_under_load_without_a_failed_request(t
     monkeypatch.setenv("MINIMESH_CERT_TTL", "20s")
     with running_stack(LESSON, tmp_path / "home") as stack:
         status = stack.status()
-        gateway, control = status["gateway_url"], status["control_url"]
+        gateway, control = status["gateway_url"], stack.admin_url()
 
         async def run():
             until = time.monotonic() + DURATION

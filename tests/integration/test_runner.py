@@ -42,7 +42,7 @@ def http_get(url: str, host: str | None = None) -> tuple[int, bytes]:
 
 
 def addresses(status: dict) -> list[str]:
-    out = [status["control_url"].removeprefix("http://"), status["gateway_url"].removeprefix("http://")]
+    out = [status["control_url"].removeprefix("https://"), status["gateway_url"].removeprefix("http://")]
     for inst in status["instances"]:
         out += [inst[k] for k in ("app", "inbound", "outbound", "admin")]
     return out

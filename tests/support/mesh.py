@@ -35,7 +35,7 @@ from pathlib import Path
 import aiohttp
 
 from minimesh.runner.topology import LESSON_TELEMETRY
-from tests.support.control import ControlPlaneProcess, minimesh_command, wait_for
+from tests.support.control import ControlPlaneProcess, control_plane_at, minimesh_command, wait_for
 from tests.support.shop import SHOP_ENV, ServiceHandle, astart_service, free_port
 
 READY_DEADLINE = 15.0
@@ -65,6 +65,13 @@ class SidecarProcess:
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None
         self.ports: dict[str, int] = {}
+        # A control plane the builders started: the sidecar gets its real (HTTPS) address,
+        # its service's join token and the CA to verify it by — what the runner hands a sidecar.
+        cp = control_plane_at(control_url)
+        self.token: str | None = cp.token(service) if cp is not None else None
+        self.control_ca: Path | None = cp.ca_file if cp is not None else None
+        if cp is not None:
+            self.control_url = cp.https_url
 
     # --- addresses -------------------------------------------------------------------------
     def _url(self, name: str) -> str:
@@ -96,6 +103,10 @@ class SidecarProcess:
         cmd = [*minimesh_command(), "sidecar", "--control", self.control_url, "--service", self.service,
                "--version", self.version, "--instance", self.instance, "--admin-port", str(self.ports["admin"]),
                *self.telemetry_args, *self.extra_args]
+        if self.control_ca is not None:
+            cmd += ["--control-ca", str(self.control_ca)]
+        if self.token:
+            cmd += ["--token", self.token]
         if self.gateway:
             cmd += ["--gateway", "--listen-port", str(self.ports["listen"])]
             if self.default_service:

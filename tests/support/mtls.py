@@ -28,15 +28,11 @@ from tests.support.shop import astart_service, free_port
 
 
 class TokenSidecar(SidecarProcess):
-    """A `minimesh sidecar` started with `--token`."""
+    """A `minimesh sidecar` started with the `--token` given (None: no token at all)."""
 
     def __init__(self, *args, token: str | None, **kwargs):
         super().__init__(*args, **kwargs)
         self.token = token
-
-    def _command(self) -> list[str]:
-        cmd = super()._command()
-        return cmd + (["--token", self.token] if self.token else [])
 
 
 async def start_token_sidecar(control_url: str, service: str, token: str | None, app_port: int | None = None,

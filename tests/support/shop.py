@@ -141,3 +141,16 @@ async def start_app(handler):
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     return runner, runner.addresses[0][1]
+
+
+async def serve_routes(*routes) -> tuple["object", int]:
+    """A small in-process aiohttp app (an echo, a key server) on a free port: (runner to clean up, port)."""
+    from aiohttp import web
+
+    app = web.Application()
+    app.add_routes(list(routes))
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, port

@@ -21,7 +21,9 @@ from pathlib import Path
 
 import yaml
 
+from minimesh.pki.operator import operator_context
 from minimesh.runner.state import pid_alive, read_state
+from tests.support.control import AdminProxy
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "demo-services"
@@ -73,6 +75,18 @@ class Stack:
     lesson: Path
     home: Path
     up_result: subprocess.CompletedProcess
+    _proxy: AdminProxy | None = None
+
+    def admin_url(self) -> str:
+        """Plain HTTP to this stack's control plane, as the admin (an admin proxy, see control.py)."""
+        if self._proxy is None:
+            url = self.status()["control_url"]
+            self._proxy = AdminProxy(lambda: url, lambda: operator_context("admin", self.home))
+        return self._proxy.url
+
+    def close(self) -> None:
+        if self._proxy is not None:
+            self._proxy.close()
 
     def cli(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
         return cli(*args, home=self.home, **kwargs)
@@ -113,6 +127,7 @@ def running_stack(lesson: Path, home: Path):
     try:
         yield stack
     finally:
+        stack.close()
         stop_stack(home, pids + stack.all_pids())
 
 

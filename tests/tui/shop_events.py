@@ -26,6 +26,11 @@ import aiohttp
 
 RECORDING = Path(__file__).parent / "recorded" / "shop.json"
 
+
+def spiffe(service: str) -> str:
+    """The identity a sidecar reports for a peer: what its certificate proved (every hop is mTLS here)."""
+    return f"spiffe://cluster.local/ns/default/sa/{service}"
+
 # instance -> (service, version, inbound address); nothing listens there, the registry only needs the names.
 INSTANCES = {
     "gateway-0": ("gateway", "v1", None),
@@ -81,7 +86,7 @@ class ShopTraffic:
             caller_service, caller_version, _ = INSTANCES[caller]
             events.append(self._event("inbound", target, start + offset / 1000, ms, status, trace_id, self._id(64),
                                       span, peer=f"{caller_service};{caller_version};{caller}", method=method,
-                                      authority=callee_service, path=path))
+                                      authority=callee_service, path=path, identity=spiffe(caller_service)))
             attempts.append([INSTANCES[target][2], status, None, round(offset, 3), round(ms, 3)])
             offset += ms + 0.5
             if status == 200:
@@ -91,7 +96,7 @@ class ShopTraffic:
         events.insert(0, self._event(reporter, caller, start, offset, status, trace_id, span, parent_id,
                                      destination=callee_service, route=route, subset=subset, method=method,
                                      authority=callee_service, path=path, endpoint=attempts[-1][0],
-                                     tries=attempts, flags=flags, mtls=reporter != "gateway"))
+                                     tries=attempts, flags=flags, identity=spiffe(callee_service)))
         return events, status, offset
 
     def shopper(self, start: float, checkout: bool | None = None) -> list[dict]:
@@ -117,11 +122,13 @@ class ShopTraffic:
             if e["reporter"] == "outbound":
                 e["parent_id"] = web_span
         web_in = self._event("inbound", "web-v1-0", start, web_ms, web_status, trace_id, web_span, gateway_span,
-                             peer="gateway;v1;gateway-0", method=method, authority="web", path=path)
+                             peer="gateway;v1;gateway-0", method=method, authority="web", path=path,
+                             identity=spiffe("gateway"))
         gateway = self._event("gateway", "gateway-0", start, web_ms + 0.5, web_status, trace_id, gateway_span, None,
                               destination="web", route=None, method=method, authority="web", path=path,
                               endpoint=INSTANCES["web-v1-0"][2],
-                              tries=[[INSTANCES["web-v1-0"][2], web_status, None, 0.0, web_ms]], mtls=False)
+                              tries=[[INSTANCES["web-v1-0"][2], web_status, None, 0.0, web_ms]],
+                              identity=spiffe("web"))
         return [gateway, web_in, *inner]
 
     def batch(self, shoppers: int, now: float | None = None) -> list[dict]:

@@ -50,8 +50,10 @@ def test_the_leaf_lives_the_configured_ttl_and_chains_to_the_root(ca, leaf):
 
 @pytest.mark.parametrize("service,identity,expected", [
     ("web", spiffe_id("web"), None),
-    ("web", None, None),  # a CSR naming nothing gets the token's identity
+    ("web", None, "names no SPIFFE ID"),  # X.509-SVID §2: exactly one URI SAN, so none is refused
     ("web", spiffe_id("payments"), "join token is for"),
+    ("web", "spiffe://evil.example/ns/default/sa/web", "trust domain 'evil.example'"),
+    ("web", "https://cluster.local/ns/default/sa/web", "not a SPIFFE ID"),
 ])
 def test_the_identity_comes_from_the_token_never_from_the_csr(ca, service, identity, expected):
     key = new_key()

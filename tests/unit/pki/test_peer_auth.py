@@ -3,7 +3,8 @@
 import pytest
 
 from minimesh.config import parse_resource
-from minimesh.proxy.peer_auth import Action, client_uses_mtls, effective_mode, inbound_action
+from minimesh.proxy.peer_auth import Action, effective_mode, inbound_action
+from minimesh.proxy.secure_naming import Transport, upstream_security
 
 
 def pa(name, mode, app=None):
@@ -41,12 +42,24 @@ def test_inbound_action(mode, is_tls, have_cert, action):
     assert inbound_action(mode, is_tls, have_cert) is action
 
 
-@pytest.mark.parametrize("server_mode,server_identity,have_cert,mtls", [
-    ("PERMISSIVE", True, True, True),
-    ("STRICT", True, True, True),
-    ("DISABLE", True, True, False),
-    ("PERMISSIVE", False, True, False),  # an endpoint without identity cannot do mTLS
-    ("STRICT", True, False, False),
+CATALOG = "spiffe://cluster.local/ns/default/sa/catalog"
+
+
+@pytest.mark.parametrize("server_mode,identity,have_cert,transport,expected", [
+    ("PERMISSIVE", CATALOG, True, Transport.MTLS, CATALOG),
+    ("STRICT", CATALOG, True, Transport.MTLS, CATALOG),
+    ("DISABLE", CATALOG, True, Transport.PLAINTEXT, None),
+    ("PERMISSIVE", None, True, Transport.PLAINTEXT, None),  # no identity: plaintext, where allowed
+    ("DISABLE", None, False, Transport.PLAINTEXT, None),
+    ("PERMISSIVE", CATALOG, False, Transport.PLAINTEXT, None),
+    # Secure naming: never plaintext where the destination wants mTLS.
+    ("STRICT", None, True, Transport.REFUSE, None),
+    ("STRICT", None, False, Transport.REFUSE, None),
+    ("STRICT", CATALOG, False, Transport.REFUSE, None),
+    ("PERMISSIVE", "spiffe://evil.example/ns/default/sa/catalog", True, Transport.REFUSE, None),
 ])
-def test_auto_mtls(server_mode, server_identity, have_cert, mtls):
-    assert client_uses_mtls(server_mode, server_identity, have_cert) is mtls
+def test_auto_mtls_and_secure_naming(server_mode, identity, have_cert, transport, expected):
+    decision = upstream_security(server_mode, identity, have_cert)
+    assert decision.transport is transport
+    assert decision.expected_identity == expected
+    assert bool(decision.reason) is (transport is Transport.REFUSE)

@@ -218,3 +218,37 @@ def test_istio_string_match(patterns, value, matched):
 ])
 def test_path_normalization(raw, normalized):
     assert normalize_path(raw) == normalized
+
+
+def test_jwt_algorithm_confusion_is_refused():
+    # A token "signed" with HS256 using an RSA public key's bytes as the secret must not verify
+    # against that RSA key (the classic algorithm-confusion attack).
+    import json as _json
+
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from jwt.algorithms import RSAAlgorithm
+
+    from minimesh.config.requestauthentication import JwtRule, parse_jwks
+    from minimesh.errors import JwtRejected
+    from minimesh.proxy.jwt_authn import verify
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    keys = parse_jwks(_json.dumps({"keys": [{**_json.loads(RSAAlgorithm.to_jwk(key.public_key())), "kid": "k"}]}))
+    rule = JwtRule(issuer="https://i")
+    good = jwt.encode({"iss": "https://i", "sub": "a"}, key, algorithm="RS256", headers={"kid": "k"})
+    assert verify(good, rule, keys, 0).principal == "https://i/a"
+    pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    header = {"alg": "HS256", "kid": "k", "typ": "JWT"}
+    # base64url(header).base64url(payload).HMAC-SHA256(the public key's PEM as the secret)
+    import base64
+    import hashlib
+    import hmac
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+    signing = f"{b64(_json.dumps(header).encode())}.{b64(_json.dumps({'iss': 'https://i', 'sub': 'root'}).encode())}"
+    forged = f"{signing}.{b64(hmac.new(pem, signing.encode(), hashlib.sha256).digest())}"
+    with pytest.raises(JwtRejected):
+        verify(forged, rule, keys, 0)

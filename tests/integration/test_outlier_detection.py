@@ -1,0 +1,181 @@
+"""Outlier detection and consistent hashing with real sidecars and real failing apps.
+
+catalog has three instances behind the gateway; one of them fails every request. With
+retries off, a third of the answers fail — until outlier detection ejects the bad one.
+"""
+
+import asyncio
+import json
+
+import pytest
+import pytest_asyncio
+
+from tests.support.control import wait_for
+from tests.support.mesh import client_session, run_mesh, virtual_service
+
+pytestmark = [pytest.mark.timeout(150), pytest.mark.asyncio(loop_scope="module")]
+
+NO_RETRIES = virtual_service("catalog", retries={"attempts": 0})
+
+
+def catalog_rule(**traffic_policy) -> dict:
+    return {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule", "metadata": {"name": "catalog"},
+            "spec": {"host": "catalog", "trafficPolicy": traffic_policy}}
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def mesh(tmp_path_factory):
+    async with run_mesh(tmp_path_factory.mktemp("outlier") / "home") as mesh:
+        await mesh.add("catalog", replicas=3)
+        await mesh.add_gateway(default_service="catalog")
+        await mesh.converged()
+        yield mesh
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def clean(mesh):
+    yield mesh
+    for kind in ("VirtualService", "DestinationRule"):
+        _, body = await mesh.cp("GET", f"/v1/config?kind={kind}")
+        for resource in body["resources"]:
+            await mesh.cp("DELETE", f"/v1/config/{kind}/{resource['metadata']['name']}")
+    for instance in catalogs(mesh):
+        await set_fault(instance, failure_rate=0)
+    await mesh.converged()
+
+
+def catalogs(mesh):
+    return [i for i in mesh.instances if i.service == "catalog"]
+
+
+async def set_fault(instance, **knobs):
+    async with client_session() as http, http.put(instance.app.url + "/_fault", json=knobs) as r:
+        assert r.status == 200, await r.text()
+
+
+async def fire(mesh, n, headers=None, concurrency=4):
+    """[(status, instance or None)] for n GETs through the gateway."""
+    sem = asyncio.Semaphore(concurrency)
+    async with client_session() as http:
+        async def one():
+            async with sem, http.get(mesh.gateway.listen + "/items",
+                                     headers={"Host": "catalog", **(headers or {})}) as r:
+                body = await r.json(content_type=None) if r.content_type == "application/json" else {}
+                return r.status, body.get("instance"), r.headers
+        return await asyncio.gather(*(one() for _ in range(n)))
+
+
+def ok_share(results) -> float:
+    return sum(1 for s, *_ in results if s == 200) / len(results)
+
+
+async def test_one_bad_instance_of_three_is_ejected_and_success_recovers_within_two_seconds(clean):
+    mesh = clean
+    bad = catalogs(mesh)[0]
+    await set_fault(bad, failure_rate=1.0)
+    # Retries off, no outlier detection: about two answers in three succeed.
+    await mesh.apply(NO_RETRIES)
+    without = ok_share(await fire(mesh, 300))
+    assert 0.55 <= without <= 0.78, without
+
+    # consecutive5xxErrors 1, interval 1s: the first 503 from the bad instance ejects it.
+    await mesh.apply(catalog_rule(outlierDetection={"consecutive5xxErrors": 1, "interval": "1s",
+                                                    "baseEjectionTime": "30s"}))
+    loop = asyncio.get_running_loop()
+    started, results = loop.time(), []
+    while loop.time() - started < 2.0:  # everything the first two seconds bring
+        results += await fire(mesh, 20)
+    first_two_seconds = ok_share(results)
+    after = ok_share(await fire(mesh, 200))
+    print(f"success without outlier detection {without:.1%}; first 2 s with it {first_two_seconds:.1%} "
+          f"of {len(results)}; then {after:.1%}")
+    assert first_two_seconds >= 0.95 and after >= 0.99, (first_two_seconds, after)
+
+    # The gateway logged the ejection, shows it on /metrics and /stats, and told the control plane.
+    events = [json.loads(line.split("minimesh.outlier: ", 1)[1]) for line in mesh.gateway.logs().splitlines()
+              if "minimesh.outlier: " in line]
+    assert events and events[0]["event"] == "outlier_ejected" and events[0]["upstream_instance"] == bad.name
+    async with client_session() as http, http.get(mesh.gateway.admin + "/metrics") as r:
+        assert 'minimesh_outlier_ejections_active{destination_service="catalog",destination_subset=""} 1.0' in \
+            await r.text()
+
+    async def reported():
+        _, status = await mesh.cp("GET", "/v1/status")
+        return [e for e in status["ejections"] if e["instance"] == bad.name] or None
+    [entry] = await wait_for(reported, 5, what="the ejection at the control plane")
+    assert entry["by"] == "gateway" and "consecutive5xxErrors 1" in entry["reason"]
+
+
+async def test_an_ejected_instance_returns_after_base_ejection_time(clean):
+    mesh = clean
+    bad = catalogs(mesh)[1]
+    await set_fault(bad, failure_rate=1.0)
+    await mesh.apply(NO_RETRIES, catalog_rule(outlierDetection={"consecutive5xxErrors": 1, "interval": "200ms",
+                                                                "baseEjectionTime": "1s"}))
+    await fire(mesh, 30)
+    assert [e["instance"] for e in (await mesh.gateway.stats())["ejections"]] == [bad.name]
+    # The instance is fixed; after 1 s (x the times it was ejected) it gets traffic again.
+    await set_fault(bad, failure_rate=0)
+
+    async def back():
+        return bad.name in {instance for status, instance, _ in await fire(mesh, 30) if status == 200}
+    await wait_for(back, 5, what=f"{bad.name} to return after baseEjectionTime")
+    assert '"event":"outlier_returned"' in mesh.gateway.logs()
+
+
+async def test_every_instance_failing_max_ejection_percent_and_panic(clean):
+    mesh = clean
+    for instance in catalogs(mesh):
+        await set_fault(instance, failure_rate=1.0)
+    # maxEjectionPercent 100: all three are ejected and the destination answers 503 UH itself.
+    await mesh.apply(NO_RETRIES, catalog_rule(outlierDetection={"consecutive5xxErrors": 1, "interval": "1s",
+                                                                "baseEjectionTime": "30s", "maxEjectionPercent": 100}))
+    await fire(mesh, 30)
+    last = await fire(mesh, 10)
+    assert all(s == 503 and h.get("x-minimesh-error", "").startswith("UH (balancer") for s, _, h in last), last
+    # minHealthPercent 50: with fewer than half healthy, ejection is ignored (panic): the apps answer.
+    await mesh.apply(catalog_rule(outlierDetection={"consecutive5xxErrors": 1, "interval": "1s",
+                                                    "baseEjectionTime": "30s", "maxEjectionPercent": 100,
+                                                    "minHealthPercent": 50}))
+    await fire(mesh, 30)
+    last = await fire(mesh, 10)
+    assert all(s == 503 and "x-minimesh-error" not in h for s, _, h in last), last  # the apps' own 503s
+
+
+async def test_default_max_ejection_percent_ejects_only_one(clean):
+    mesh = clean
+    for instance in catalogs(mesh)[:2]:
+        await set_fault(instance, failure_rate=1.0)
+    await mesh.apply(NO_RETRIES, catalog_rule(outlierDetection={"consecutive5xxErrors": 1, "interval": "1s",
+                                                                "baseEjectionTime": "30s"}))
+    await fire(mesh, 60)
+    # 10 % of 3 is less than one, and Envoy always allows one: the other failing instance still
+    # gets traffic and still fails.
+    stats = await mesh.gateway.stats()
+    assert len(stats["ejections"]) == 1, stats["ejections"]
+    assert 0.3 <= ok_share(await fire(mesh, 90)) <= 0.7  # one good, one failing left: about half
+
+
+async def test_consistent_hash_keeps_a_user_on_one_instance(clean):
+    mesh = clean
+    await mesh.apply(catalog_rule(loadBalancer={"consistentHash": {"httpHeaderName": "x-user"}}))
+    stuck = 0
+    for user in range(10):
+        answers = await fire(mesh, 30, headers={"x-user": f"user-{user}"})
+        instances = [instance for status, instance, _ in answers if status == 200]
+        top = max(set(instances), key=instances.count)
+        stuck += instances.count(top)
+    assert stuck / 300 >= 0.99, stuck  # same key -> same instance
+    # And different users spread over the instances.
+    spread = {(await fire(mesh, 1, headers={"x-user": f"u{i}"}))[0][1] for i in range(30)}
+    assert len(spread) == 3
+
+
+async def test_consistent_hash_cookie_with_ttl_is_set_and_sticks(clean):
+    mesh = clean
+    await mesh.apply(catalog_rule(loadBalancer={"consistentHash": {"httpCookie": {"name": "shop", "ttl": "60s"}}}))
+    [(status, first, headers)] = await fire(mesh, 1)
+    cookie = headers["set-cookie"]
+    assert status == 200 and cookie.startswith("shop=") and "Max-Age=60" in cookie
+    again = await fire(mesh, 30, headers={"cookie": cookie.split(";")[0]})
+    assert {instance for _, instance, _ in again} == {first}

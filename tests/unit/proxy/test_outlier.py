@@ -1,0 +1,115 @@
+"""Outlier detection (outlier.py) with a stepped clock: ejection, return after base x n, the caps."""
+
+import pytest
+
+from minimesh.config import OutlierDetection, parse_resource
+from minimesh.proxy.outlier import TRANSITIONS, Host, Outliers, State, count, in_panic, may_eject
+from minimesh.proxy.snapshot import Cluster, Endpoint
+
+from .manifests import dr_doc
+
+
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def cluster(n=3, service="catalog", **outlier) -> Cluster:
+    rule = parse_resource(dr_doc(service, [], traffic_policy={"outlierDetection": outlier}))
+    endpoints = tuple(Endpoint(f"{service}-v1-{i}", f"127.0.0.1:{7000 + i}") for i in range(n))
+    return Cluster(service, None, endpoints, policy=rule.policy_for(None))
+
+
+def test_the_state_machine_is_a_table():
+    assert TRANSITIONS == {(State.HEALTHY, "threshold"): State.EJECTED, (State.EJECTED, "time_up"): State.HEALTHY}
+
+
+@pytest.mark.parametrize("policy, outcomes, reached", [
+    (OutlierDetection(consecutive_5xx_errors=3), [500, 503, 502], "consecutive5xxErrors 3"),
+    (OutlierDetection(consecutive_5xx_errors=3), [500, 200, 503, 502], None),  # a success resets
+    (OutlierDetection(consecutive_5xx_errors=0, consecutive_gateway_errors=2), [500, 500, 500], None),
+    (OutlierDetection(consecutive_5xx_errors=0, consecutive_gateway_errors=2), [502, 504], "consecutiveGatewayErrors 2"),
+    # Without the split, a connect failure counts as a 503 (Envoy's mapping)...
+    (OutlierDetection(consecutive_5xx_errors=2), ["connect-failure", "reset"], "consecutive5xxErrors 2"),
+    # ...with it, only toward consecutiveLocalOriginFailures.
+    (OutlierDetection(consecutive_5xx_errors=2, split_external_local_origin_errors=True,
+                      consecutive_local_origin_failures=3), ["connect-failure", "reset"], None),
+    (OutlierDetection(consecutive_5xx_errors=2, split_external_local_origin_errors=True,
+                      consecutive_local_origin_failures=3), ["connect-failure", "timeout", "reset"],
+     "consecutiveLocalOriginFailures 3"),
+    (OutlierDetection(consecutive_5xx_errors=2, split_external_local_origin_errors=True,
+                      consecutive_local_origin_failures=3), [503, "connect-failure", 503], "consecutive5xxErrors 2"),
+])
+def test_count(policy, outcomes, reached):
+    host, result = Host(), None
+    for outcome in outcomes:
+        status, failure = (outcome, None) if isinstance(outcome, int) else (None, outcome)
+        result = count(policy, host, status, failure)
+    assert result == reached
+
+
+@pytest.mark.parametrize("percent, ejected, total, expected", [
+    (10, 0, 3, True),  # Envoy always allows one ejection, whatever the percentage
+    (10, 1, 3, False), (50, 1, 4, True), (50, 2, 4, False), (100, 2, 3, True),
+])
+def test_max_ejection_percent(percent, ejected, total, expected):
+    assert may_eject(OutlierDetection(max_ejection_percent=percent), ejected, total) is expected
+
+
+@pytest.mark.parametrize("percent, healthy, total, expected", [
+    (0, 0, 3, False),  # Istio's default 0: never panic
+    (50, 1, 3, True), (50, 2, 3, False), (100, 2, 3, True),
+])
+def test_min_health_percent_panics(percent, healthy, total, expected):
+    assert in_panic(OutlierDetection(min_health_percent=percent), healthy, total) is expected
+
+
+def test_eject_then_return_after_base_times_ejections():
+    clock, events = Clock(), []
+    outliers = Outliers(clock=clock, emit=events.append)
+    c = cluster(consecutive5xxErrors=1, interval="1s", baseEjectionTime="10s")
+    bad = c.endpoints[0]
+
+    # One 5xx: ejected for 10 s (first ejection).
+    outliers.observe(c, bad, 503, None)
+    assert [e.address for e in outliers.healthy(c, c.endpoints)] == [c.endpoints[1].address, c.endpoints[2].address]
+    assert events[-1]["event"] == "outlier_ejected" and events[-1]["reason"] == "consecutive5xxErrors 1"
+    assert outliers.active() == {("catalog", ""): 1}
+    clock.now += 9.5
+    assert bad not in outliers.healthy(c, c.endpoints)
+    clock.now += 1.0  # 10.5 s: the next sweep returns it
+    assert bad in outliers.healthy(c, c.endpoints)
+    assert events[-1]["event"] == "outlier_returned"
+
+    # Fails again at once: the second ejection lasts 2 x 10 s.
+    outliers.observe(c, bad, 500, None)
+    clock.now += 19.0
+    assert bad not in outliers.healthy(c, c.endpoints)
+    clock.now += 1.5
+    assert bad in outliers.healthy(c, c.endpoints)
+    assert events[-2]["ejection_s"] == 20.0
+
+
+def test_max_ejection_percent_and_panic_through_the_balancer_view():
+    clock = Clock()
+    outliers = Outliers(clock=clock)
+    # Every endpoint fails; the cap lets only one be ejected at 10 %.
+    c = cluster(consecutive5xxErrors=1, interval="1s", baseEjectionTime="30s")
+    for e in c.endpoints:
+        outliers.observe(c, e, 503, None)
+    assert len(outliers.healthy(c, c.endpoints)) == 2
+    # At 100 % all three go: the destination has no endpoint left (503 UH at the balancer).
+    all_out = cluster(service="payments", consecutive5xxErrors=1, maxEjectionPercent=100)
+    for e in all_out.endpoints:
+        outliers.observe(all_out, e, 503, None)
+    assert outliers.healthy(all_out, all_out.endpoints) == []
+    # ... unless minHealthPercent says: below half healthy, send to every endpoint (panic mode).
+    panic = Cluster("pricing", None, all_out.endpoints, policy=parse_resource(dr_doc("pricing", [], traffic_policy={
+        "outlierDetection": {"consecutive5xxErrors": 1, "maxEjectionPercent": 100, "minHealthPercent": 50}})).policy_for(None))
+    for e in panic.endpoints:
+        outliers.observe(panic, e, 503, None)
+    assert list(outliers.healthy(panic, panic.endpoints)) == list(panic.endpoints)
+    assert len(outliers.report()) == 1 + 3 + 3
