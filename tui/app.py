@@ -38,6 +38,7 @@ from tui.views import VIEWS
 from tui.views.edges import EdgesView
 from tui.views.help import HelpScreen
 from tui.views.lesson import LessonView
+from tui.views.table import closing_race
 from tui.views.routes import RoutesView
 from tui.views.services import ServicesView
 from tui.views.tap import TapView
@@ -222,17 +223,19 @@ class MeshTUI(SteeringKeys, LessonKeys, App):
             return
         self.state.take_mesh(poll)
         self.refreshes += 1
-        if self.view != "tap":
-            self.current().draw(self)
-        self.draw_status()
+        with closing_race():
+            if self.view != "tap":
+                self.current().draw(self)
+            self.draw_status()
 
     def _take_tap(self, events, asked: tuple) -> None:
         if self.paused or self.view != "tap" or asked != (self.filter_service, self.filter_status):
             return  # fetched for a filter that has changed since: not what the learner asked for
         self.state.take_tap(events, self.clock())
         self.refreshes += 1
-        self.current().draw(self)
-        self.draw_status()
+        with closing_race():
+            self.current().draw(self)
+            self.draw_status()
 
     def _lost(self, error: str) -> None:
         self.state.error = f"control plane: {error}"

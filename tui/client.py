@@ -161,7 +161,10 @@ def parse_status(doc: dict) -> MeshStatus:
             acked_version=p.get("acked_version"), nacked_version=p.get("nacked_version"),
             nack_error=p.get("nack_error"), acked_config_version=p.get("acked_config_version"),
             identity=p.get("identity") or cert.get("spiffe_id"), cert_not_after=cert.get("not_after")))
-    return MeshStatus(int(doc.get("config_version") or 0), str(doc.get("snapshot_version") or ""), tuple(proxies))
+    ejected = tuple((str(e.get("instance")), str(e.get("by"))) for e in doc.get("ejections") or ()
+                    if isinstance(e, dict))
+    return MeshStatus(int(doc.get("config_version") or 0), str(doc.get("snapshot_version") or ""), tuple(proxies),
+                      ejected, lesson=doc.get("lesson") or None)
 
 
 def parse_instance(doc: dict) -> Instance:

@@ -93,6 +93,13 @@ class MeshStatus:
     config_version: int
     snapshot_version: str
     proxies: tuple[Proxy, ...] = ()
+    ejected: tuple[tuple[str, str], ...] = ()  # (instance, the caller that ejected it): outlier detection now
+    lesson: str | None = None  # the lesson the control plane says it runs (both modes)
+
+    def ejected_instances(self, service: str, version: str) -> set[str]:
+        """Instances of service/version that some caller's outlier detection has ejected now."""
+        mine = {p.node for p in self.proxies if (p.service, p.version) == (service, version)}
+        return {instance for instance, _ in self.ejected if instance in mine}
 
 
 @dataclass(frozen=True)

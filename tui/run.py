@@ -1,9 +1,10 @@
 """`minimesh tui`: find the stack, check it answers, run the app, give the terminal back.
 
-Which control plane: `--control URL` (a compose stack: http://127.0.0.1:15010),
+Which control plane: `--control URL` (a compose stack: https://127.0.0.1:15010),
 else the one recorded in MINIMESH_HOME/state.json by `minimesh up`, which
 also names the gateway (for `g`, generated traffic, and lesson checks) and the
-lesson (for the lesson panel). Textual restores the terminal when the app
+lesson (for the lesson panel; a compose stack's control plane names its
+lesson itself). Textual restores the terminal when the app
 returns or raises; SIGTERM and SIGHUP are turned into a normal exit so that
 path restores it too.
 """
@@ -38,11 +39,16 @@ def build_app(control: str | None = None, *, gateway: str | None = None, lesson:
     control_url, gateway_url, lesson_ref, home_path = where(control, gateway, lesson, home)
     client = ControlClient(HttpTransport(control_url, home=home_path))
     try:
-        client.status()
+        status = client.status()
     except Unreachable as e:
         raise UserError(f"cannot reach the control plane at {control_url} ({e}); is the stack running? "
                         "try `minimesh status`") from e
-    place = locate(lesson_ref, home_path) if lesson_ref else None
+    # A compose stack has no state.json: its control plane says which lesson it runs.
+    lesson_ref = lesson_ref or status.lesson
+    try:
+        place = locate(lesson_ref, home_path) if lesson_ref else None
+    except UserError:
+        place = None  # a lesson this checkout does not have: the panel says how to name one
     return MeshTUI(client, window_s=window, home=home_path, lesson=place, gateway_url=gateway_url,
                    handle_signals=handle_signals, traffic=traffic)
 

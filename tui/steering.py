@@ -76,4 +76,8 @@ class SteeringKeys:
     def generate(self, stop: threading.Event) -> None:
         from tui.traffic import shop
 
-        shop(self.gateway_url, stop)
+        try:  # the running lesson's services, so the shoppers only do what it can serve
+            services = {i.service for i in self.client.instances() if i.kind == "sidecar"}
+        except Unreachable:
+            services = None
+        shop(self.gateway_url, stop, services=services or None)

@@ -12,7 +12,7 @@ from minimesh.cli.base import friendly, main
               envvar="MINIMESH_GATEWAY_PORT", help="The gateway port `minimesh up` will want.")
 @click.option("--compose", is_flag=True, help="Also require Docker and compose (for the compose stacks).")
 @click.option("--control", "control_url", envvar="MINIMESH_CONTROL_URL", default=None,
-              help="Check the control plane at this URL (a compose stack: http://127.0.0.1:15010).")
+              help="Check the control plane at this URL (a compose stack: https://127.0.0.1:15010).")
 @friendly
 def doctor(port, compose, control_url):
     """Check Python, the home, the gateway port, Docker and a running stack; each ✗ with its fix."""

@@ -20,6 +20,14 @@ def up(lesson_dir, detach, gateway_port, fresh):
     """Start a lesson's topology: control plane, apps, sidecars, gateway.
 
     Config applied in this lesson's last run is kept; --fresh starts clean."""
+    from minimesh.runner.ports import GATEWAY_HINT, ensure_free
+    from minimesh.runner.state import refuse_if_running, resolve_home
+
+    # The commonest first failures, said at once, before the heavy imports: this home's stack
+    # already runs (named, with how to stop it), or the gateway port is taken.
+    refuse_if_running(resolve_home())
+    if gateway_port:
+        ensure_free(gateway_port, "gateway", GATEWAY_HINT)
     from minimesh.runner.stack import up as run_up
 
     run_up(lesson_dir, detach=detach, gateway_port=gateway_port, fresh=fresh)
@@ -49,7 +57,9 @@ def down():
 @click.argument("instance")
 @friendly
 def stop(instance):
-    """Stop one instance gracefully: its sidecar leaves and drains, then its app stops."""
+    """Stop one instance gracefully: its sidecar leaves and drains, then its app stops.
+
+    `minimesh stop control` stops the control plane until `minimesh start control`."""
     from minimesh.runner.instances import change, describe
 
     click.echo(describe(change(instance, "stop"), "stop"))
@@ -59,7 +69,7 @@ def stop(instance):
 @click.argument("instance")
 @friendly
 def start(instance):
-    """Start a stopped instance again: its app, then its sidecar, until it is ready."""
+    """Start a stopped instance (or the control plane) again: its app, then its sidecar, until ready."""
     from minimesh.runner.instances import change, describe
 
     click.echo(describe(change(instance, "start"), "start"))

@@ -17,7 +17,7 @@ from .trafficpolicy import (
 from .duration import format_duration, parse_duration
 from .load import load_file, load_files, load_manifests, parse_resource
 from .match import HTTPMatchRequest, StringMatch
-from .references import check_references
+from .references import check_references, unknown_hosts
 from .resource import DEFAULT_NAMESPACE, Labels, Resource, short_host
 from .authorization import AuthorizationPolicy
 from .requestauthentication import JwtRule, RequestAuthentication
@@ -33,7 +33,7 @@ __all__ = [
     "Destination", "HTTPMirrorPolicy", "LoadBalancer", "RetryBudget", "TcpKeepalive",
     "DestinationRule", "FaultAbort", "FaultDelay", "HTTPFault", "HTTPMatchRequest", "HTTPRetry", "HTTPRoute",
     "HTTPRouteDestination", "JwtRule", "Labels", "OutlierDetection", "PeerAuthentication",
-    "RequestAuthentication", "Resource", "StringMatch", "Subset", "TrafficPolicy", "VirtualService", "check_references",
+    "RequestAuthentication", "Resource", "StringMatch", "Subset", "TrafficPolicy", "VirtualService", "check_references", "unknown_hosts",
     "format_duration", "load_file", "load_files", "load_manifests", "parse_duration", "parse_resource",
     "short_host",
 ]

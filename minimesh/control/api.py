@@ -15,6 +15,7 @@ import logging
 from aiohttp import web
 
 from minimesh.control.access import CALLER, MAX_BODY, Caller, Role, access_middleware, owns
+from minimesh.control.admission import certificate_summary
 from minimesh.control.bodies import BadBody, read_json
 from minimesh.control.plane import ControlPlane
 from minimesh.control.registry import InvalidRegistration, parse_registration
@@ -83,8 +84,11 @@ async def register(request: web.Request) -> web.Response:
         if not may_act_for_instance(plane, caller, reg.instance):
             return error(403, f"register: instance {reg.instance!r} belongs to another workload")
         reg = dataclasses.replace(reg, identity=caller.identity)
-    certificate = body.get("certificate")  # what the sidecar holds now, for `minimesh status`
-    plane.register(reg, certificate if isinstance(certificate, dict) else None)
+    try:
+        certificate = certificate_summary(body.get("certificate"))  # what it holds now, for `minimesh status`
+    except InvalidRegistration as e:
+        raise BadBody(str(e)) from e
+    plane.register(reg, certificate)
     return web.json_response({"ttl": plane.registry.ttl})
 
 

@@ -22,12 +22,12 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from minimesh.control import admission
+from minimesh.control.admission import InvalidRegistration
+from minimesh.pki.spiffe import service_of, spiffe_id
+
 KINDS = ("sidecar", "gateway")
 ADDRESS_ROLES = ("app", "inbound", "outbound", "admin")
-
-
-class InvalidRegistration(ValueError):
-    """A /v1/register body the control plane cannot use (becomes a 400)."""
 
 
 @dataclass(frozen=True)
@@ -66,33 +66,32 @@ class Instance:
 
 
 def parse_registration(body: object) -> Registration:
-    """Validate a /v1/register body; labels always carry app= and version=."""
+    """Validate a /v1/register body (admission.py's rules); labels always carry app= and version=."""
     if not isinstance(body, dict):
         raise InvalidRegistration("register body must be a JSON object")
-    fields = {}
     for key in ("service", "version", "instance"):
-        value = body.get(key)
-        if not isinstance(value, str) or not value:
+        if not isinstance(body.get(key), str) or not body.get(key):
             raise InvalidRegistration(f"register: {key!r} must be a non-empty string")
-        fields[key] = value
+    fields = {"service": admission.dns1123_label(body["service"], "service"),
+              "version": admission.dns1123_label(body["version"], "version"),
+              "instance": admission.dns1123_subdomain(body["instance"], "instance")}
     kind = body.get("kind", "sidecar")
     if kind not in KINDS:
         raise InvalidRegistration(f"register: kind must be one of {', '.join(KINDS)}, not {kind!r}")
-    labels = body.get("labels") or {}
-    if not isinstance(labels, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
-        raise InvalidRegistration("register: labels must be an object of string values")
+    labels = admission.labels(body.get("labels") or {})
     addresses = body.get("addresses") or {}
     if not isinstance(addresses, dict):
         raise InvalidRegistration("register: addresses must be an object")
     unknown = set(addresses) - set(ADDRESS_ROLES)
     if unknown:
-        raise InvalidRegistration(f"register: unknown address role(s): {', '.join(sorted(unknown))}")
+        raise InvalidRegistration(f"register: unknown address role(s): {', '.join(sorted(map(str, unknown)))}")
     for role, addr in addresses.items():
-        if addr is not None and not isinstance(addr, str):
-            raise InvalidRegistration(f"register: addresses.{role} must be 'host:port' or null")
+        if addr is not None:
+            admission.host_port(addr, f"addresses.{role}")
     identity = body.get("identity")
-    if identity is not None and not (isinstance(identity, str) and identity.startswith("spiffe://")):
-        raise InvalidRegistration("register: identity must be a spiffe:// ID or null")
+    if identity is not None and (not isinstance(identity, str) or service_of(identity) != fields["service"]):
+        raise InvalidRegistration(f"register: identity {admission.show(identity)} must be null or "
+                                  f"{spiffe_id(fields['service'])}, the SPIFFE ID of service {fields['service']!r}")
     # The workload labels every selector can rely on, as Istio's app/version labels.
     labels = {**labels, "app": labels.get("app", fields["service"]),
               "version": labels.get("version", fields["version"])}

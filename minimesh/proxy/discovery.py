@@ -120,10 +120,18 @@ class ControlPlaneClient:
             self.holder.last_nack = {"version": version, "error": str(e)}
             await self._ack(version, str(e))
             return
-        self.holder.last_nack = None
         self.holder.current = config
         self.holder.raw = doc
         self.holder.received.set()
+        if config.quarantined:
+            # The rest applies; the unusable entries are named in a NACK, so the operator sees them.
+            why = "quarantined " + "; ".join(config.quarantined)
+            log.warning("snapshot %s applied without %d unusable entr%s: %s", version, len(config.quarantined),
+                        "y" if len(config.quarantined) == 1 else "ies", why)
+            self.holder.last_nack = {"version": version, "error": why}
+            await self._ack(version, why)
+            return
+        self.holder.last_nack = None
         log.info("ACK snapshot %s (config version %s)", version, config.config_version)
         await self._ack(version, None)
 

@@ -19,6 +19,7 @@ from multidict import CIMultiDict
 
 from minimesh.errors import InternalError, MeshError
 from minimesh.proxy.message import Request, Response
+from minimesh.proxy.telemetry import PEER_HEADER, verified_peer
 
 log = logging.getLogger("minimesh.proxy")
 
@@ -53,6 +54,11 @@ class Edge:
         try:
             if self.guard is not None:
                 self.guard.arriving(request)
+            # Identity only from certificates: a client's own peer header is gone before any layer
+            # (authorization, telemetry, the app) could read it; the inbound keeps what the cert proves.
+            claimed = request.headers.popall(PEER_HEADER, None)
+            if self.direction == "inbound":
+                request.journey.peer = verified_peer(claimed[-1] if claimed else None, request.journey.peer_identity)
             if self.telemetry is not None:
                 self.telemetry.begin(request)
             stack = self.route(request)

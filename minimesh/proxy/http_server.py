@@ -38,7 +38,7 @@ from minimesh.proxy.flow import Flow
 from minimesh.proxy.headers import strip_hop_by_hop
 from minimesh.proxy.message import Journey
 from minimesh.proxy.request_head import Exchange, Refuse, exchange_for
-from minimesh.proxy.tls import peer_identity
+from minimesh.proxy.tls import peer_identity, peer_in_trust_domain
 from minimesh.proxy.tunnel import TunnelEnd, splice
 
 log = logging.getLogger("minimesh.proxy")
@@ -97,6 +97,12 @@ class ServerConnection(TunnelEnd, asyncio.Protocol):
         if ssl_object is not None:
             self.mtls = True
             self.peer_identity = peer_identity(ssl_object)
+            # issue 15 (secure naming): a peer of another trust domain is refused, however it chains.
+            if not peer_in_trust_domain(self.peer_identity, transport):
+                self.closed = True
+                listener.connections.discard(self)
+                transport.abort()
+                return
         now = self.time()
         self.last_activity = now
         self.head_deadline = now + self.limits.header_timeout
@@ -377,24 +383,10 @@ class ServerConnection(TunnelEnd, asyncio.Protocol):
             if not exchange.complete:
                 self.on_message_complete()
 
-    def timed_out(self, now: float) -> str | None:
-        """Called by the Watchdog: which deadline (if any) has passed; the connection is closed."""
-        limits = self.limits
-        if self.closed or self.lingering:
-            return None
-        if self.head_deadline is not None and now >= self.head_deadline:
-            self.head_deadline = None
-            if self.started and self.active is None and self.error is None:
-                self.error = Refuse(408, f"request headers not complete within {limits.header_timeout:g}s")
-                self._answer_error()
-            else:
-                self.close()
-            return "header_timeout"
-        if self.active is None and not self.queue and self.tunnel is None:
-            if self.idle_deadline is not None and now >= self.idle_deadline:
-                self.close()
-                return "idle_timeout"
-        elif now - self.last_activity >= limits.stream_idle_timeout:
+    def refuse_late(self, text: str) -> None:
+        """The head did not arrive in time (the Watchdog's call): 408 if it began, else just close."""
+        if self.started and self.active is None and self.error is None:
+            self.error = Refuse(408, text)
+            self._answer_error()
+        else:
             self.close()
-            return "stream_idle_timeout"
-        return None

@@ -50,6 +50,12 @@ class JoinRefused(Exception):
     """The control plane answered 403: no certificate for this token."""
 
 
+def reason(error: BaseException) -> str:
+    """Why a request to the control plane failed, never empty (a bare ServerDisconnectedError has no text)."""
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
 def renewal_delay(creds: Credentials, now: float) -> float:
     """Seconds until renewal is due (half-life), never negative."""
     return max(0.0, creds.renew_at - now)
@@ -78,6 +84,7 @@ class WorkloadIdentity:
         self.renewals = 0
         self.on_change = lambda creds: None  # the sidecar re-reports its certificate
         self._task: asyncio.Task | None = None
+        self._expired_serial: str | None = None
 
     # --- what the data plane reads --------------------------------------------------
 
@@ -98,7 +105,9 @@ class WorkloadIdentity:
             if not self.control_ca:
                 raise UserError("no CA certificate to verify the control plane by: pass --control-ca FILE "
                                 "(MINIMESH_CONTROL_CA), or set MINIMESH_HOME to the stack's home")
-            chain = self.current.key_pem + self.current.cert_pem if self.current else None
+            # An expired SVID would only get the handshake refused: without one, the join token speaks.
+            valid = self.current is not None and self.current.not_after > self.clock()
+            chain = self.current.key_pem + self.current.cert_pem if valid else None
             self._control_tls = client_context(self.control_ca, chain)
         return self._control_tls
 
@@ -150,7 +159,7 @@ class WorkloadIdentity:
                 except (aiohttp.ClientError, OSError, TimeoutError, ValueError, KeyError) as e:
                     failures += 1
                     delay = retry_delay(failures, None, self.clock())
-                    log.warning("cannot get a certificate yet (%s); retrying in %.1fs", e or type(e).__name__, delay)
+                    log.warning("cannot get a certificate yet (%s); retrying in %.1fs", reason(e), delay)
                     await self.sleep(delay)
 
     async def renew_forever(self) -> None:
@@ -167,8 +176,29 @@ class WorkloadIdentity:
                 except (JoinRefused, aiohttp.ClientError, OSError, TimeoutError, ValueError, KeyError) as e:
                     failures += 1
                     left = self.current.not_after - self.clock()
-                    log.warning("certificate renewal failed (%s); keeping serial %s (%.0fs left)",
-                                e or type(e).__name__, self.current.serial, left)
+                    if left > 0:
+                        log.warning("certificate renewal failed (%s); keeping serial %s (%.0fs left)",
+                                    reason(e), self.current.serial, left)
+                    else:
+                        self.expired(reason(e))
+
+    def expired(self, why: str) -> None:
+        """Our certificate ran out with no new one: stop using the connections it opened.
+
+        Fresh contexts (the same, expired credentials) make fresh connection
+        pools, so every next request opens a new TLS session — which each
+        peer refuses, as it must ("certificate has expired"), instead of the
+        shop carrying on over sessions made while the certificate was valid.
+        Logged once per certificate; renewal keeps being retried.
+        """
+        if self._expired_serial == self.current.serial:
+            return
+        self._expired_serial = self.current.serial
+        log.error("certificate serial %s EXPIRED and renewal failed (%s): peers will refuse this sidecar's "
+                  "new connections until the control plane signs a new one", self.current.serial, why)
+        bundle = self._contexts.bundle_pem if self._contexts else self.current.bundle_pem
+        self._contexts = TLSContexts(self.current, bundle)
+        self._control_tls = None  # renewal goes on with the join token, presenting no expired certificate
 
     def start_renewing(self) -> None:
         self._task = asyncio.create_task(self.renew_forever(), name="certificate renewal")

@@ -33,11 +33,30 @@ class Watchdog:
     def __init__(self, listener: "Listener", sleep=asyncio.sleep):
         self.listener, self.sleep = listener, sleep
 
+    @staticmethod
+    def timed_out(conn: ServerConnection, now: float) -> str | None:
+        """Which deadline of `conn` (if any) has passed; such a connection is answered 408 or closed."""
+        limits = conn.limits
+        if conn.closed or conn.lingering:
+            return None
+        if conn.head_deadline is not None and now >= conn.head_deadline:
+            conn.head_deadline = None
+            conn.refuse_late(f"request headers not complete within {limits.header_timeout:g}s")
+            return "header_timeout"
+        if conn.active is None and not conn.queue and conn.tunnel is None:
+            if conn.idle_deadline is not None and now >= conn.idle_deadline:
+                conn.close()
+                return "idle_timeout"
+        elif now - conn.last_activity >= limits.stream_idle_timeout:
+            conn.close()
+            return "stream_idle_timeout"
+        return None
+
     def sweep(self, now: float) -> None:
         listener = self.listener
         for conn in list(listener.connections):
             try:
-                why = conn.timed_out(now)
+                why = self.timed_out(conn, now)
             except Exception as e:  # noqa: BLE001 - one connection's trouble must not stop the watchdog
                 log.error("%s: closing a connection past its deadline failed: %s: %s", listener.name,
                           type(e).__name__, e)

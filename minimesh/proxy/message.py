@@ -61,6 +61,9 @@ class Journey:
     sampled: bool = False  # is this trace recorded? (traceparent's flag; decided where the trace starts)
     peer: str | None = None  # inbound: the calling workload, "service;version;instance"
     mtls: bool = False  # set by the mTLS layer when the connection was mutual TLS
+    # outbound: how the last attempt went out (secure_naming.py): "mutual_tls <identity>", "plaintext",
+    # or "plaintext (no verified identity)" — PERMISSIVE to an endpoint that proved nothing, said so
+    upstream_security: str | None = None
 
     def flag(self, name: str) -> None:
         if name not in self.flags:

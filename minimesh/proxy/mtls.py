@@ -58,6 +58,7 @@ class AutoMTLS:
         contexts = self.identity.contexts(config) if self.identity is not None else None
         decision = upstream_security(endpoint.mtls_mode, endpoint.identity, contexts is not None,
                                      f"endpoint {endpoint.instance} ({journey.endpoint})")
+        journey.upstream_security = decision.label
         if decision.transport is Transport.REFUSE:
             raise UpstreamConnectFailure(decision.reason)
         if decision.transport is Transport.PLAINTEXT:

@@ -45,6 +45,16 @@ class UpstreamSecurity:
     transport: Transport
     expected_identity: str | None = None  # for MTLS: what the server's certificate must prove
     reason: str = ""  # for REFUSE: why, for x-minimesh-error
+    unverified: bool = False  # PLAINTEXT to an endpoint without an identity: telemetry says so
+
+    @property
+    def label(self) -> str:
+        """How telemetry and the tap describe the attempt's transport."""
+        if self.transport is Transport.MTLS:
+            return f"mutual_tls {self.expected_identity}"
+        if self.transport is Transport.REFUSE:
+            return "refused (secure naming)"
+        return "plaintext (no verified identity)" if self.unverified else "plaintext"
 
 
 def upstream_security(mode: str, identity: str | None, have_certificate: bool,
@@ -60,7 +70,7 @@ def upstream_security(mode: str, identity: str | None, have_certificate: bool,
             return UpstreamSecurity(Transport.REFUSE, reason=f"{endpoint} has no verified identity and its "
                                                              "destination requires mTLS (STRICT); not sending "
                                                              "plaintext")
-        return UpstreamSecurity(Transport.PLAINTEXT)
+        return UpstreamSecurity(Transport.PLAINTEXT, unverified=True)
     if not have_certificate:
         if mode == "STRICT":
             return UpstreamSecurity(Transport.REFUSE, reason=f"{endpoint} requires mTLS (STRICT) and this "

@@ -1,9 +1,13 @@
 """A sidecar's view of the mesh: the control plane's snapshot, parsed and checked.
 
 The control plane sends plain JSON; here it becomes frozen objects the layers
-can read without further checks. Anything wrong raises `ConfigError`, and the
-sidecar NACKs that snapshot and keeps serving with its last good one — the
-same contract as Envoy's xDS: a bad update is refused, never half-applied.
+can read without further checks. A snapshot whose outline is wrong raises
+`ConfigError`, and the sidecar NACKs it and keeps serving with its last good
+one — Envoy's xDS contract. One unusable *entry* (a resource or an endpoint)
+does not cost the rest: it is quarantined alone — left out and named in
+`quarantined`, which the sidecar NACKs with — and everything else applies, so
+no single registration or manifest can keep a restarted sidecar from
+becoming ready (the control plane validates both; this is the second wall).
 
 Clusters are worked out once per snapshot, not per request: for each service,
 its endpoints, and for each DestinationRule subset, the endpoints whose labels
@@ -59,6 +63,7 @@ class MeshConfig:
     resources: tuple = ()  # every parsed resource, for policies other layers read
     trust_bundle: str = ""  # PEM root certificates that peers' chains must lead to
     endpoints_by_address: dict[str, Endpoint] = field(default_factory=dict)
+    quarantined: tuple[str, ...] = ()  # entries left out, each "what: why" (the sidecar NACKs naming them)
 
     def is_service(self, host: str) -> bool:
         return (short_host(host), None) in self.clusters
@@ -73,7 +78,9 @@ class MeshConfig:
 def parse_snapshot(doc: dict) -> MeshConfig:
     """Turn a /v1/watch answer into a MeshConfig, or raise ConfigError."""
     _check_shape(doc)
-    resources = tuple(parse_resource(m, source="<snapshot>") for m in doc.get("resources", []))
+    quarantined: list[str] = []
+    resources = tuple(r for r in (_quarantining(quarantined, _entry_name(m), parse_resource, m, source="<snapshot>")
+                                  for m in doc.get("resources", [])) if r is not None)
     virtual_services: dict[str, VirtualService] = {}
     destination_rules: dict[str, DestinationRule] = {}
     for r in sorted(resources, key=lambda r: r.name):
@@ -87,7 +94,8 @@ def parse_snapshot(doc: dict) -> MeshConfig:
 
     clusters = {}
     for service, info in doc.get("services", {}).items():
-        endpoints = tuple(_endpoint(e, resources) for e in info.get("endpoints", []))
+        endpoints = tuple(e for e in (_quarantining(quarantined, f"endpoint of {service}", _endpoint, raw, resources)
+                                      for raw in info.get("endpoints", [])) if e is not None)
         rule = destination_rules.get(service)
         clusters[(service, None)] = _cluster(service, None, endpoints, rule)
         for subset in rule.subsets if rule else ():
@@ -111,7 +119,23 @@ def parse_snapshot(doc: dict) -> MeshConfig:
         trust_bundle="".join(doc.get("trust_bundle", [])),
         endpoints_by_address={e.address: e for (_, subset), c in clusters.items() if subset is None
                               for e in c.endpoints},
+        quarantined=tuple(quarantined),
     )
+
+
+def _entry_name(manifest) -> str:
+    if isinstance(manifest, dict) and isinstance(manifest.get("metadata"), dict):
+        return f"{manifest.get('kind', '?')} {manifest['metadata'].get('name', '?')}"
+    return "a resource"
+
+
+def _quarantining(quarantined: list[str], name: str, parse, *args, **kwargs):
+    """parse(*args) — or None, with the entry and its reason noted, if it is unusable."""
+    try:
+        return parse(*args, **kwargs)
+    except ConfigError as e:
+        quarantined.append(f"{name}: {str(e).splitlines()[0]}")
+        return None
 
 
 def _check_shape(doc) -> None:
@@ -139,7 +163,10 @@ def _check_shape(doc) -> None:
 def _endpoint(e: dict, resources) -> Endpoint:
     try:
         host, _, port = e["address"].rpartition(":")
-        int(port)
+        if not host or not 0 < int(port) < 65536:
+            raise ValueError(port)
+        if not isinstance(e.get("identity"), (str, type(None))):
+            raise TypeError("identity")
         labels = tuple(sorted((str(k), str(v)) for k, v in e.get("labels", {}).items()))
         identity = e.get("identity")
         return Endpoint(instance=str(e["instance"]), address=e["address"], labels=labels,

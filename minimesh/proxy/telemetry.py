@@ -33,18 +33,32 @@ import random
 import sys
 import time
 
+from minimesh.pki.spiffe import in_trust_domain, service_of
 from minimesh.proxy import tracing
 from minimesh.proxy.export import TelemetryExporter, to_json
 from minimesh.proxy.rollup import count_request, latency_bin
 from minimesh.proxy.message import Request
 
 # Who called: the outbound side names its workload to the inbound side (as
-# Istio's metadata exchange does with x-envoy-peer-metadata); mTLS will vouch
-# for it later.
+# Istio's metadata exchange does with x-envoy-peer-metadata). The header is
+# a claim, and the edge strips it from every request before any layer reads
+# it (edge.py); only what the caller's certificate proves is kept
+# (`verified_peer`): its service, and the header's version and instance only
+# if the header names that same service. A plaintext caller is "unknown".
 PEER_HEADER = "x-minimesh-peer"
 SWITCH_ENV = "MINIMESH_TELEMETRY"  # "off" (or 0/false/no) turns telemetry off; `--no-telemetry` sets it
 _OFF = ("off", "0", "false", "no")
 MAX_NOTED = 10_000  # count() at once past this many, whatever the exporter is doing
+
+
+def verified_peer(claimed: str | None, identity: str | None) -> str | None:
+    """The calling workload "service;version;instance" as far as its certificate vouches for it."""
+    service = service_of(identity) if identity and in_trust_domain(identity) else None
+    if service is None:
+        return None  # plaintext, or a certificate naming no service of this mesh: unknown
+    if claimed and claimed.split(";", 1)[0] == service:
+        return claimed
+    return f"{service};;"
 
 
 def telemetry_enabled(environ=os.environ) -> bool:
@@ -80,9 +94,7 @@ class RequestTelemetry:
             journey.span_id = tracing.new_span_id()
             journey.sampled = parent.sampled
         tracing.inject(headers, journey.trace_id, journey.span_id, parent, journey.sampled)
-        if journey.direction == "inbound":
-            journey.peer = headers.pop(PEER_HEADER, None)
-        else:
+        if journey.direction != "inbound":  # inbound: the edge set journey.peer from the certificate
             headers[PEER_HEADER] = self.peer
 
     def routed(self, request: Request) -> None:
@@ -168,6 +180,7 @@ class RequestTelemetry:
             "tries": [[a.endpoint, a.status, a.error, round((a.started - started) * 1000, 3),
                        round(a.duration_ms, 3)] for a in journey.attempts],
             "mtls": journey.mtls or journey.peer_identity is not None, "external": journey.external,
+            "upstream_security": journey.upstream_security,  # secure_naming.py: how the last attempt went out
             "identity": journey.peer_identity,  # the peer's SPIFFE ID from its verified certificate, or None
             "request_id": request.headers.get("x-request-id"),
             "trace_id": journey.trace_id, "span_id": journey.span_id, "parent_id": journey.parent_id,

@@ -21,12 +21,15 @@ that resumes nothing.
 
 from __future__ import annotations
 
+import logging
 import os
 import ssl
 import tempfile
 
-from minimesh.pki.spiffe import identity_of_der, spiffe_id
+from minimesh.pki.spiffe import TRUST_DOMAIN, identity_of_der, in_trust_domain, spiffe_id
 from minimesh.pki.workload import Credentials
+
+log = logging.getLogger("minimesh.proxy")
 
 TLS_HANDSHAKE = 0x16  # the first byte of every TLS connection: a handshake record (RFC 8446 §5.1)
 
@@ -98,6 +101,22 @@ class TLSContexts:
             ctx.expected_peer = identity  # secure naming (pool.py checks it)
             self._clients[identity] = ctx
         return ctx
+
+
+def peer_in_trust_domain(identity: str | None, transport=None) -> bool:
+    """May a verified TLS peer proving `identity` talk to us? Only one of this mesh's trust domain.
+
+    The chain already leads to our CA; the trust domain in the SPIFFE ID is
+    checked too (SPIFFE's X.509-SVID standard has a relying party validate
+    the ID, not only the chain), for a certificate issued before the CA
+    refused foreign ones, or by a CA another mesh shares.
+    """
+    if in_trust_domain(identity):
+        return True
+    peer = transport.get_extra_info("peername") if transport is not None else None
+    log.info("refused a TLS peer %s proving %s: not of trust domain %s", peer, identity or "no SPIFFE ID",
+             TRUST_DOMAIN)
+    return False
 
 
 def peer_identity(ssl_object) -> str | None:

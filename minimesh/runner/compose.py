@@ -8,7 +8,8 @@ in Kubernetes:
                          named volume so it survives a restart; HTTPS on port
                          15010 (127.0.0.1 only); it writes the admin's and a
                          viewer's client certificates into the host's
-                         ${MINIMESH_HOME:-.minimesh}/credentials, a bind mount,
+                         $MINIMESH_HOME/credentials (default: the CLI's per-user
+                         home, ~/.local/state/minimesh), a bind mount,
                          where the CLI and the TUI find them
     tokens               a one-shot job writing each service's join token (and
                          the mesh CA's certificate, to verify the control plane
@@ -60,9 +61,10 @@ APP_PORT = 8080                        # every app listens here, in its own name
 INBOUND_PORT, OUTBOUND_PORT, ADMIN_PORT = 15006, 15001, 15000
 CONTROL_HOME = "/var/lib/minimesh"
 CONTROL_URL = f"https://control:{CONTROL_PORT}"
-# The host's MINIMESH_HOME (default .minimesh beside the compose/ folder: the repository root, where
-# the CLI's default ./.minimesh is when run from there), for the operator's client certificates.
-HOST_CREDENTIALS = "${MINIMESH_HOME:-../.minimesh}/credentials"
+# The host's MINIMESH_HOME, for the operator's client certificates; its default is the CLI's own
+# per-user home (runner/state.py default_home: compose cannot read XDG_STATE_HOME's rule, so with
+# XDG_STATE_HOME set, export MINIMESH_HOME too).
+HOST_CREDENTIALS = "${MINIMESH_HOME:-~/.local/state/minimesh}/credentials"
 TOKENS_DIR = "/tokens"                 # in the tokens job: one volume per service
 TOKEN_MOUNT = "/run/minimesh"          # in a sidecar: its service's token volume, read-only
 

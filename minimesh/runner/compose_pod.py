@@ -1,6 +1,6 @@
 """Keeping a sidecar beside its app in Docker Compose, as a Kubernetes pod would.
 
-    python -m minimesh.runner.compose_pod -- minimesh sidecar --control http://control:15010 …
+    python -m minimesh.runner.compose_pod -- minimesh sidecar --control https://control:15010 …
 
 In a compose stack each sidecar container joins its app container's network
 namespace (`network_mode: service:<app>`), so the app reaches its sidecar on

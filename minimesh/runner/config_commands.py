@@ -56,6 +56,7 @@ def apply(files: list[str], *, control: str | None = None, home: str | None = No
         raise UserError(f"no manifests found in {', '.join(files)}")
     warn_surprises(resources)
     client = control_client(control, home)
+    warn_unknown_hosts(client, resources)
     started = time.monotonic()
     answer = client.apply([r.manifest for r in resources], source=", ".join(files))
     for result in answer.get("results", []):
@@ -73,6 +74,18 @@ def warn_surprises(resources) -> None:
     for resource in resources:
         for line in resource.warnings:
             click.echo(f"warning: {line}", err=True)
+
+
+def warn_unknown_hosts(client, resources) -> None:
+    """A VirtualService or DestinationRule for a host no service answers to: warn, as istioctl analyze would."""
+    from minimesh.config import unknown_hosts
+
+    status, answer = client.request("GET", "/v1/instances")
+    if status != 200:
+        return  # the apply itself will say what is wrong with the control plane
+    services = {i["service"] for i in answer.get("instances", []) if i.get("kind", "sidecar") == "sidecar"}
+    for line in unknown_hosts(resources, services):
+        click.echo(f"warning: {line}", err=True)
 
 
 def get(kind: str | None, *, output: str = "yaml", control: str | None = None, home: str | None = None) -> None:

@@ -21,6 +21,11 @@ Any local process can reach 127.0.0.1, so the API is the control plane's
 kind: a certificate from the mesh CA, and only the admin's will do
 (control/access.py) — checked before anything else happens.
 A stopped instance stays stopped (no restarts) until it is started again.
+
+`minimesh stop control` does the same for the control plane (lesson 04's
+break-it: watch certificates expire while it is away). A crashed control
+plane is restarted within seconds, as Kubernetes restarts a crashed istiod;
+a stopped one stays away until `minimesh start control`.
 """
 
 from __future__ import annotations
@@ -61,10 +66,13 @@ class InstanceControl:
         self.url: str | None = None
 
     def pair(self, name: str):
+        """The children of `name` in start order: (app, sidecar), or the control plane alone."""
+        if name == "control":
+            return (self.sup.children["control"],)
         app, sidecar = self.sup.children.get(name), self.sup.children.get(f"{name}.sidecar")
         if app is None or sidecar is None or app.spec.role != "app":
             names = ", ".join(ip.instance for ip in self.sup.plan.instances)
-            raise LookupError(f"no instance named {name!r}; the instances are: {names}")
+            raise LookupError(f"no instance named {name!r}; the instances are: {names} (and control)")
         return app, sidecar
 
     def supervise(self, child) -> None:
@@ -73,36 +81,34 @@ class InstanceControl:
 
     async def stop(self, name: str) -> dict:
         async with self._lock:
-            app, sidecar = self.pair(name)
+            children = self.pair(name)
             if name in self.stopped:
                 return {"instance": name, "state": "stopped", "seconds": 0.0, "changed": False}
             started = time.monotonic()
             self.stopped.add(name)
             # Sidecar first, and wait for it to exit: it deregisters, drains, closes.
-            await sidecar.stop(self.sup.grace)
-            await app.stop(self.sup.grace)
-            self.sup._changed(app)
+            for child in reversed(children):
+                await child.stop(self.sup.grace)
+            self.sup._changed(children[0])
             took = time.monotonic() - started
             log.info("stopped %s in %.1fs (sidecar drained first, then the app)", name, took)
             return {"instance": name, "state": "stopped", "seconds": round(took, 3), "changed": True}
 
     async def start(self, name: str) -> dict:
         async with self._lock:
-            app, sidecar = self.pair(name)
+            children = self.pair(name)
             if name not in self.stopped:
                 return {"instance": name, "state": "running", "seconds": 0.0, "changed": False}
             started = time.monotonic()
             deadline = started + START_TIMEOUT
-            for child in (app, sidecar):
+            for child in children:  # the app until it listens, then its sidecar until /ready
                 child.stopping = False
-            await app.start()
-            await wait_ready([app], deadline)
-            await sidecar.start()
-            await wait_ready([sidecar], deadline)
+                await child.start()
+                await wait_ready([child], deadline)
             self.stopped.discard(name)
-            for child in (app, sidecar):
+            for child in children:
                 self.supervise(child)
-            self.sup._changed(app)
+            self.sup._changed(children[0])
             took = time.monotonic() - started
             log.info("started %s in %.1fs", name, took)
             return {"instance": name, "state": "running", "seconds": round(took, 3), "changed": True}
@@ -162,5 +168,9 @@ def change(name: str, action: str, *, home: str | None = None) -> dict:
 def describe(answer: dict, action: str) -> str:
     if not answer.get("changed"):
         return f"{answer['instance']} is already {answer['state']}"
+    if answer["instance"] == "control":
+        how = ("stopped; it stays away (no restarts) until `minimesh start control`" if action == "stop"
+               else "started and answering")
+        return f"the control plane {how} ({answer['seconds']:.1f}s)"
     how = "drained and stopped" if action == "stop" else "started and ready"
     return f"{answer['instance']} {how} in {answer['seconds']:.1f}s"

@@ -36,7 +36,7 @@ def up(lesson_dir: str, *, detach: bool, gateway_port: int, home: str | None = N
        fresh: bool = False) -> None:
     home_path = st.resolve_home(home)
     lesson = load_lesson(lesson_dir)  # a missing lesson or a bad lesson.yaml fails here, in one line
-    refuse_if_running(home_path)  # before anything is touched: a live stack is the learner's
+    st.refuse_if_running(home_path)  # before anything is touched: a live stack is the learner's
     if gateway_port:
         ensure_free(gateway_port, "gateway", GATEWAY_HINT)
     kept = persist.keep_or_forget(home_path, lesson.dir.name, fresh=fresh)
@@ -50,19 +50,6 @@ def up(lesson_dir: str, *, detach: bool, gateway_port: int, home: str | None = N
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     supervisor = Supervisor(lesson, home_path, gateway_port)
     asyncio.run(supervisor.run(on_ready=lambda s: click.echo(summary(s, foreground=True))))
-
-
-def refuse_if_running(home: Path) -> None:
-    """One home runs one stack: name the one running and how to stop it; change nothing."""
-    if st.is_locked(home):
-        raise UserError(running_message(home, st.read_state(home) or {}))
-
-
-def running_message(home: Path, state: dict) -> str:
-    lesson = Path(state["lesson"]).name if state.get("lesson") else "a lesson"
-    where = f", gateway {state['gateway_url']}" if state.get("gateway_url") else ""
-    return (f"a stack is already running in {home} ({lesson}{where}); "
-            "`minimesh down` stops it, or set MINIMESH_HOME to another folder to run a second one")
 
 
 def _start_detached(lesson_dir: Path, home: Path, gateway_port: int) -> dict:

@@ -1,9 +1,10 @@
 """A running stack's home: where its state.json, logs and lock live.
 
 `MINIMESH_HOME` is one stack. Its default is per user, whatever the current
-directory (the platform's state directory: `$XDG_STATE_HOME/minimesh`, else
-`~/.local/state/minimesh`; `~/Library/Application Support/minimesh` on macOS),
-so `minimesh status` from any folder finds the stack `make demo` started. The supervisor holds an
+directory (the XDG state directory: `$XDG_STATE_HOME/minimesh`, else
+`~/.local/state/minimesh`, on macOS too, so that the compose files' bind
+mount of the operator's credentials finds the same folder), so `minimesh
+status` from any folder finds the stack `make demo` started. The supervisor holds an
 exclusive lock on `<home>/supervisor.lock` for as long as it lives — the kernel
 drops the lock when the process dies, even by SIGKILL, so "is a stack running
 here?" never trusts a stale pid. `<home>/state.json` (written atomically) tells
@@ -17,15 +18,14 @@ the other commands where everything is:
 import fcntl
 import json
 import os
-import sys
 from pathlib import Path
 
+from minimesh.errors import UserError
 
-def default_home(environ=os.environ, platform: str = sys.platform) -> Path:
+
+def default_home(environ=os.environ) -> Path:
     """The per-user home used when neither --home nor MINIMESH_HOME says otherwise."""
     user = Path(environ.get("HOME") or Path.home())
-    if platform == "darwin":
-        return user / "Library" / "Application Support" / "minimesh"
     state = environ.get("XDG_STATE_HOME")
     # The XDG spec: a relative XDG_STATE_HOME is invalid and must be ignored.
     base = Path(state) if state and os.path.isabs(state) else user / ".local" / "state"
@@ -106,6 +106,19 @@ def is_locked(home: Path) -> bool:
         probe.release()
         return False
     return True
+
+
+def refuse_if_running(home: Path) -> None:
+    """One home runs one stack: name the one running and how to stop it; change nothing."""
+    if is_locked(home):
+        raise UserError(running_message(home, read_state(home) or {}))
+
+
+def running_message(home: Path, state: dict) -> str:
+    lesson = Path(state["lesson"]).name if state.get("lesson") else "a lesson"
+    where = f", gateway {state['gateway_url']}" if state.get("gateway_url") else ""
+    return (f"a stack is already running in {home} ({lesson}{where}); "
+            "`minimesh down` stops it, or set MINIMESH_HOME to another folder to run a second one")
 
 
 def lock_holder(home: Path) -> int | None:

@@ -66,9 +66,11 @@ def get_json(url: str, home: Path):
 
 
 def registered(home: Path) -> dict[str, dict]:
+    from minimesh.errors import UserError
+
     try:
         return {i["instance"]: i for i in get_json(f"{CONTROL}/v1/instances", home)["instances"]}
-    except (OSError, ValueError, LookupError):
+    except (OSError, ValueError, LookupError, UserError):  # UserError: no credentials written yet
         return {}
 
 

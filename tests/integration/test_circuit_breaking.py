@@ -15,7 +15,8 @@ import pytest
 import pytest_asyncio
 
 from tests.support.control import wait_for
-from tests.support.mesh import client_session, run_mesh, virtual_service
+from tests.support.mesh import client_session, delete_routing, run_mesh, virtual_service
+from tests.support.mesh import set_fault as set_instance_fault
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.asyncio(loop_scope="module")]
 
@@ -37,18 +38,13 @@ async def mesh(tmp_path_factory):
 @pytest_asyncio.fixture(loop_scope="module")
 async def clean(mesh):
     yield mesh
-    for kind in ("VirtualService", "DestinationRule"):
-        _, body = await mesh.cp("GET", f"/v1/config?kind={kind}")
-        for resource in body["resources"]:
-            await mesh.cp("DELETE", f"/v1/config/{kind}/{resource['metadata']['name']}")
+    await delete_routing(mesh)
     await set_fault(mesh, delay_ms=0, failure_rate=0)
     await mesh.converged()
 
 
 async def set_fault(mesh, **knobs):
-    catalog = next(i for i in mesh.instances if i.service == "catalog")
-    async with client_session() as http, http.put(catalog.app.url + "/_fault", json=knobs) as r:
-        assert r.status == 200, await r.text()
+    await set_instance_fault(next(i for i in mesh.instances if i.service == "catalog"), **knobs)
 
 
 async def burst(mesh, n):
@@ -61,6 +57,14 @@ async def burst(mesh, n):
                 await r.read()
                 return r.status, r.headers.get("x-minimesh-error", ""), loop.time() - started
         return await asyncio.gather(*(one() for _ in range(n)))
+
+
+async def catalog_lines(mesh, before: int, n: int) -> list[dict]:
+    """The gateway's access-log lines for catalog after the first `before`, once there are n."""
+    def ready():
+        lines = [line for line in mesh.gateway.access_log()[before:] if line["destination"] == "catalog"]
+        return lines if len(lines) >= n else None
+    return await wait_for(lambda: asyncio.sleep(0, ready()), 10, what=f"{n} access-log lines")
 
 
 async def gateway_stats(mesh) -> dict:
@@ -106,9 +110,7 @@ async def test_max_retries_stops_retries_that_would_multiply_an_outage(clean):
                      catalog_rule(connectionPool={"http": {"maxRetries": 1}}))
     before = len(mesh.gateway.access_log())
     await burst(mesh, 10)
-    lines = await wait_for(lambda: asyncio.sleep(0, (lambda ls: ls if len(ls) >= 10 else None)(
-        [line for line in mesh.gateway.access_log()[before:] if line["destination"] == "catalog"])), 10,
-        what="10 access-log lines")
+    lines = await catalog_lines(mesh, before, 10)
     attempts = sum(line["attempts"] for line in lines)
     # Unlimited, that would be 60 attempts. With one retry outstanding at a time, most requests
     # get none: they answer at once with their first failure, flagged UO.
@@ -123,9 +125,7 @@ async def test_retry_budget_caps_retries_as_a_share_of_requests(clean):
                      catalog_rule(retryBudget={"percent": 10, "minRetryConcurrency": 2}))
     before = len(mesh.gateway.access_log())
     await burst(mesh, 10)
-    lines = await wait_for(lambda: asyncio.sleep(0, (lambda ls: ls if len(ls) >= 10 else None)(
-        [line for line in mesh.gateway.access_log()[before:] if line["destination"] == "catalog"])), 10,
-        what="10 access-log lines")
+    lines = await catalog_lines(mesh, before, 10)
     attempts = sum(line["attempts"] for line in lines)
     assert attempts <= 35, attempts  # at most 2 retries in flight at once (10 % of 10 is 1; min 2)
     assert any("UO" in line["flags"].split(",") for line in lines)

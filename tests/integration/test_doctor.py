@@ -4,7 +4,8 @@ Real `minimesh` subprocesses: a fresh home passes; a taken port, a PATH
 without docker and a stopped stack each print their fix (exit 1); on a live
 stack the doctor sees the control plane, the ACKs and the certificates; and
 `lesson step`/`check` of another lesson refuse, naming the running one
-(defect 4), without changing its config.
+(defect 4), without changing its config; a VirtualService for a host
+that does not exist is applied with a warning (defect 7).
 """
 
 import os
@@ -81,7 +82,7 @@ def test_doctor_on_a_live_stack_and_lesson_commands_of_another_lesson(tmp_path):
         # The doctor sees the running stack: control plane, ACKs, certificates.
         r = doctor(home)
         assert r.returncode == 0, r.stdout
-        for line in ("✓ a stack is running in", "✓ control plane http://", "ACKed config v",
+        for line in ("✓ a stack is running in", "✓ control plane http", " answers", "ACKed config v",
                      "✓ every certificate valid (2 proxies with an identity)"):
             assert line in r.stdout, r.stdout
 
@@ -94,6 +95,20 @@ def test_doctor_on_a_live_stack_and_lesson_commands_of_another_lesson(tmp_path):
                                         f"`minimesh lesson {verb[0]} shop` works on it, or switch: "
                                         "`minimesh down && minimesh up lessons/other`")
         assert stack.cli("get", "-o", "json").stdout == before
+
+        # Defect 7: a VirtualService for a host no service answers to is accepted, as on Istio,
+        # with a warning naming the host (istioctl analyze's IST0101); before, it was silent.
+        typo = tmp_path / "typo.yaml"
+        typo.write_text(yaml.safe_dump({
+            "apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"name": "catalgo"},
+            "spec": {"hosts": ["catalgo"], "http": [{"route": [{"destination": {"host": "catalgo"}}]}]}}))
+        r = stack.cli("apply", str(typo))
+        assert r.returncode == 0 and "virtualservice/catalgo created" in r.stdout
+        assert r.stderr.strip().splitlines() == [
+            "warning: VirtualService default/catalgo hosts[0]: host 'catalgo' is not a service of the mesh "
+            "(services: catalog); accepted, as Istio does, but it routes nothing "
+            "(istioctl analyze: IST0101 ReferencedResourceNotFound)"]
+        assert stack.cli("delete", "virtualservice", "catalgo").returncode == 0
 
         # The supervisor dies (its children with it): the doctor says the stack stopped, and the fix.
         pids = stack.all_pids()

@@ -22,22 +22,10 @@ from pathlib import Path
 import pytest
 
 from minimesh.runner.state import is_locked, pid_alive, read_state
-from tests.support.stack import REPO, cli, demo, running_stack, wait_for, write_lesson
+from tests.support.stack import CATALOG_VS as VS, REPO, cli, demo, running_stack, wait_for, write_lesson
 
 pytestmark = pytest.mark.timeout(180)
 
-VS = """\
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: catalog
-spec:
-  hosts: [catalog]
-  http:
-  - route:
-    - destination:
-        host: catalog
-"""
 
 
 @pytest.fixture
@@ -69,7 +57,8 @@ def test_make_demo_beside_a_live_stack_refuses_and_leaves_it_running(lesson, tmp
         pids = stack.all_pids()
         config = stack.cli("get", "-o", "json").stdout
 
-        r = make_demo(stack.home, free_port())
+        # The same port as the running stack: what a learner typing `make demo` twice does.
+        r = make_demo(stack.home, int(stack.state()["gateway_url"].rsplit(":", 1)[1]))
 
         # Refused, naming the running lesson and how to stop it ...
         assert r.returncode != 0

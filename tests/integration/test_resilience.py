@@ -15,7 +15,7 @@ import pytest
 import pytest_asyncio
 
 from tests.support.control import wait_for
-from tests.support.mesh import client_session, destination_rule, run_mesh, virtual_service
+from tests.support.mesh import client_session, delete_routing, destination_rule, run_mesh, set_fault, virtual_service
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.asyncio(loop_scope="module")]
 
@@ -36,10 +36,7 @@ async def mesh(tmp_path_factory):
 async def clean(mesh):
     """After each test: no VirtualService or DestinationRule left, catalog faults off."""
     yield mesh
-    for kind in ("VirtualService", "DestinationRule"):
-        status, body = await mesh.cp("GET", f"/v1/config?kind={kind}")
-        for resource in body["resources"]:
-            await mesh.cp("DELETE", f"/v1/config/{kind}/{resource['metadata']['name']}")
+    await delete_routing(mesh)
     for instance in catalogs(mesh):
         await set_fault(instance, delay_ms=0)
     await mesh.converged()
@@ -47,11 +44,6 @@ async def clean(mesh):
 
 def catalogs(mesh):
     return [i for i in mesh.instances if i.service == "catalog" and i.sidecar.proc.poll() is None]
-
-
-async def set_fault(instance, **knobs):
-    async with client_session() as http, http.put(instance.app.url + "/_fault", json=knobs) as r:
-        assert r.status == 200, await r.text()
 
 
 async def fire(mesh, n, method="GET", path="/items", host="catalog", concurrency=1):

@@ -16,7 +16,7 @@ import urllib.request
 import pytest
 
 from minimesh.runner.state import pid_alive
-from tests.support.stack import cli, demo, running_stack, start_stack, stop_stack, wait_for, write_lesson
+from tests.support.stack import CATALOG_VS as VS, cli, demo, running_stack, start_stack, stop_stack, wait_for, write_lesson
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -170,18 +170,6 @@ def test_an_app_that_crashes_at_start_is_named(tmp_path):
     assert len(r.stderr.strip().splitlines()) == 1
 
 
-VS = """\
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: catalog
-spec:
-  hosts: [catalog]
-  http:
-  - route:
-    - destination:
-        host: catalog
-"""
 
 
 def test_apply_get_delete_and_a_bad_file_changes_nothing(lesson, tmp_path):

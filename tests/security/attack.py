@@ -38,14 +38,14 @@ class During:
         return self.statuses == [200] * SHOP_REQUESTS and not self.errors
 
 
-async def _shop(url: str, during: During, n: int, concurrency: int = 4) -> None:
+async def _shop(url: str, during: During, n: int, path: str, host: str | None, concurrency: int = 4) -> None:
     queue = list(range(n))
     async with aiohttp.ClientSession(trust_env=False, timeout=aiohttp.ClientTimeout(total=20)) as http:
         async def worker():
             while queue:
                 queue.pop()
                 try:
-                    async with http.get(url + "/api/products") as r:
+                    async with http.get(url + path, headers={"Host": host} if host else None) as r:
                         await r.read()
                         during.statuses.append(r.status)
                 except (aiohttp.ClientError, TimeoutError) as e:
@@ -54,10 +54,10 @@ async def _shop(url: str, during: During, n: int, concurrency: int = 4) -> None:
 
 
 @contextlib.asynccontextmanager
-async def attack_on(gateway_url: str, n: int = SHOP_REQUESTS):
+async def attack_on(gateway_url: str, n: int = SHOP_REQUESTS, path: str = "/api/products", host: str | None = None):
     """Shop traffic through the gateway for as long as the block (the attack) runs, and then to n."""
     during = During()
-    shopping = asyncio.create_task(_shop(gateway_url, during, n))
+    shopping = asyncio.create_task(_shop(gateway_url, during, n, path, host))
     try:
         yield during
     finally:

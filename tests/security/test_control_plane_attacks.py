@@ -11,26 +11,13 @@ nothing.
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
-import pytest_asyncio
 
 from minimesh.pki.operator import VIEWER, credentials_dir, operator_context
 from tests.security.attack import Trap, attack_on, call, client_tls, foreign_tls, rss_kib, workload_tls
-from tests.support.mesh import run_mesh
+from tests.support.mesh import start_sidecar
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(240)]
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def shop(tmp_path_factory):
-    async with run_mesh(tmp_path_factory.mktemp("shop")) as mesh:
-        for service in ("catalog", "pricing", "web"):
-            await mesh.add(service)
-        await mesh.add_gateway("web")
-        await mesh.converged()
-        yield mesh
 
 
 def ca_pem(shop) -> str:
@@ -86,11 +73,11 @@ async def test_a_workload_cannot_register_or_poison_another_service(shop, tmp_pa
         async with attack_on(shop.gateway.listen) as during:
             status, answer = await call(url, "POST", "/v1/register", web, body=catalog_registration(trap.address))
             assert status == 403 and "'web' only" in answer["error"], answer
-            # As itself, but claiming catalog's identity: refused too.
+            # As itself, but claiming catalog's identity: refused too (admission names the field).
             body = {**catalog_registration(trap.address), "service": "web", "instance": "web-fake",
                     "identity": "spiffe://cluster.local/ns/default/sa/catalog"}
             status, answer = await call(url, "POST", "/v1/register", web, body=body)
-            assert status == 403 and "not the one your certificate proves" in answer["error"], answer
+            assert status == 400 and "register: identity" in answer["error"], answer
             # Taking over a real catalog instance's name (as a web instance): refused. (Two instances
             # of one service share one identity, as pods of one service account do in Istio.)
             real = next(i.name for i in shop.instances if i.service == "catalog")
@@ -196,4 +183,27 @@ async def test_the_join_token_opens_only_the_signing_endpoint(shop):
         status, _ = await call(url, method, path, anonymous, body={},
                                headers={"Authorization": f"Bearer {token}"})
         assert status == 401, (method, path)
-    await asyncio.sleep(0)
+
+
+async def test_a_poisoned_registration_is_refused_by_field_and_a_restarted_sidecar_becomes_ready(shop, tmp_path):
+    url = shop.control.https_url
+    catalog = next(i for i in shop.instances if i.service == "catalog")
+    poison = {"service": "catalog", "version": "v1", "instance": "catalog-poison", "kind": "sidecar",
+              "addresses": {"inbound": "not-an-address"}}
+    async with attack_on(shop.gateway.listen) as during:
+        # Even the admin's word is checked; a compromised catalog sidecar's too.
+        for tls in (operator_context("admin", shop.control.home), workload_tls(shop.control.home, tmp_path, "catalog")):
+            status, answer = await call(url, "POST", "/v1/register", tls, body=poison)
+            assert status == 400 and "addresses.inbound 'not-an-address'" in answer["error"], answer
+        status, answer = await call(url, "POST", "/v1/register", operator_context("admin", shop.control.home),
+                                    body={**poison, "addresses": {"inbound": "127.0.0.1:1"}, "labels": {"x" * 70: "y"}})
+        assert status == 400 and "labels key" in answer["error"], answer
+        # A sidecar (re)started now takes the snapshot and becomes ready.
+        again = await start_sidecar(shop.control_url, "catalog", catalog.app.port, instance="catalog-v1-again",
+                                    log_dir=shop.log_dir)
+        try:
+            assert await again.healthy()
+        finally:
+            await again.stop()
+    assert during.all_ok(), (during.statuses.count(200), during.errors[:3])
+    assert "catalog-poison" not in await instances(shop)

@@ -365,6 +365,20 @@ async def serving(mesh, control):
             assert not bad, f"sidecars did not exit 0 on SIGTERM: {bad} (after {time.monotonic() - started:.1f}s)"
 
 
+async def delete_routing(mesh) -> None:
+    """Delete every VirtualService and DestinationRule (between the tests of one module-wide mesh)."""
+    for kind in ("VirtualService", "DestinationRule"):
+        _, body = await mesh.cp("GET", f"/v1/config?kind={kind}")
+        for resource in body["resources"]:
+            await mesh.cp("DELETE", f"/v1/config/{kind}/{resource['metadata']['name']}")
+
+
+async def set_fault(instance: Instance, **knobs) -> None:
+    """Change a demo app's fault knobs at run time (failure_rate, delay_ms): PUT /_fault."""
+    async with client_session() as http, http.put(instance.app.url + "/_fault", json=knobs) as r:
+        assert r.status == 200, await r.text()
+
+
 # --- manifests ---------------------------------------------------------------------------------
 
 

@@ -26,6 +26,20 @@ from minimesh.runner.state import pid_alive, read_state
 from tests.support.control import AdminProxy
 
 REPO = Path(__file__).resolve().parents[2]
+
+# The smallest useful manifest: every catalog request to any catalog instance.
+CATALOG_VS = """\
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: catalog
+spec:
+  hosts: [catalog]
+  http:
+  - route:
+    - destination:
+        host: catalog
+"""
 DEMO = REPO / "demo-services"
 
 

@@ -226,7 +226,9 @@ async def _field(coro, key, value) -> bool:
     return abs(float((await coro).get(key, -1)) - value) < 1e-9
 
 
-async def test_generate_traffic_key_sends_requests_through_the_gateway(tmp_path):
+@contextlib.asynccontextmanager
+async def recording_gateway():
+    """A real HTTP server standing in for the gateway: (its URL, the (method, path) of every request)."""
     hits = []
 
     async def handler(request):
@@ -239,18 +241,39 @@ async def test_generate_traffic_key_sends_requests_through_the_gateway(tmp_path)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]
     try:
-        async with run_control_plane(tmp_path, ttl=600) as cp:
-            app = live_app(cp.url, gateway_url=f"http://127.0.0.1:{port}")
-            async with app.run_test(size=SIZE) as pilot:
-                await pilot.press("g")
-                await wait_for(until(lambda: ("POST", "/api/checkout") in hits and len(hits) >= 5), 15,
-                               what="generated requests")
-                await pilot.press("g")
-                assert app._traffic is None and "traffic off" in app.message
+        yield f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}", hits
     finally:
         await runner.cleanup()
+
+
+async def test_generate_traffic_key_sends_requests_through_the_gateway(tmp_path):
+    async with recording_gateway() as (gateway_url, hits), run_control_plane(tmp_path, ttl=600) as cp:
+        app = live_app(cp.url, gateway_url=gateway_url)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("g")
+            await wait_for(until(lambda: ("POST", "/api/checkout") in hits and len(hits) >= 5), 15,
+                           what="generated requests")
+            await pilot.press("g")
+            assert app._traffic is None and "traffic off" in app.message
+
+
+async def test_generated_traffic_only_does_what_the_running_lesson_serves(tmp_path):
+    # Issue 18, defect 9: lessons 04 and 05 have no payments service; checkouts could only fail
+    # there and show a ghost `payments` row (a host outside the mesh).
+    from tests.tui.shop_events import registration
+
+    async with recording_gateway() as (gateway_url, hits), run_control_plane(tmp_path, ttl=600) as cp:
+        async with aiohttp.ClientSession(trust_env=False) as http:
+            for instance in ("web-v1-0", "catalog-v1-0", "pricing-v1-0"):  # lesson 05's shop: no payments
+                async with http.post(f"{cp.url}/v1/register", json=registration(instance, time.time())) as r:
+                    assert r.status == 200, await r.text()
+        app = live_app(cp.url, gateway_url=gateway_url)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("g")
+            await wait_for(until(lambda: len(hits) >= 6), 15, what="generated requests")
+            await pilot.press("g")
+    assert ("GET", "/api/products") in hits and ("POST", "/api/checkout") not in hits
 
 
 async def test_lesson_panel_puts_the_next_step_in_force_and_checks_it(tmp_path):

@@ -40,3 +40,25 @@ def test_each_lesson_is_its_own_compose_project():
     assert len(set(names)) == len(names)
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "docker-compose" in readme and "MINIMESH_CONTROL_URL" in readme  # v1 and the CLI/TUI flags
+
+
+def test_lesson_04_does_not_say_the_traffic_was_plaintext_so_far():
+    # Defect 3: auto mTLS is on from lesson 01 (both ends have a certificate).
+    text = (ROOT / "lessons" / "04-mtls" / "README.md").read_text(encoding="utf-8")
+    assert "so far been plain HTTP" not in text and "mutual TLS since lesson 01" in text
+    # Defect 11: the break-it that asks for a CSR shows how to make one, and the status the CA answers.
+    assert "build_csr" in text and "answers 403" in text and "answers 400" not in text
+
+
+def test_lesson_05_step_1_shows_the_spans_its_lesson_makes():
+    # Defect 5: web calls pricing once per item from the start (PRICING_CALLS: per-item, five items),
+    # so step 1's trace has 4 + 2 x 5 = 14 spans; the README showed 6.
+    lesson = load_lesson(ROOT / "lessons" / "05-tracing")
+    per_item = any(v.service == "web" and v.env.get("PRICING_CALLS") == "per-item" for v in lesson.versions)
+    text = (ROOT / "lessons" / "05-tracing" / "README.md").read_text(encoding="utf-8")
+    step_1 = text.split("### 1.", 1)[1].split("### 2.", 1)[0]
+    header = re.search(r"(\d+) spans", step_1)
+    rows = [line for line in step_1.splitlines() if re.search(r" [▶◀] ", line)]
+    pricing_calls = sum(1 for line in rows if "web ▶ pricing" in line)
+    assert per_item and pricing_calls == 5
+    assert int(header.group(1)) == len(rows) == 4 + 2 * pricing_calls

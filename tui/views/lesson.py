@@ -12,11 +12,14 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 
-def lesson_text(place, busy: str | None, log: list[str], verdicts) -> Text:
+def lesson_text(place, busy: str | None, log: list[str], verdicts, compose: bool = False) -> Text:
+    """The panel; `compose` when the TUI watches a stack it did not find in MINIMESH_HOME (--control)."""
     text = Text()
     if place is None:
-        text.append("No lesson: start one with `minimesh up lessons/01-hello-mesh`, or pass --lesson 01.\n",
-                    style="grey50")
+        start = ("a compose stack names its lesson itself (`docker compose -p minimesh-01-hello-mesh "
+                 "-f compose/01-hello-mesh.yaml up -d`)" if compose
+                 else "start one with `minimesh up lessons/01-hello-mesh`")
+        text.append(f"No lesson: {start}, or pass --lesson 01.\n", style="grey50")
         return text
     guide = place.guide
     text.append(f"{place.name}: {guide.lesson.title}\n", style="bold")
@@ -55,4 +58,4 @@ class LessonView(VerticalScroll):
 
     def draw(self, app) -> None:
         self.query_one("#lesson-body", Static).update(
-            lesson_text(app.lesson, app.lesson_busy, app.lesson_log, app.lesson_verdicts))
+            lesson_text(app.lesson, app.lesson_busy, app.lesson_log, app.lesson_verdicts, compose=app.home is None))

@@ -7,6 +7,8 @@ at each service's inbound side, as `minimesh stat` does; the sparkline is RPS
 over the last 5 s, one sample per refresh. CONFIG is the config version the
 sidecars ACKed (✓ current, … catching up, ✗ NACK); CERT the shortest time
 to expiry among their certificates. Rows are green, amber or red by success.
+MESHED says how many instances some caller's outlier detection has ejected
+now ("3/3 ⏏1 ejected"), as the control plane last heard from the sidecars.
 """
 
 from __future__ import annotations
@@ -46,8 +48,11 @@ def rows(state, now: float, service_filter: str | None = None) -> list[tuple[str
         colour = health(w.success if w else None)
         certs = [p.cert_not_after for p in mine if p.cert_not_after]
         lat = w.latency if w else None
+        ejected = state.status.ejected_instances(service, version) if state.status else set()
+        meshed_cell = (cell(f"{meshed}/{meshed} ⏏{len(ejected)} ejected", "warn") if ejected
+                       else cell(f"{meshed}/{meshed}"))
         out.append((f"{service}/{version}", (
-            cell(service, colour), cell(version), cell(f"{meshed}/{meshed}"),
+            cell(service, colour), cell(version), meshed_cell,
             cell(percent(w.success if w else None), colour, "right"), cell(rps(w.rps if w else 0.0), None, "right"),
             cell(millis(lat.p50 if lat else None), None, "right"), cell(millis(lat.p95 if lat else None), None, "right"),
             cell(millis(lat.p99 if lat else None), None, "right"),

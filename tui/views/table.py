@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from rich.text import Text
+from textual.css.query import NoMatches
 from textual.widgets import DataTable
 
 STYLES = {"good": "green", "warn": "yellow", "bad": "bold red", "idle": "grey50"}
@@ -61,3 +64,16 @@ def _scrolled(old: list[str], new: list[str]) -> int:
     start = old.index(new[0])
     kept = len(old) - start
     return kept if old[start:] == new[:kept] else 0
+
+
+@contextlib.contextmanager
+def closing_race():
+    """Drop a draw that a worker delivered as the app was closing: its widgets are already gone.
+
+    The workers hand their results over with call_from_thread; one can land after
+    the screen's widgets were removed and before the app's on_unmount stops them.
+    """
+    try:
+        yield
+    except NoMatches:
+        pass

@@ -88,10 +88,16 @@ def test_empty_snapshot_is_fine():
     {"instance": "x", "address": 7000},                 # not a string
     {"instance": "x", "address": "127.0.0.1:7000", "labels": ["app"]},
     "127.0.0.1:7000",                                   # not an object
+    {"instance": "x", "address": "not-an-address"},     # the security review's poisoned registration
+    {"instance": "x", "address": "127.0.0.1:70000"},    # no such port
+    {"instance": "x", "address": "127.0.0.1:7000", "identity": ["spiffe://x"]},
 ])
-def test_bad_endpoint_is_a_config_error(endpoint):
-    with pytest.raises(ConfigError):
-        parse_snapshot(snapshot(services={"pricing": {"endpoints": [endpoint]}}))
+def test_a_bad_endpoint_is_quarantined_alone(endpoint):
+    good = {"instance": "pricing-v1-0", "address": "127.0.0.1:7001"}
+    config = parse_snapshot(snapshot(services={"pricing": {"endpoints": [endpoint, good]}}))
+    assert [e.instance for e in config.cluster("pricing", None).endpoints] == ["pricing-v1-0"]
+    [why] = config.quarantined
+    assert why.startswith("endpoint of pricing: ")
 
 
 @pytest.mark.parametrize("resource", [
@@ -103,9 +109,11 @@ def test_bad_endpoint_is_a_config_error(endpoint):
     dr_doc("pricing", lb="FASTEST"),
     1,
 ])
-def test_invalid_resource_is_a_config_error(resource):
-    with pytest.raises(ConfigError):
-        parse_snapshot(snapshot(resource))
+def test_an_invalid_resource_is_quarantined_alone(resource):
+    good = dr_doc("catalog", lb="ROUND_ROBIN")
+    config = parse_snapshot(snapshot(resource, good))
+    assert [r.name for r in config.resources] == ["catalog"]
+    assert len(config.quarantined) == 1
 
 
 @pytest.mark.parametrize("doc", [

@@ -39,11 +39,18 @@ def test_report_exit_rule_and_fix_lines():
     assert report([Finding(True, "a"), Finding(None, "b", "do b")])[1]  # warnings never fail
 
 
-@pytest.mark.parametrize("env, platform, expected", [
-    ({"HOME": "/home/ann"}, "linux", "/home/ann/.local/state/minimesh"),
-    ({"HOME": "/home/ann", "XDG_STATE_HOME": "/var/ann"}, "linux", "/var/ann/minimesh"),
-    ({"HOME": "/home/ann", "XDG_STATE_HOME": "relative"}, "linux", "/home/ann/.local/state/minimesh"),
-    ({"HOME": "/Users/ann"}, "darwin", "/Users/ann/Library/Application Support/minimesh"),
+@pytest.mark.parametrize("env, expected", [
+    ({"HOME": "/home/ann"}, "/home/ann/.local/state/minimesh"),
+    ({"HOME": "/home/ann", "XDG_STATE_HOME": "/var/ann"}, "/var/ann/minimesh"),
+    ({"HOME": "/home/ann", "XDG_STATE_HOME": "relative"}, "/home/ann/.local/state/minimesh"),
 ])
-def test_default_home_is_per_user(env, platform, expected):
-    assert default_home(env, platform) == Path(expected)
+def test_default_home_is_per_user(env, expected):
+    assert default_home(env) == Path(expected)
+
+
+def test_compose_mounts_the_same_default_home():
+    # The compose files write the operator's credentials where the CLI will look for them.
+    from minimesh.runner.compose import HOST_CREDENTIALS
+
+    assert HOST_CREDENTIALS == "${MINIMESH_HOME:-~/.local/state/minimesh}/credentials"
+    assert str(default_home({"HOME": "~"})) == "~/.local/state/minimesh"
