@@ -96,6 +96,27 @@ class HeadersTooLarge(MeshError):
     layer = "listener"
 
 
+class BadUpstreamResponse(MeshError):
+    """The upstream's answer was not valid HTTP, or its headers were over the limits."""
+
+    status, flag = 502, "UPE"
+    layer = "connect"
+
+
+class LoopDetected(MeshError):
+    """The request would come back into this sidecar (RFC 5842 §7.2: 508 Loop Detected)."""
+
+    status, flag = 508, "LD"
+    layer = "loop guard"
+
+
+class InternalError(MeshError):
+    """Something the proxy did not expect: answered, logged, and never shown as a traceback."""
+
+    status, flag = 500, "IE"
+    layer = "proxy"
+
+
 class ConfigError(Exception):
     """A manifest minimesh will not accept: names the file, line and field."""
 

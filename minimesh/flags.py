@@ -44,7 +44,15 @@ FLAGS: dict[str, Flag] = {f.code: f for f in (
     Flag("URR", "UpstreamRemoteReset", "The upstream reset the stream.", "An app or its proxy aborted the request."),
     Flag("LR", "LocalReset", "The proxy itself reset the connection.", "The proxy was shutting down or drained."),
     Flag("DPE", "DownstreamProtocolError", "The request was not valid HTTP, or its headers were too large.",
-         "A broken client, or headers over 64 KiB (answered 431).", 400),
+         "A broken client, or headers over 60 KiB or 100 fields (answered 431).", 400),
+    Flag("UPE", "UpstreamProtocolError", "The upstream's answer was not valid HTTP, so the mesh answered 502.",
+         "An app that writes a broken response, or response headers over 60 KiB or 100 fields.", 502),
+    Flag("LD", "LoopDetected", "The request would have come back into the same sidecar, so it answered 508.",
+         "An app calling its own sidecar's listener address, or a route that leads back to where it "
+         "started (minimesh's own flag; Envoy has none).", 508),
+    Flag("IE", "InternalError", "The proxy hit an error it did not expect and answered 500 instead.",
+         "A minimesh bug, or the machine ran out of something (disk, file descriptors): "
+         "the sidecar's log has a line naming it (minimesh's own flag).", 500),
     Flag("DC", "DownstreamConnectionTermination", "The client hung up before the answer was sent.",
          "The caller gave up (its own timeout, a user pressing stop); usually seen with slow upstreams.", 502),
     Flag("NC", "NoClusterFound", "The route's destination names a service or subset the mesh does not know.",

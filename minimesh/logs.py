@@ -15,11 +15,18 @@ def setup_logging(level: int = logging.INFO) -> None:
 
 
 def run_async(main) -> None:
-    """Run `main` on uvloop where it is installed (faster sockets and TLS), else asyncio."""
-    try:
-        import uvloop
-        factory = uvloop.new_event_loop
-    except ImportError:
-        factory = None
+    """Run `main` on uvloop where it is installed (faster sockets and TLS), else asyncio.
+
+    MINIMESH_EVENT_LOOP=asyncio forces the standard loop (what a platform without uvloop runs).
+    """
+    import os
+
+    factory = None
+    if os.environ.get("MINIMESH_EVENT_LOOP", "uvloop") != "asyncio":
+        try:
+            import uvloop
+            factory = uvloop.new_event_loop
+        except ImportError:
+            pass
     with asyncio.Runner(loop_factory=factory) as runner:
         runner.run(main)

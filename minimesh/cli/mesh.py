@@ -59,11 +59,25 @@ def control(host, port, home, instance_ttl, cert_ttl):
               help="A JSON line per request on stderr (Istio's accessLogFile; lessons turn it on).")
 @click.option("--trace-sampling", envvar="MINIMESH_TRACE_SAMPLING", type=click.FloatRange(0, 100), default=1.0,
               show_default=True, metavar="PERCENT", help="Share of new traces recorded (lessons: 100).")
+@click.option("--max-header-kb", type=click.IntRange(1), default=60, show_default=True,
+              help="Request (and response) line plus headers, in KiB; more is 431 (502 from an upstream).")
+@click.option("--max-headers", type=click.IntRange(1), default=100, show_default=True,
+              help="Header fields per request or response.")
+@click.option("--header-timeout", type=click.FloatRange(0, min_open=True), default=10.0, show_default=True,
+              metavar="SECONDS", help="A request's headers must arrive within this (408, then closed).")
+@click.option("--idle-timeout", type=click.FloatRange(0, min_open=True), default=3600.0, show_default=True,
+              metavar="SECONDS", help="A kept-alive connection with no request is closed after this.")
+@click.option("--stream-idle-timeout", type=click.FloatRange(0, min_open=True), default=300.0,
+              show_default=True, metavar="SECONDS", help="A request with no bytes moving is closed after this.")
+@click.option("--max-connections", type=click.IntRange(1), default=1024, show_default=True,
+              help="Open connections per listener; the next one is closed (and counted in /stats).")
 @friendly
 def sidecar(control_url, service, version_, instance, labels, host, app_port, inbound_port,
             outbound_port, admin_port, gateway, listen_port, default_service, advertise_host, token,
-            control_ca, access_log, trace_sampling):
+            control_ca, access_log, trace_sampling, max_header_kb, max_headers, header_timeout, idle_timeout,
+            stream_idle_timeout, max_connections):
     """Run a sidecar proxy beside one app instance (or the gateway)."""
+    from minimesh.proxy.limits import Limits
     from minimesh.proxy.sidecar import SidecarOptions, run_sidecar
 
     label_map = {}
@@ -79,6 +93,9 @@ def sidecar(control_url, service, version_, instance, labels, host, app_port, in
         listen_port=listen_port, default_service=default_service,
         advertise_host=advertise_host or host, token=token or None,
         control_ca=control_ca or default_control_ca(), access_log=access_log, trace_sampling=trace_sampling / 100,
+        limits=Limits(max_header_bytes=max_header_kb * 1024, max_header_fields=max_headers,
+                      header_timeout=header_timeout, idle_timeout=idle_timeout,
+                      stream_idle_timeout=stream_idle_timeout, max_connections=max_connections),
     ))
 
 

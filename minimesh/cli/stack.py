@@ -22,9 +22,11 @@ def up(lesson_dir, detach, gateway_port, fresh):
     Config applied in this lesson's last run is kept; --fresh starts clean."""
     from minimesh.runner.ports import GATEWAY_HINT, ensure_free
     from minimesh.runner.state import refuse_if_running, resolve_home
+    from minimesh.runner.topology import lesson_file
 
-    # The commonest first failures, said at once, before the heavy imports: this home's stack
-    # already runs (named, with how to stop it), or the gateway port is taken.
+    # The commonest first failures, said at once, before the heavy imports: no such lesson, this
+    # home's stack already runs (named, with how to stop it), or the gateway port is taken.
+    lesson_file(lesson_dir)
     refuse_if_running(resolve_home())
     if gateway_port:
         ensure_free(gateway_port, "gateway", GATEWAY_HINT)

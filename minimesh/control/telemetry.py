@@ -38,16 +38,12 @@ from collections import Counter, deque
 from typing import Callable
 
 from minimesh.control.telemetry_traces import TraceStore, flag_list, spans_of
-from minimesh.control.telemetry_window import Tally, Window
-from minimesh.proxy.rollup import latency_bin
+from minimesh.control.telemetry_window import Window, figures
+from minimesh.proxy.rollup import Tally, count_request, is_success, latency_bin
 
 TAP_SIZE = 10_000
 TAP_LINGER_S = 15.0  # sidecars keep sending every record this long after the last tap request ended
 REQUIRED = ("reporter", "service", "version", "instance", "status", "duration_ms")
-
-
-def is_success(status) -> bool:
-    return isinstance(status, int) and 0 < status < 500
 
 
 def parse_peer(peer: str | None) -> dict:
@@ -168,29 +164,22 @@ class TelemetryHub:
             raise TypeError("tries is a list, flags a list or a string")
 
     def _rollup(self, e: dict, now: float) -> None:
-        status, ms, mtls = e["status"], float(e["duration_ms"]), bool(e.get("mtls"))
-        ok = is_success(status)
-        denied = status == 403 and "RBAC" in flag_list(e.get("flags"))
+        """A full record the sidecar did not count itself: counted here by the same rule (rollup.py)."""
+        tally_of = lambda key: self.window.tally(key, now)  # noqa: E731
+        latency, mtls, ok = latency_bin(float(e["duration_ms"])), bool(e.get("mtls")), is_success(e["status"])
+        denied = e["status"] == 403 and "RBAC" in flag_list(e.get("flags"))
         if e["reporter"] == "inbound":
-            self._count(("workload", e["service"], e["version"]), now, ok, ms, mtls)
-            if denied:
-                peer = parse_peer(e.get("peer"))
-                self._count(("denied", peer["service"] or "unknown", peer["version"] or "unknown", e["service"],
-                             e["version"]), now, False, ms, mtls)
+            peer = parse_peer(e.get("peer")) if denied else None
+            count_request(tally_of, e["service"], e["version"], True, ok, latency, mtls,
+                          denied_from=(peer["service"] or "unknown", peer["version"] or "unknown") if denied else None)
             return
-        if denied:
-            self._count(("denied", "outside", None, e["service"], e["version"]), now, False, ms, mtls)
         dst_service = e.get("destination") or e.get("authority")
-        final = self.resolve(e.get("endpoint")) or {}
-        tally = self._count(("edge", e["service"], e["version"], dst_service, final.get("version")), now, ok, ms, mtls)
-        route = self._count(("route", dst_service, e.get("route") or "default"), now, ok, ms, mtls)
-        for endpoint, a_status, _error, _offset, _duration in e.get("tries") or ():
-            a_ok = is_success(a_status)
-            where = self.resolve(endpoint) or {}
-            per_version = self.window.tally(("attempts", dst_service, where.get("version")), now)
-            for t in (tally, route, per_version):
-                t.attempts += 1
-                t.attempts_ok += a_ok
+        version_of = lambda endpoint: (self.resolve(endpoint) or {}).get("version")  # noqa: E731
+        attempts = [(is_success(a_status), version_of(endpoint))
+                    for endpoint, a_status, _error, _offset, _duration in e.get("tries") or ()]
+        count_request(tally_of, e["service"], e["version"], False, ok, latency, mtls,
+                      dst_service, version_of(e.get("endpoint")), e.get("route"), attempts,
+                      denied_from=("outside", None) if denied else None)
 
     def tap_event(self, seq: int, e: dict) -> dict:
         """An event as a tap line's data: who called whom, how it ended."""
@@ -215,14 +204,6 @@ class TelemetryHub:
             "authz": e.get("authz") if isinstance(e.get("authz"), dict) else None,
         }
 
-    def _count(self, key: tuple, now: float, ok: bool, ms: float, mtls: bool):
-        tally = self.window.tally(key, now)
-        tally.requests += 1
-        tally.ok += ok
-        tally.mtls += mtls
-        tally.latency[latency_bin(ms)] += 1
-        return tally
-
     # --- out ---------------------------------------------------------------
 
     def stat(self, window_s: float) -> dict:
@@ -242,21 +223,21 @@ class TelemetryHub:
         for service, version in sorted(names, key=lambda k: (str(k[0]), str(k[1]))):
             served = tallies.get(("workload", service, version))
             row = {"service": service, "version": version, "meshed": meshed.get((service, version), 0),
-                   **(served.figures(window_s) if served else _empty(window_s))}
+                   **(figures(served, window_s) if served else _empty(window_s))}
             eff, att = effective.get((service, version)), tallies.get(("attempts", service, version))
-            row["effective_success_rate"] = eff.figures(window_s)["success_rate"] if eff else None
+            row["effective_success_rate"] = figures(eff, window_s)["success_rate"] if eff else None
             row["actual_success_rate"] = (round(att.attempts_ok / att.attempts, 4)
                                           if att and att.attempts else row["success_rate"])
-            row["retries"] = eff.figures(window_s)["retries"] if eff else 0
+            row["retries"] = figures(eff, window_s)["retries"] if eff else 0
             workloads.append(row)
         edges = [{"source": {"service": k[1], "version": k[2]}, "destination": {"service": k[3], "version": k[4]},
-                  **t.figures(window_s), "effective_success_rate": t.figures(window_s)["success_rate"]}
+                  **figures(t, window_s), "effective_success_rate": figures(t, window_s)["success_rate"]}
                  for k, t in sorted(tallies.items(), key=lambda kv: str(kv[0])) if k[0] == "edge"]
-        routes = [{"service": k[1], "route": k[2], **t.figures(window_s),
-                   "effective_success_rate": t.figures(window_s)["success_rate"]}
+        routes = [{"service": k[1], "route": k[2], **figures(t, window_s),
+                   "effective_success_rate": figures(t, window_s)["success_rate"]}
                   for k, t in sorted(tallies.items(), key=lambda kv: str(kv[0])) if k[0] == "route"]
         denials = [{"source": {"service": k[1], "version": k[2]}, "destination": {"service": k[3], "version": k[4]},
-                    "denied": t.requests, "rps": t.figures(window_s)["rps"]}
+                    "denied": t.requests, "rps": figures(t, window_s)["rps"]}
                    for k, t in sorted(tallies.items(), key=lambda kv: str(kv[0])) if k[0] == "denied"]
         return {"window_s": window_s, "workloads": workloads, "edges": edges, "routes": routes, "denials": denials}
 

@@ -15,62 +15,31 @@ Pure: time comes in as an argument.
 
 from __future__ import annotations
 
-from collections import Counter, deque
-from dataclasses import dataclass, field
+from collections import deque
 
-from minimesh.proxy.rollup import bin_value  # the sidecars bin (rollup.py), the hub merges: the same bins
+# The sidecars count (rollup.py), the hub merges: the same Tally, the same bins.
+from minimesh.proxy.rollup import Tally
 
 MAX_WINDOW_S = 300
 
 
-@dataclass
-class Tally:
-    """Counters for one key over some seconds; tallies add up."""
+def figures(tally: Tally, window_s: float) -> dict:
+    """The JSON figures of the control plane's telemetry API (see notes/contracts.md)."""
+    def rate(part, whole):
+        return round(part / whole, 4) if whole else None
 
-    requests: int = 0
-    ok: int = 0  # answered without a 5xx (and with an answer at all)
-    attempts: int = 0  # upstream attempts (client side only)
-    attempts_ok: int = 0
-    mtls: int = 0
-    latency: Counter = field(default_factory=Counter)
+    def ms(p):
+        value = tally.percentile(p)
+        return None if value is None else round(value, 2)
 
-    def add(self, other: "Tally") -> None:
-        self.requests += other.requests
-        self.ok += other.ok
-        self.attempts += other.attempts
-        self.attempts_ok += other.attempts_ok
-        self.mtls += other.mtls
-        self.latency.update(other.latency)
-
-    def percentile(self, p: float) -> float | None:
-        total = sum(self.latency.values())
-        if not total:
-            return None
-        rank = p * total
-        seen = 0
-        for index in sorted(self.latency):
-            seen += self.latency[index]
-            if seen >= rank:
-                return bin_value(index)
-        return bin_value(max(self.latency))
-
-    def figures(self, window_s: float) -> dict:
-        """The JSON figures of the control plane's telemetry API (see notes/contracts.md)."""
-        def rate(part, whole):
-            return round(part / whole, 4) if whole else None
-
-        def ms(p):
-            value = self.percentile(p)
-            return None if value is None else round(value, 2)
-
-        return {
-            "requests": self.requests, "rps": round(self.requests / window_s, 3),
-            "success_rate": rate(self.ok, self.requests),
-            "latency_ms": {"p50": ms(0.50), "p95": ms(0.95), "p99": ms(0.99)},
-            "attempts": self.attempts, "retries": max(0, self.attempts - self.requests) if self.attempts else 0,
-            "actual_success_rate": rate(self.attempts_ok, self.attempts),
-            "mtls_share": rate(self.mtls, self.requests),
-        }
+    return {
+        "requests": tally.requests, "rps": round(tally.requests / window_s, 3),
+        "success_rate": rate(tally.ok, tally.requests),
+        "latency_ms": {"p50": ms(0.50), "p95": ms(0.95), "p99": ms(0.99)},
+        "attempts": tally.attempts, "retries": max(0, tally.attempts - tally.requests) if tally.attempts else 0,
+        "actual_success_rate": rate(tally.attempts_ok, tally.attempts),
+        "mtls_share": rate(tally.mtls, tally.requests),
+    }
 
 
 class Window:

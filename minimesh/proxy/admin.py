@@ -33,6 +33,7 @@ def build_admin(sidecar) -> web.Application:
             "snapshot": holder.raw,
             "last_nack": holder.last_nack,
             "control_plane_reachable": sidecar.client.reachable,
+            "limits": sidecar.opts.limits.as_json(),
         })
 
     async def certs(_):
@@ -45,7 +46,9 @@ def build_admin(sidecar) -> web.Application:
 
     async def stats(_):
         exporter, telemetry = sidecar.exporter, sidecar.telemetry
-        return web.json_response({**sidecar.stats.as_json(), "telemetry": None if telemetry is None else {
+        return web.json_response({**sidecar.stats.as_json(),
+                                  "connections": {lst.name: lst.stats() for lst in sidecar.listeners},
+                                  "telemetry": None if telemetry is None else {
             "access_log": telemetry.access_log.enabled, "trace_sampling": telemetry.sampling,
             **(exporter.status() if exporter is not None else {})},
             "breakers": sidecar.breakers.as_json(), "pools": sidecar.pool.counters(),

@@ -2,10 +2,12 @@
 
 This is the one place a `MeshError` becomes a response (linkerd's "rescue"):
 its status, a plain-text body, and `x-minimesh-error` naming the response flag,
-the layer that gave up and why. It is also where each request is written to
-the access log and counted, once per reporter, and where its span in the
-trace begins and ends (telemetry.py). With telemetry off (`--no-telemetry`)
-only /stats counts; no trace headers are touched, no metrics or access log.
+the layer that gave up and why. An error nobody expected becomes a 500 the
+same way (flag IE) and one log line — never a traceback to the client. It is
+also where each request is written to the access log and counted, once per
+reporter, and where its span in the trace begins and ends (telemetry.py).
+With telemetry off (`--no-telemetry`) only /stats counts; no trace headers are
+touched, no metrics or access log.
 """
 
 from __future__ import annotations
@@ -15,8 +17,7 @@ import time
 
 from multidict import CIMultiDict
 
-from minimesh.errors import MeshError
-from minimesh.proxy.listener import read_request, write_response
+from minimesh.errors import InternalError, MeshError
 from minimesh.proxy.message import Request, Response
 from minimesh.proxy.telemetry import PEER_HEADER, verified_peer
 
@@ -35,23 +36,24 @@ def rescue(error: MeshError, direction: str) -> Response:
 
 
 class Edge:
-    """Turns aiohttp requests into minimesh ones, runs `route(request)`, and answers.
+    """Runs `route(request)` for each request a listener parsed, and answers.
 
-    `route` is a coroutine that prepares the request's journey and returns the
+    `route` is a callable that prepares the request's journey and returns the
     layer stack to run it through (outbound, inbound and gateway differ there).
     """
 
-    def __init__(self, direction: str, route, stats, reporter: dict, telemetry=None):
+    def __init__(self, direction: str, route, stats, reporter: dict, telemetry=None, guard=None):
         self.direction = direction
         self.route = route
         self.stats = stats
         self.reporter = reporter  # who we are: service, version, instance
         self.telemetry = telemetry  # RequestTelemetry, or None when telemetry is off
+        self.guard = guard  # the sidecar's LoopGuard (loop_guard.py), or None
 
-    async def __call__(self, raw):
-        request: Request | None = None
+    async def respond(self, request: Request) -> Response:
         try:
-            request = await read_request(raw, self.direction)
+            if self.guard is not None:
+                self.guard.arriving(request)
             # Identity only from certificates: a client's own peer header is gone before any layer
             # (authorization, telemetry, the app) could read it; the inbound keeps what the cert proves.
             claimed = request.headers.popall(PEER_HEADER, None)
@@ -62,18 +64,21 @@ class Edge:
             stack = self.route(request)
             if self.telemetry is not None:
                 self.telemetry.routed(request)
-            response = await stack(request)
+            return await stack(request)
         except MeshError as e:
-            if request is not None and e.flag:
+            if e.flag:
                 request.journey.flag(e.flag)
-            response = rescue(e, self.direction)
-        status = response.status
-        out = await write_response(raw, response)
-        if request is not None:
-            self._report(request, status)
-        return out
+            return rescue(e, self.direction)
+        except Exception as e:  # noqa: BLE001 - the one place an unexpected error becomes an answer
+            log.error("%s: %s %s failed unexpectedly: %s: %s", self.direction, request.method, request.path,
+                      type(e).__name__, e)
+            log.debug("the unexpected error's traceback", exc_info=True)
+            error = InternalError(f"{type(e).__name__}: {e}")
+            request.journey.flag(error.flag)
+            return rescue(error, self.direction)
 
-    def _report(self, request: Request, status: int) -> None:
+    def done(self, request: Request, status: int) -> None:
+        """The answer has been written (or the client left): count and log the request."""
         journey = request.journey
         duration_ms = (time.monotonic() - journey.started) * 1000
         self.stats.record(journey, status, duration_ms)

@@ -1,150 +1,138 @@
-"""The server side of the HTTP transport: a listening socket that hands
-minimesh `Request`s to a layer stack and writes its `Response`s back.
+"""The server half of the transport boundary: a listening socket that hands minimesh
+`Request`s to a layer stack and writes its `Response`s back.
 
-This and `pool.py` are the narrow boundary behind which aiohttp sits; no layer
-imports aiohttp. Malformed requests never reach a layer: the parser answers
-400, and oversize headers 431 (RFC 6585 §5, "Request Header Fields Too Large")
-— the limit is 64 KiB for one field and for all of them together.
+No layer sees a socket or a parser: each connection is an `http_server.ServerConnection`
+that parses with llhttp and asks `handler.respond(request)` for the answer (the
+listener's `Edge`, edge.py), then tells it `handler.done(request, status)` once
+the answer is written. The listener owns what is shared by its connections:
+their count (at most `limits.max_connections`; the next is closed and counted),
+the counters `/stats` shows, and the `Watchdog` that closes connections past
+their deadlines (limits.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
+from collections import Counter
 
-from aiohttp import web
-from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
-from aiohttp.web_protocol import RequestHandler
-from multidict import CIMultiDict
-
-from minimesh.errors import HeadersTooLarge, UserError
-from minimesh.proxy.headers import strip_hop_by_hop
-from minimesh.proxy.message import Journey, Request, Response
-from minimesh.proxy.sniffing import SniffingSite
-from minimesh.proxy.tls import peer_identity, peer_in_trust_domain
+from minimesh.errors import UserError
+from minimesh.proxy.http_server import ServerConnection
+from minimesh.proxy.limits import DEFAULT_LIMITS, Limits
+from minimesh.proxy.sniffing import SniffingServer
 
 log = logging.getLogger("minimesh.proxy")
 
-MAX_HEADER_BYTES = 64 * 1024
-BUFFER_LIMIT = 1024 * 1024  # request bodies up to this are held whole, so they can be retried
-STREAM_CHUNK = 64 * 1024
+SHUTDOWN_GRACE = 5.0  # seconds in-flight requests get to finish when the listener stops
 
 
-class _Protocol(RequestHandler):
-    peer_identity: str | None = None  # the SPIFFE ID the client proved, on an mTLS connection
-    mtls = False
+class Watchdog:
+    """One sweep a few times a second over a listener's connections: each checks its own deadlines."""
 
-    def connection_made(self, transport) -> None:
-        # Once per connection, not per request: who is on the other end of it.
-        ssl_object = transport.get_extra_info("ssl_object")
-        if ssl_object is not None:
-            self.mtls = True
-            self.peer_identity = peer_identity(ssl_object)
-        super().connection_made(transport)
-        # issue 15 (secure naming): a peer of another trust domain is refused, however it chains.
-        if ssl_object is not None and not peer_in_trust_domain(self.peer_identity, transport):
-            transport.abort()
+    def __init__(self, listener: "Listener", sleep=asyncio.sleep):
+        self.listener, self.sleep = listener, sleep
 
-    def handle_error(self, request, status=500, exc=None, message=None):
-        too_large = isinstance(exc, LineTooLong) or (
-            isinstance(exc, BadHttpMessage) and "Too many headers" in str(exc))
-        if too_large:
-            status, message = 431, "431 Request Header Fields Too Large: headers over 64 KiB"
-        if isinstance(exc, BadHttpMessage):
-            # A client's mistake, not ours: one quiet line instead of a traceback.
-            log.info("malformed request from %s: %s", request.remote, exc.message)
-            resp = web.Response(status=status, text=(message or "400 Bad Request") + "\n")
-            resp.force_close()
-            return resp
-        return super().handle_error(request, status, exc, message)
+    @staticmethod
+    def timed_out(conn: ServerConnection, now: float) -> str | None:
+        """Which deadline of `conn` (if any) has passed; such a connection is answered 408 or closed."""
+        limits = conn.limits
+        if conn.closed or conn.lingering:
+            return None
+        if conn.head_deadline is not None and now >= conn.head_deadline:
+            conn.head_deadline = None
+            conn.refuse_late(f"request headers not complete within {limits.header_timeout:g}s")
+            return "header_timeout"
+        if conn.active is None and not conn.queue and conn.tunnel is None:
+            if conn.idle_deadline is not None and now >= conn.idle_deadline:
+                conn.close()
+                return "idle_timeout"
+        elif now - conn.last_activity >= limits.stream_idle_timeout:
+            conn.close()
+            return "stream_idle_timeout"
+        return None
 
+    def sweep(self, now: float) -> None:
+        listener = self.listener
+        for conn in list(listener.connections):
+            try:
+                why = self.timed_out(conn, now)
+            except Exception as e:  # noqa: BLE001 - one connection's trouble must not stop the watchdog
+                log.error("%s: closing a connection past its deadline failed: %s: %s", listener.name,
+                          type(e).__name__, e)
+                conn.close()
+                continue
+            if why is not None:
+                listener.counters[why] += 1
 
-class _Server(web.Server):
-    def __call__(self):
-        return _Protocol(self, loop=self._loop, **self._kwargs)
-
-
-def header_bytes(raw: web.BaseRequest) -> int:
-    return sum(len(k) + len(v) + 4 for k, v in raw.raw_headers)
-
-
-async def read_request(raw: web.BaseRequest, direction: str) -> Request:
-    """An aiohttp request as a minimesh Request (hop-by-hop headers already gone)."""
-    if header_bytes(raw) > MAX_HEADER_BYTES:
-        raise HeadersTooLarge("request headers exceed 64 KiB in total")
-    headers = strip_hop_by_hop(CIMultiDict(raw.headers))
-    if not raw.body_exists:
-        body = b""
-    elif raw.content_length is not None and raw.content_length <= BUFFER_LIMIT:
-        body = await raw.read()
-    else:
-        body = raw.content.iter_chunked(STREAM_CHUNK)
-    if raw.raw_path.startswith(("http://", "https://")):  # absolute-form: we are a forward proxy
-        authority = raw.url.raw_authority
-        path = raw.url.raw_path_qs
-    else:
-        authority = raw.host
-        path = raw.raw_path
-    journey = Journey(direction)
-    protocol = raw.protocol
-    if getattr(protocol, "mtls", False):
-        journey.mtls = True  # connection_security_policy="mutual_tls"
-        journey.peer_identity = protocol.peer_identity
-    return Request(method=raw.method, path=path, authority=authority, headers=headers, body=body,
-                   client=raw.remote or "", journey=journey)
-
-
-async def write_response(raw: web.BaseRequest, response: Response) -> web.StreamResponse:
-    """Send a minimesh Response downstream, streaming its body when it is a stream."""
-    headers = strip_hop_by_hop(response.headers)
-    try:
-        if isinstance(response.body, bytes):
-            headers.popall("content-length", None)
-            return web.Response(status=response.status, headers=headers, body=response.body)
-        out = web.StreamResponse(status=response.status, headers=headers)
-        await out.prepare(raw)
-        async for chunk in response.body:
-            await out.write(chunk)
-        await out.write_eof()
-        return out
-    finally:
-        await response.discard()
+    async def run(self) -> None:
+        interval = self.listener.limits.sweep_interval()
+        while True:
+            await self.sleep(interval)
+            self.sweep(self.listener.time())
 
 
 class Listener:
-    """One listening socket serving `handler(raw_request) -> web.StreamResponse`.
+    """One listening socket serving `handler` (an Edge: respond(request), done(request, status)).
 
     With a `security` policy (mtls.py) each connection is first sorted by its
     first byte into mTLS, plaintext or refused (sniffing.py).
     """
 
-    def __init__(self, name: str, handler, host: str, port: int, security=None):
+    def __init__(self, name: str, handler, host: str, port: int, security=None,
+                 limits: Limits = DEFAULT_LIMITS, clock=None):
         self.name, self.handler, self.host, self.requested_port = name, handler, host, port
+        self.direction = getattr(handler, "direction", name)
         self.security = security
+        self.limits = limits
         self.port = None
-        self._runner = None
+        self.connections: set[ServerConnection] = set()
+        self.counters: Counter = Counter()
+        self._clock = clock
+        self.time = clock
+        self._server = None
+        self._watchdog: asyncio.Task | None = None
 
     async def start(self) -> "Listener":
-        server = _Server(self.handler, max_field_size=MAX_HEADER_BYTES, max_headers=256,
-                         access_log=None)
-        self._runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=5)
-        await self._runner.setup()
-        if self.security is not None:
-            site = SniffingSite(self._runner, self.host, self.requested_port, self.security, name=self.name)
-        else:
-            site = web.TCPSite(self._runner, self.host, self.requested_port, backlog=1024)
+        loop = asyncio.get_running_loop()
+        if self._clock is None:
+            self.time = loop.time
+        factory = lambda: ServerConnection(self)  # noqa: E731
         try:
-            await site.start()
+            if self.security is not None:
+                self._server = await SniffingServer(factory, self.host, self.requested_port, self.security,
+                                                    name=self.name, limits=self.limits).start()
+                self.port = self._server.port
+            else:
+                self._server = await loop.create_server(factory, self.host, self.requested_port, backlog=1024,
+                                                        reuse_address=True)
+                self.port = self._server.sockets[0].getsockname()[1]
         except OSError as e:
-            await self._runner.cleanup()
             if e.errno == errno.EADDRINUSE:
                 raise UserError(f"port {self.requested_port} is already in use ({self.name}); "
                                 f"stop whatever holds it or choose another port") from e
             raise
-        self.port = site.port if self.security is not None else site._server.sockets[0].getsockname()[1]
+        self._watchdog = loop.create_task(Watchdog(self).run(), name=f"{self.name} watchdog")
         log.info("%s listening on %s:%s", self.name, self.host, self.port)
         return self
 
+    def stats(self) -> dict:
+        return {"open": len(self.connections), **self.counters}
+
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        if self._server is None:
+            return
+        self._server.close()
+        # Requests in flight get a moment to finish; idle connections close now.
+        deadline = asyncio.get_running_loop().time() + SHUTDOWN_GRACE
+        for conn in list(self.connections):
+            if conn.active is None and not conn.queue:
+                conn.close()
+        while any(c.active is not None for c in self.connections) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        for conn in list(self.connections):
+            conn.close()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            await asyncio.gather(self._watchdog, return_exceptions=True)
+        self._server = None

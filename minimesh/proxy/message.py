@@ -1,7 +1,8 @@
 """minimesh's own small request and response types.
 
-Every layer of the data plane works on these, never on aiohttp's objects, so
-the HTTP transport (`transport.py`) can be swapped without touching a layer.
+Every layer of the data plane works on these, never on the transport's own
+objects, so the HTTP transport (`http_server.py`, `http_client.py`) can be
+swapped without touching a layer.
 
 A body is either `bytes` (small, already read — it can be sent again, which is
 what lets a request be retried) or an async iterator of chunks that streams
@@ -78,6 +79,7 @@ class Request:
     body: Body = b""
     client: str = ""  # the downstream peer's address
     journey: Journey = field(default_factory=lambda: Journey("outbound"))
+    upgrade: str | None = None  # the protocol an Upgrade request asks for (e.g. "websocket"), sent on hop by hop
 
     @property
     def replayable(self) -> bool:
@@ -93,6 +95,8 @@ class Response:
     # Called once the body has been sent on (or dropped): returns the upstream
     # connection to its pool.
     release: Callable[[], Awaitable[None]] | None = None
+    # After a 101 to an Upgrade request: the upstream connection, spliced to the client's (tunnel.py).
+    tunnel: object = None
 
     async def discard(self) -> None:
         """Drop this response without sending it on (e.g. before a retry)."""

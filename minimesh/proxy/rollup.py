@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
 
 GROWTH = 1.04
 FLOOR_MS = 0.01
@@ -43,34 +45,89 @@ def bin_value(index: int) -> float:
     return FLOOR_MS * GROWTH ** (index + 0.5)
 
 
+@dataclass(slots=True)
+class Tally:
+    """Counters for one key over some time; tallies add up (the sidecar's since its last send, the hub's per second)."""
+
+    requests: int = 0
+    ok: int = 0  # answered without a 5xx (and with an answer at all)
+    attempts: int = 0  # upstream attempts (client side only)
+    attempts_ok: int = 0
+    mtls: int = 0
+    latency: Counter = field(default_factory=Counter)
+
+    def add(self, other: "Tally") -> None:
+        self.requests += other.requests
+        self.ok += other.ok
+        self.attempts += other.attempts
+        self.attempts_ok += other.attempts_ok
+        self.mtls += other.mtls
+        self.latency.update(other.latency)
+
+    def percentile(self, p: float) -> float | None:
+        total = sum(self.latency.values())
+        if not total:
+            return None
+        rank = p * total
+        seen = 0
+        for index in sorted(self.latency):
+            seen += self.latency[index]
+            if seen >= rank:
+                return bin_value(index)
+        return bin_value(max(self.latency))
+
+
+def is_success(status) -> bool:
+    return isinstance(status, int) and 0 < status < 500
+
+
+def count_request(tally_of: Callable[[tuple], Tally], service: str, version: str, inbound: bool, ok: bool,
+                  latency: int, mtls: bool, dst_service: str | None = None, dst_version: str | None = None,
+                  route: str | None = None, attempts: Iterable[tuple[bool, str | None]] = (),
+                  denied_from: tuple[str, str | None] | None = None) -> None:
+    """Count one request under its keys — the one rule both the sidecar and the hub use.
+
+    `tally_of(key)` is the Tally to add to; `latency` is the request's bin;
+    `attempts` is (ok, version of the endpoint tried) per upstream attempt;
+    `denied_from` is (service, version) of the caller an AuthorizationPolicy
+    denied here (403 RBAC): ("outside", None) at the gateway.
+    """
+    if denied_from is not None:
+        row = tally_of(("denied", *denied_from, service, version))
+        row.requests += 1
+        row.mtls += mtls
+        row.latency[latency] += 1
+    if inbound:
+        rows = (tally_of(("workload", service, version)),)
+    else:
+        rows = (tally_of(("edge", service, version, dst_service, dst_version)),
+                tally_of(("route", dst_service, route or "default")))
+    for row in rows:
+        row.requests += 1
+        row.ok += ok
+        row.mtls += mtls
+        row.latency[latency] += 1
+    for a_ok, a_version in attempts:
+        for row in (*rows, tally_of(("attempts", dst_service, a_version))):
+            row.attempts += 1
+            row.attempts_ok += a_ok
+
+
 class Tallies:
-    """requests, ok, attempts, attempts_ok, mtls and a latency histogram, per key, since the last drain."""
+    """A Tally per key since the last drain: what the exporter sends the hub."""
 
     def __init__(self):
-        self.counts: dict[tuple, list] = {}  # key -> [requests, ok, attempts, attempts_ok, mtls, Counter of bins]
+        self.counts: dict[tuple, Tally] = {}
 
-    def _row(self, key: tuple) -> list:
+    def tally(self, key: tuple) -> Tally:
         row = self.counts.get(key)
         if row is None:
-            row = self.counts[key] = [0, 0, 0, 0, 0, Counter()]
+            row = self.counts[key] = Tally()
         return row
-
-    def served(self, key: tuple, ok: bool, latency: int, mtls: bool) -> list:
-        """Count one request under `key`; `latency` is its bin. Returns the row, to count attempts on."""
-        row = self._row(key)
-        row[0] += 1
-        row[1] += ok
-        row[4] += mtls
-        row[5][latency] += 1
-        return row
-
-    def attempted(self, key: tuple, ok: bool) -> None:
-        row = self._row(key)
-        row[2] += 1
-        row[3] += ok
 
     def drain(self) -> list[dict]:
         """Everything counted since the last drain, as the wire sends it; the counts start again at zero."""
         counts, self.counts = self.counts, {}
-        return [{"key": list(key), "requests": r[0], "ok": r[1], "attempts": r[2], "attempts_ok": r[3],
-                 "mtls": r[4], "latency": sorted(r[5].items())} for key, r in counts.items()]
+        return [{"key": list(key), "requests": t.requests, "ok": t.ok, "attempts": t.attempts,
+                 "attempts_ok": t.attempts_ok, "mtls": t.mtls, "latency": sorted(t.latency.items())}
+                for key, t in counts.items()]

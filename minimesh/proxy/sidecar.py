@@ -30,8 +30,10 @@ from minimesh.proxy.authz import Workload
 from minimesh.proxy.gateway import GATEWAY_LABELS, GatewayRouter
 from minimesh.proxy.inbound import InboundRouter
 from minimesh.proxy.jwks import JwksCache
-from minimesh.proxy.listener import Listener
 from minimesh.proxy.identity import WorkloadIdentity
+from minimesh.proxy.limits import Limits
+from minimesh.proxy.listener import Listener
+from minimesh.proxy.loop_guard import LoopGuard
 from minimesh.proxy.metrics import MeshMetrics
 from minimesh.proxy.mtls import AutoMTLS, InboundSecurity
 from minimesh.proxy.outbound import OutboundRouter
@@ -68,6 +70,7 @@ class SidecarOptions:
     telemetry: bool = field(default_factory=telemetry_enabled)
     access_log: bool = False  # a JSON line per request (Istio's default profile: off; its demo profile and lessons: on)
     trace_sampling: float = 0.01  # share of new traces recorded (Istio's default: 1 %; lessons: all)
+    limits: Limits = field(default_factory=Limits)  # header sizes, timeouts, connections (limits.py)
 
 
 def read_control_ca(path: str | None) -> str | None:
@@ -87,7 +90,9 @@ class Sidecar:
         self.identity = {"service": opts.service, "version": opts.version, "instance": opts.instance}
         self.holder = ConfigHolder()
         self.stats = Stats()
-        self.pool = UpstreamPool()
+        self.guard = LoopGuard()  # 508 for a request that would come back into this sidecar
+        self.pool = UpstreamPool(limits=opts.limits)
+        self.pool.guard = self.guard
         self.in_flight = InFlight()
         self.breakers = Breakers()  # connectionPool limits and retry budgets, per destination (breaker.py)
         self.outliers = Outliers()  # outlierDetection: who this sidecar has ejected (outlier.py)
@@ -121,23 +126,30 @@ class Sidecar:
                 raise UserError(f"the control plane at {o.control_url} admits only sidecars that prove who they "
                                 f"are: pass a join token (--token, or MINIMESH_JOIN_TOKEN; `minimesh token {o.service}`)")
             self.workload.control_tls()  # no CA to verify the control plane by: one clear line now
+        edge = lambda direction, route: Edge(direction, route, self.stats, self.identity,  # noqa: E731
+                                             self.telemetry, self.guard)
         jwks = JwksCache()  # RequestAuthentication's jwksUri key sets, shared by this proxy's listeners
         workload = Workload(self._labels(), port=o.listen_port if o.gateway else o.app_port, ip=o.advertise_host)
         if o.gateway:
             router = GatewayRouter(self.holder, self.pool, self.in_flight, o.default_service, workload, jwks,
                                    self.breakers, self.outliers)
-            self.listeners.append(Listener("gateway", Edge("gateway", router, self.stats, self.identity, self.telemetry), o.host, o.listen_port))
+            self.listeners.append(Listener("gateway", edge("gateway", router), o.host, o.listen_port,
+                                           limits=o.limits))
         else:
             if o.app_port is None:
                 raise ValueError("a sidecar needs --app-port (or --gateway)")
             outbound = OutboundRouter(self.holder, self.pool, self.in_flight, self.breakers, self.outliers)
             inbound = InboundRouter(self.holder, self.pool, o.service, o.app_port, workload, jwks)
-            self.listeners.append(Listener("outbound", Edge("outbound", outbound, self.stats, self.identity, self.telemetry), o.host, o.outbound_port))
+            self.listeners.append(Listener("outbound", edge("outbound", outbound), o.host, o.outbound_port,
+                                           limits=o.limits))
             security = InboundSecurity(self.holder, self.workload, self._labels()) if self.workload else None
-            self.listeners.append(Listener("inbound", Edge("inbound", inbound, self.stats, self.identity, self.telemetry), o.host, o.inbound_port, security))
+            self.listeners.append(Listener("inbound", edge("inbound", inbound), o.host, o.inbound_port, security,
+                                           limits=o.limits))
         self._admin_runner = web.AppRunner(build_admin(self), access_log=None, handle_signals=False)
         for listener in self.listeners:
             await listener.start()
+            if listener.name != "inbound":  # the listeners that forward anywhere: a loop could start there
+                self.guard.listening(listener.name, o.host, listener.port, o.advertise_host)
         await self._start_admin()
         registration = self._registration()
         if self.workload is not None:

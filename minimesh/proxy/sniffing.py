@@ -14,8 +14,9 @@ PeerAuthentication or a renewed certificate applies to the next connection
 while open ones carry on as they began.
 
 Then the socket is handed to the event loop with `connect_accepted_socket`,
-with or without the server's TLS context; the protocol on top is aiohttp's
-HTTP server, exactly as for a plain listener.
+with or without the server's TLS context; the protocol on top is the same
+HTTP server connection (http_server.py) as on a plain listener. A client
+that sends nothing within the header timeout is dropped.
 """
 
 from __future__ import annotations
@@ -24,14 +25,11 @@ import asyncio
 import logging
 import socket
 
-from aiohttp import web
-
 from minimesh.proxy.peer_auth import Action
 from minimesh.proxy.tls import TLS_HANDSHAKE
 
 log = logging.getLogger("minimesh.proxy")
 
-FIRST_BYTE_TIMEOUT = 10.0  # a client that connects and says nothing is dropped
 HANDSHAKE_TIMEOUT = 10.0
 
 
@@ -52,27 +50,23 @@ async def peek_first_byte(loop: asyncio.AbstractEventLoop, conn: socket.socket, 
                 loop.remove_reader(conn.fileno())
 
 
-class SniffingSite(web.BaseSite):
-    """An aiohttp site whose every connection is sorted by `policy(is_tls) -> (Action, ctx, mode)`."""
+class SniffingServer:
+    """Accepts connections, sorts each by `policy(is_tls) -> (Action, ctx, mode)`, runs `factory()` on it."""
 
-    def __init__(self, runner: web.BaseRunner, host: str, port: int, policy, *, backlog: int = 1024,
-                 name: str = "inbound"):
-        super().__init__(runner, backlog=backlog)
-        self._host, self._port, self._policy, self._label = host, port, policy, name
+    def __init__(self, factory, host: str, port: int, policy, *, backlog: int = 1024,
+                 name: str = "inbound", limits=None):
+        self._factory, self._host, self._port, self._policy, self._label = factory, host, port, policy, name
+        self._backlog = backlog
+        self._first_byte_timeout = limits.header_timeout if limits is not None else 10.0
         self._sock: socket.socket | None = None
         self._accepting: asyncio.Task | None = None
         self._pending: set[asyncio.Task] = set()
 
     @property
-    def name(self) -> str:
-        return f"sniffing://{self._host}:{self.port}"
-
-    @property
     def port(self) -> int:
         return self._sock.getsockname()[1] if self._sock else self._port
 
-    async def start(self) -> None:
-        await super().start()
+    async def start(self) -> "SniffingServer":
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -84,18 +78,16 @@ class SniffingSite(web.BaseSite):
         sock.setblocking(False)
         self._sock = sock
         self._accepting = asyncio.create_task(self._accept_forever(), name=f"{self._label} accept")
+        return self
 
-    async def stop(self) -> None:
-        self._runner._check_site(self)
+    def close(self) -> None:
+        """Stop accepting (connections already handed over carry on)."""
         if self._accepting is not None:
             self._accepting.cancel()
-            await asyncio.gather(self._accepting, return_exceptions=True)
         for task in list(self._pending):
             task.cancel()
-        await asyncio.gather(*self._pending, return_exceptions=True)
         if self._sock is not None:
             self._sock.close()
-        self._runner._unreg_site(self)
 
     async def _accept_forever(self) -> None:
         loop = asyncio.get_running_loop()
@@ -113,7 +105,7 @@ class SniffingSite(web.BaseSite):
     async def _hand_over(self, loop: asyncio.AbstractEventLoop, conn: socket.socket, peer: str) -> None:
         conn.setblocking(False)
         try:
-            first = await peek_first_byte(loop, conn, FIRST_BYTE_TIMEOUT)
+            first = await peek_first_byte(loop, conn, self._first_byte_timeout)
             if first is None:
                 conn.close()
                 return
@@ -124,7 +116,7 @@ class SniffingSite(web.BaseSite):
                          mode, "" if first != TLS_HANDSHAKE or mode == "DISABLE" else ", and no certificate yet")
                 conn.close()
                 return
-            factory = self._runner.server
+            factory = self._factory
             if action is Action.MTLS:
                 await loop.connect_accepted_socket(factory, conn, ssl=context,
                                                    ssl_handshake_timeout=HANDSHAKE_TIMEOUT)

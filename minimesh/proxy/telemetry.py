@@ -36,7 +36,7 @@ import time
 from minimesh.pki.spiffe import in_trust_domain, service_of
 from minimesh.proxy import tracing
 from minimesh.proxy.export import TelemetryExporter, to_json
-from minimesh.proxy.rollup import latency_bin
+from minimesh.proxy.rollup import count_request, latency_bin
 from minimesh.proxy.message import Request
 
 # Who called: the outbound side names its workload to the inbound side (as
@@ -138,41 +138,30 @@ class RequestTelemetry:
         noted, self.noted = self.noted, []
         me = self.identity
         observe = self.metrics.observe
-        tallies = self.exporter.tallies if self.exporter is not None else None
-        workload = ("workload", me["service"], me["version"])
+        tally_of = self.exporter.tallies.tally if self.exporter is not None else None
+        service, version = me["service"], me["version"]
         for facts in noted:
             if facts[0]:  # inbound
                 _, peer, status, flags, mtls, duration_ms = facts
                 src_service, src_version = _peer_workload(peer)
-                observe(("destination", src_service, src_version, me["service"], me["version"], str(status), flags,
+                observe(("destination", src_service, src_version, service, version, str(status), flags,
                          "mutual_tls" if mtls else "none"), duration_ms, 0)
-                if tallies is not None:
-                    tallies.served(workload, 0 < status < 500, latency_bin(duration_ms), mtls)
-                    if status == 403 and "RBAC" in flags:  # an AuthorizationPolicy said no, here
-                        tallies.served(("denied", src_service, src_version, me["service"], me["version"]),
-                                       False, latency_bin(duration_ms), mtls)
+                if tally_of is not None:
+                    denied = status == 403 and "RBAC" in flags  # an AuthorizationPolicy said no, here
+                    count_request(tally_of, service, version, True, 0 < status < 500, latency_bin(duration_ms), mtls,
+                                  denied_from=(src_service, src_version) if denied else None)
                 continue
-            _, service, authority, endpoint, route, status, flags, mtls, duration_ms, attempts, config = facts
-            if tallies is not None and status == 403 and "RBAC" in flags:  # denied at the gateway itself
-                tallies.served(("denied", "outside", None, me["service"], me["version"]),
-                               False, latency_bin(duration_ms), mtls)
+            _, dst, authority, endpoint, route, status, flags, mtls, duration_ms, attempts, config = facts
             versions = self._versions(config)
-            observe(("source", me["service"], me["version"], service or "unknown", versions.get(endpoint, "unknown"),
+            observe(("source", service, version, dst or "unknown", versions.get(endpoint, "unknown"),
                      str(status), flags, "mutual_tls" if mtls else "none"), duration_ms, max(0, len(attempts) - 1))
-            if tallies is None:
+            if tally_of is None:
                 continue
-            service = service or authority  # a request leaving the mesh: counted under the host it asked for
-            latency, ok = latency_bin(duration_ms), 0 < status < 500
-            edge = tallies.served(("edge", me["service"], me["version"], service, versions.get(endpoint)),
-                                  ok, latency, mtls)
-            route = tallies.served(("route", service, route or "default"), ok, latency, mtls)
-            for attempt in attempts:
-                a_status = attempt.status
-                a_ok = a_status is not None and 0 < a_status < 500
-                for row in (edge, route):
-                    row[2] += 1
-                    row[3] += a_ok
-                tallies.attempted(("attempts", service, versions.get(attempt.endpoint)), a_ok)
+            # A request leaving the mesh is counted under the host it asked for.
+            count_request(tally_of, service, version, False, 0 < status < 500, latency_bin(duration_ms), mtls,
+                          dst or authority, versions.get(endpoint), route,
+                          [(a.status is not None and 0 < a.status < 500, versions.get(a.endpoint)) for a in attempts],
+                          denied_from=("outside", None) if status == 403 and "RBAC" in flags else None)
 
     def record(self, request: Request, status: int, duration_ms: float, ended: float) -> str:
         """The request's record as one JSON line: access-log line, span and tap line at once."""

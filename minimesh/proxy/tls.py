@@ -34,8 +34,37 @@ log = logging.getLogger("minimesh.proxy")
 TLS_HANDSHAKE = 0x16  # the first byte of every TLS connection: a handshake record (RFC 8446 §5.1)
 
 
+class ResumingContext(ssl.SSLContext):
+    """A client context that offers each upstream host the TLS session it last had there.
+
+    TLS 1.3 resumption (RFC 8446 §2.2) skips the certificate exchange and
+    signatures of a full handshake. The event loop builds every connection's
+    TLS object through `wrap_bio`, which is where the remembered session
+    goes in; the pool keeps it after a connection's first answer (a TLS 1.3
+    ticket arrives after the handshake). A session the server no longer
+    knows simply means a full handshake, never a failure.
+    """
+
+    sessions: dict
+
+    def wrap_bio(self, incoming, outgoing, server_side=False, server_hostname=None, session=None):
+        if session is None and not server_side:
+            session = self.sessions.get(server_hostname)
+        return super().wrap_bio(incoming, outgoing, server_side=server_side, server_hostname=server_hostname,
+                                session=session)
+
+    def remember(self, server_hostname: str, ssl_object) -> None:
+        session = getattr(ssl_object, "session", None)
+        if session is not None and session.has_ticket:
+            self.sessions[server_hostname] = session
+
+
 def _base(protocol: int, creds: Credentials, bundle_pem: str) -> ssl.SSLContext:
-    ctx = ssl.SSLContext(protocol)
+    if protocol == ssl.PROTOCOL_TLS_CLIENT:
+        ctx = ResumingContext(protocol)
+        ctx.sessions = {}
+    else:
+        ctx = ssl.SSLContext(protocol)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
     ctx.check_hostname = False  # no DNS names in an SVID: the SPIFFE ID is checked instead
     ctx.verify_mode = ssl.CERT_REQUIRED  # both directions: this is *mutual* TLS

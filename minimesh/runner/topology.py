@@ -81,14 +81,21 @@ class Lesson:
         return [Instance(v.service, v.version, i, v) for v in self.versions for i in range(v.replicas)]
 
 
-def load_lesson(lesson_dir: str | Path) -> Lesson:
-    """Read `<lesson_dir>/lesson.yaml`; a missing folder or file is a UserError."""
+def lesson_file(lesson_dir: str | Path) -> Path:
+    """`<lesson_dir>/lesson.yaml`; a missing folder or file is a UserError."""
     lesson_dir = Path(lesson_dir).resolve()
     if not lesson_dir.is_dir():
         raise UserError(f"lesson {lesson_dir} does not exist; `minimesh lesson list` shows the lessons")
     path = lesson_dir / LESSON_FILE
     if not path.is_file():
         raise UserError(f"{lesson_dir} has no {LESSON_FILE}; a lesson folder needs one (see DESIGN.md)")
+    return path
+
+
+def load_lesson(lesson_dir: str | Path) -> Lesson:
+    """Read `<lesson_dir>/lesson.yaml`; a missing folder or file is a UserError."""
+    path = lesson_file(lesson_dir)
+    lesson_dir = path.parent
     document = read_file(path)
     data, lines = document.value, document.lines
     return parse_lesson(data, lines, source=str(path), lesson_dir=lesson_dir)

@@ -155,7 +155,12 @@ def test_gateway_port_in_use_is_one_line(lesson, tmp_path):
     (lambda p: p, "has no lesson.yaml"),
 ])
 def test_missing_lesson_is_one_line(tmp_path, make_dir, words):
-    r = cli("up", str(make_dir(tmp_path)), "--detach", home=tmp_path / "home")
+    # Named even when the default gateway port is taken too: the lesson is the first thing wrong.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = cli("up", str(make_dir(tmp_path)), "--detach", "--port", str(port), home=tmp_path / "home")
     assert r.returncode == 1 and words in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
 

@@ -133,7 +133,7 @@ async def test_oversize_headers_are_431(mesh, name, make):
 
 @pytest.mark.parametrize("name", ["outbound", "inbound", "gateway"])
 async def test_headers_just_under_the_limit_are_served(mesh, name):
-    # 60 headers of 1000 bytes (~61 KiB): under 64 KiB in total, so the request is served.
+    # 60 headers of 1000 bytes (~59 KiB with their names): under the 60 KiB limit, so the request is served.
     headers = {f"x-h{i}": "c" * 1000 for i in range(60)}
     target = listener(mesh, name)
     async with client_session() as http:

@@ -55,10 +55,11 @@ class SidecarProcess:
 
     def __init__(self, control_url: str, service: str, app_port: int | None, version: str, instance: str,
                  gateway: bool, default_service: str | None, log_path: Path,
-                 telemetry_args: tuple[str, ...] = LESSON_TELEMETRY):
+                 telemetry_args: tuple[str, ...] = LESSON_TELEMETRY, extra_args: tuple[str, ...] = ()):
         self.control_url, self.service, self.app_port = control_url, service, app_port
         # The lessons' telemetry by default: the tests read every access-log line and trace.
         self.telemetry_args = telemetry_args
+        self.extra_args = extra_args  # e.g. ("--header-timeout", "1")
         self.version, self.instance = version, instance
         self.gateway, self.default_service = gateway, default_service
         self.log_path = log_path
@@ -101,7 +102,7 @@ class SidecarProcess:
     def _command(self) -> list[str]:
         cmd = [*minimesh_command(), "sidecar", "--control", self.control_url, "--service", self.service,
                "--version", self.version, "--instance", self.instance, "--admin-port", str(self.ports["admin"]),
-               *self.telemetry_args]
+               *self.telemetry_args, *self.extra_args]
         if self.control_ca is not None:
             cmd += ["--control-ca", str(self.control_ca)]
         if self.token:
@@ -204,12 +205,12 @@ def _log_file(instance: str, log_dir: Path | None) -> Path:
 
 async def start_sidecar(control_url: str, service: str, app_port: int | None = None, version: str = "v1",
                         instance: str | None = None, gateway: bool = False, default_service: str | None = None,
-                        log_dir: Path | None = None, telemetry_args: tuple[str, ...] = LESSON_TELEMETRY
-                        ) -> SidecarProcess:
+                        log_dir: Path | None = None, telemetry_args: tuple[str, ...] = LESSON_TELEMETRY,
+                        extra_args: tuple[str, ...] = ()) -> SidecarProcess:
     """Start a sidecar (or, with gateway=True, the gateway) and return once /ready answers 200."""
     instance = instance or f"{service}-{version}-{os.getpid()}-{next(_counter)}"
     sidecar = SidecarProcess(control_url, service, app_port, version, instance, gateway, default_service,
-                             _log_file(instance, log_dir), telemetry_args)
+                             _log_file(instance, log_dir), telemetry_args, extra_args)
     try:
         return await sidecar.start()
     except BaseException:

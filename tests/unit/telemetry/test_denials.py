@@ -1,7 +1,7 @@
 """`minimesh stat` counts the requests AuthorizationPolicy denied, per edge, where they were denied."""
 
 from minimesh.control.telemetry import TelemetryHub
-from minimesh.proxy.rollup import Tallies, latency_bin
+from minimesh.proxy.rollup import Tallies, count_request, latency_bin
 from minimesh.telemetry.stat import format_stat
 
 
@@ -25,7 +25,7 @@ def test_denials_per_edge_from_records_and_from_tallies():
                + [record(403, "RBAC", peer=None, reporter="gateway", service="gateway")] * 2)
     # A sidecar's tallies add to the same rows.
     tallies = Tallies()
-    tallies.served(("denied", "catalog", "v1", "payments", "v1"), False, latency_bin(1.0), True)
+    count_request(tallies.tally, "payments", "v1", True, False, latency_bin(1.0), True, denied_from=("catalog", "v1"))
     hub.ingest([], tallies.drain())
     doc = hub.stat(60)
     denied = {(d["source"]["service"], d["destination"]["service"]): d["denied"] for d in doc["denials"]}

@@ -5,7 +5,8 @@ import random
 import pytest
 
 from minimesh.control.telemetry import TelemetryHub, tap_filter
-from minimesh.control.telemetry_window import Tally, Window
+from minimesh.control.telemetry_window import Window
+from minimesh.proxy.rollup import Tally
 from minimesh.proxy.rollup import latency_bin
 from minimesh.flags import FLAGS, explain
 from minimesh.errors import MeshError

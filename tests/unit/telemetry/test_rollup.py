@@ -17,7 +17,7 @@ from minimesh.control.telemetry import TelemetryHub
 from minimesh.proxy.export import TelemetryExporter
 from minimesh.proxy.message import Attempt, Journey, Request
 from minimesh.proxy.metrics import MeshMetrics
-from minimesh.proxy.rollup import Tallies, bin_value, latency_bin
+from minimesh.proxy.rollup import Tallies, bin_value, count_request, latency_bin
 from minimesh.proxy.snapshot import Cluster, Endpoint, MeshConfig
 from minimesh.proxy.telemetry import RequestTelemetry
 
@@ -105,7 +105,7 @@ def test_tallies_give_the_hub_exactly_the_figures_the_records_would():
 def test_a_malformed_tally_is_refused_and_the_rest_counted():
     hub = TelemetryHub(resolve, lambda: {}, clock=Clock())
     good = Tallies()
-    good.served(("workload", "payments", "v1"), True, latency_bin(3.0), False)
+    count_request(good.tally, "payments", "v1", True, True, latency_bin(3.0), False)
     bad = [{"key": ["nonsense", "x"], "requests": 1, "ok": 1, "attempts": 0, "attempts_ok": 0, "mtls": 0,
             "latency": []},
            {"key": ["workload", "payments", "v1"], "requests": "many"}]
