@@ -15,15 +15,10 @@ import pytest
 import pytest_asyncio
 
 from tests.support.control import wait_for
-from tests.support.mesh import client_session, delete_routing, run_mesh, virtual_service
+from tests.support.mesh import client_session, delete_routing, destination_rule, run_mesh, virtual_service
 from tests.support.mesh import set_fault as set_instance_fault
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.asyncio(loop_scope="module")]
-
-
-def catalog_rule(**traffic_policy) -> dict:
-    return {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule", "metadata": {"name": "catalog"},
-            "spec": {"host": "catalog", "trafficPolicy": traffic_policy}}
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -78,7 +73,7 @@ async def test_max_connections_and_pending_fail_the_overflow_fast_with_uo(clean)
     assert {s for s, _, _ in await burst(mesh, 10)} == {200}
 
     # One connection, one waiting: of ten at once, two are served and eight are refused at once.
-    await mesh.apply(catalog_rule(connectionPool={"tcp": {"maxConnections": 1},
+    await mesh.apply(destination_rule("catalog", connectionPool={"tcp": {"maxConnections": 1},
                                                   "http": {"http1MaxPendingRequests": 1}}))
     results = await burst(mesh, 10)
     ok = [r for r in results if r[0] == 200]
@@ -96,7 +91,7 @@ async def test_max_connections_and_pending_fail_the_overflow_fast_with_uo(clean)
 async def test_http2_max_requests_bounds_requests_outstanding(clean):
     mesh = clean
     await set_fault(mesh, delay_ms=300)
-    await mesh.apply(catalog_rule(connectionPool={"http": {"http2MaxRequests": 3}}))
+    await mesh.apply(destination_rule("catalog", connectionPool={"http": {"http2MaxRequests": 3}}))
     results = await burst(mesh, 10)
     assert sum(1 for s, _, _ in results if s == 200) == 3, results
     assert all("http2MaxRequests 3" in e for s, e, _ in results if s == 503)
@@ -107,7 +102,7 @@ async def test_max_retries_stops_retries_that_would_multiply_an_outage(clean):
     # catalog fails every request, slowly; each request may retry 5 times on 5xx.
     await set_fault(mesh, failure_rate=1.0, delay_ms=100)
     await mesh.apply(virtual_service("catalog", retries={"attempts": 5, "retryOn": "5xx"}),
-                     catalog_rule(connectionPool={"http": {"maxRetries": 1}}))
+                     destination_rule("catalog", connectionPool={"http": {"maxRetries": 1}}))
     before = len(mesh.gateway.access_log())
     await burst(mesh, 10)
     lines = await catalog_lines(mesh, before, 10)
@@ -122,7 +117,7 @@ async def test_retry_budget_caps_retries_as_a_share_of_requests(clean):
     mesh = clean
     await set_fault(mesh, failure_rate=1.0, delay_ms=100)
     await mesh.apply(virtual_service("catalog", retries={"attempts": 5, "retryOn": "5xx"}),
-                     catalog_rule(retryBudget={"percent": 10, "minRetryConcurrency": 2}))
+                     destination_rule("catalog", retryBudget={"percent": 10, "minRetryConcurrency": 2}))
     before = len(mesh.gateway.access_log())
     await burst(mesh, 10)
     lines = await catalog_lines(mesh, before, 10)
@@ -135,13 +130,13 @@ async def test_retry_budget_caps_retries_as_a_share_of_requests(clean):
 
 async def test_max_requests_per_connection_and_idle_timeout_recycle_connections(clean):
     mesh = clean
-    await mesh.apply(catalog_rule(connectionPool={"http": {"maxRequestsPerConnection": 1}}))
+    await mesh.apply(destination_rule("catalog", connectionPool={"http": {"maxRequestsPerConnection": 1}}))
     for _ in range(5):
         assert [s for s, _, _ in await burst(mesh, 1)] == [200]
     pools = (await gateway_stats(mesh))["pools"]
     assert pools["catalog"]["opened"] >= 5  # a new connection for every request
 
-    await mesh.apply(catalog_rule(connectionPool={"http": {"maxRequestsPerConnection": 100, "idleTimeout": "200ms"}}))
+    await mesh.apply(destination_rule("catalog", connectionPool={"http": {"maxRequestsPerConnection": 100, "idleTimeout": "200ms"}}))
     for _ in range(5):
         assert [s for s, _, _ in await burst(mesh, 1)] == [200]
     opened = (await gateway_stats(mesh))["pools"]["catalog"]["opened"]
@@ -158,7 +153,7 @@ async def test_max_requests_per_connection_and_idle_timeout_recycle_connections(
 async def test_overflows_are_on_metrics_and_pass_promtool(clean):
     mesh = clean
     await set_fault(mesh, delay_ms=300)
-    await mesh.apply(catalog_rule(connectionPool={"tcp": {"maxConnections": 1}, "http": {"http1MaxPendingRequests": 1}}))
+    await mesh.apply(destination_rule("catalog", connectionPool={"tcp": {"maxConnections": 1}, "http": {"http1MaxPendingRequests": 1}}))
     await burst(mesh, 6)
     async with client_session() as http, http.get(mesh.gateway.admin + "/metrics") as r:
         text = await r.text()

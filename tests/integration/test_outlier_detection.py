@@ -11,16 +11,11 @@ import pytest
 import pytest_asyncio
 
 from tests.support.control import wait_for
-from tests.support.mesh import client_session, delete_routing, run_mesh, set_fault, virtual_service
+from tests.support.mesh import client_session, delete_routing, destination_rule, run_mesh, set_fault, virtual_service
 
 pytestmark = [pytest.mark.timeout(150), pytest.mark.asyncio(loop_scope="module")]
 
 NO_RETRIES = virtual_service("catalog", retries={"attempts": 0})
-
-
-def catalog_rule(**traffic_policy) -> dict:
-    return {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule", "metadata": {"name": "catalog"},
-            "spec": {"host": "catalog", "trafficPolicy": traffic_policy}}
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -71,7 +66,7 @@ async def test_one_bad_instance_of_three_is_ejected_and_success_recovers_within_
     assert 0.55 <= without <= 0.78, without
 
     # consecutive5xxErrors 1, interval 1s: the first 503 from the bad instance ejects it.
-    await mesh.apply(catalog_rule(outlierDetection={"consecutive5xxErrors": 1, "interval": "1s",
+    await mesh.apply(destination_rule("catalog", outlierDetection={"consecutive5xxErrors": 1, "interval": "1s",
                                                     "baseEjectionTime": "30s"}))
     loop = asyncio.get_running_loop()
     started, results = loop.time(), []
@@ -102,7 +97,7 @@ async def test_an_ejected_instance_returns_after_base_ejection_time(clean):
     mesh = clean
     bad = catalogs(mesh)[1]
     await set_fault(bad, failure_rate=1.0)
-    await mesh.apply(NO_RETRIES, catalog_rule(outlierDetection={"consecutive5xxErrors": 1, "interval": "200ms",
+    await mesh.apply(NO_RETRIES, destination_rule("catalog", outlierDetection={"consecutive5xxErrors": 1, "interval": "200ms",
                                                                 "baseEjectionTime": "1s"}))
     await fire(mesh, 30)
     assert [e["instance"] for e in (await mesh.gateway.stats())["ejections"]] == [bad.name]
@@ -120,13 +115,13 @@ async def test_every_instance_failing_max_ejection_percent_and_panic(clean):
     for instance in catalogs(mesh):
         await set_fault(instance, failure_rate=1.0)
     # maxEjectionPercent 100: all three are ejected and the destination answers 503 UH itself.
-    await mesh.apply(NO_RETRIES, catalog_rule(outlierDetection={"consecutive5xxErrors": 1, "interval": "1s",
+    await mesh.apply(NO_RETRIES, destination_rule("catalog", outlierDetection={"consecutive5xxErrors": 1, "interval": "1s",
                                                                 "baseEjectionTime": "30s", "maxEjectionPercent": 100}))
     await fire(mesh, 30)
     last = await fire(mesh, 10)
     assert all(s == 503 and h.get("x-minimesh-error", "").startswith("UH (balancer") for s, _, h in last), last
     # minHealthPercent 50: with fewer than half healthy, ejection is ignored (panic): the apps answer.
-    await mesh.apply(catalog_rule(outlierDetection={"consecutive5xxErrors": 1, "interval": "1s",
+    await mesh.apply(destination_rule("catalog", outlierDetection={"consecutive5xxErrors": 1, "interval": "1s",
                                                     "baseEjectionTime": "30s", "maxEjectionPercent": 100,
                                                     "minHealthPercent": 50}))
     await fire(mesh, 30)
@@ -138,7 +133,7 @@ async def test_default_max_ejection_percent_ejects_only_one(clean):
     mesh = clean
     for instance in catalogs(mesh)[:2]:
         await set_fault(instance, failure_rate=1.0)
-    await mesh.apply(NO_RETRIES, catalog_rule(outlierDetection={"consecutive5xxErrors": 1, "interval": "1s",
+    await mesh.apply(NO_RETRIES, destination_rule("catalog", outlierDetection={"consecutive5xxErrors": 1, "interval": "1s",
                                                                 "baseEjectionTime": "30s"}))
     await fire(mesh, 60)
     # 10 % of 3 is less than one, and Envoy always allows one: the other failing instance still
@@ -150,7 +145,7 @@ async def test_default_max_ejection_percent_ejects_only_one(clean):
 
 async def test_consistent_hash_keeps_a_user_on_one_instance(clean):
     mesh = clean
-    await mesh.apply(catalog_rule(loadBalancer={"consistentHash": {"httpHeaderName": "x-user"}}))
+    await mesh.apply(destination_rule("catalog", loadBalancer={"consistentHash": {"httpHeaderName": "x-user"}}))
     stuck = 0
     for user in range(10):
         answers = await fire(mesh, 30, headers={"x-user": f"user-{user}"})
@@ -165,7 +160,7 @@ async def test_consistent_hash_keeps_a_user_on_one_instance(clean):
 
 async def test_consistent_hash_cookie_with_ttl_is_set_and_sticks(clean):
     mesh = clean
-    await mesh.apply(catalog_rule(loadBalancer={"consistentHash": {"httpCookie": {"name": "shop", "ttl": "60s"}}}))
+    await mesh.apply(destination_rule("catalog", loadBalancer={"consistentHash": {"httpCookie": {"name": "shop", "ttl": "60s"}}}))
     [(status, first, headers)] = await fire(mesh, 1)
     cookie = headers["set-cookie"]
     assert status == 200 and cookie.startswith("shop=") and "Max-Age=60" in cookie

@@ -388,10 +388,14 @@ def virtual_service(host: str, **route) -> dict:
             "spec": {"hosts": [host], "http": [{"route": [{"destination": {"host": host}}], **route}]}}
 
 
-def destination_rule(host: str, lb: str | None = None, subsets: list | None = None) -> dict:
+def destination_rule(host: str, lb: str | None = None, subsets: list | None = None, **traffic_policy) -> dict:
+    """A DestinationRule for `host`; `lb` is the simple load balancer, `traffic_policy` any other
+    trafficPolicy fields (connectionPool=…, outlierDetection=…)."""
     spec: dict = {"host": host}
     if lb:
-        spec["trafficPolicy"] = {"loadBalancer": {"simple": lb}}
+        traffic_policy = {"loadBalancer": {"simple": lb}, **traffic_policy}
+    if traffic_policy:
+        spec["trafficPolicy"] = traffic_policy
     if subsets:
         spec["subsets"] = subsets
     return {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule", "metadata": {"name": host},

@@ -5,7 +5,8 @@ import yaml
 
 from tests.istio_schema import validate_istio
 
-from .cases import ACCEPTED, REJECTED
+from .cases import ACCEPTED
+from .rejected_cases import REJECTED
 
 
 @pytest.mark.parametrize("name", sorted(ACCEPTED))

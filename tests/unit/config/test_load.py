@@ -9,7 +9,8 @@ from minimesh.config import (
 )
 from minimesh.errors import ConfigError
 
-from .cases import ACCEPTED, REJECTED, VS
+from .cases import ACCEPTED, VS
+from .rejected_cases import REJECTED
 
 
 @pytest.mark.parametrize("name", sorted(ACCEPTED))
