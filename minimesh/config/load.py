@@ -22,6 +22,8 @@ from .resource import DEFAULT_NAMESPACE, Resource
 from .authorization import parse_authorization_policy
 from .requestauthentication import parse_request_authentication
 from .security import parse_peer_authentication
+from .serviceentry import parse_service_entry
+from .sidecar_resource import parse_sidecar
 from .source import read_documents
 from .virtualservice import parse_virtual_service
 
@@ -35,9 +37,11 @@ KINDS: dict[str, tuple[str, tuple[str, ...], Callable[..., Resource]]] = {
     "PeerAuthentication": (*_SECURITY, parse_peer_authentication),
     "AuthorizationPolicy": (*_SECURITY, parse_authorization_policy),
     "RequestAuthentication": (*_SECURITY, parse_request_authentication),
+    "ServiceEntry": (*_NETWORKING, parse_service_entry),
+    "Sidecar": (*_NETWORKING, parse_sidecar),
 }
 _ISTIO_ONLY_KINDS = (
-    "Gateway", "ServiceEntry", "Sidecar", "EnvoyFilter", "WorkloadEntry", "WorkloadGroup", "ProxyConfig",
+    "Gateway", "EnvoyFilter", "WorkloadEntry", "WorkloadGroup", "ProxyConfig",
     "Telemetry", "WasmPlugin",
 )
 

@@ -2,9 +2,10 @@
 
 The app sends every request to its sidecar's outbound listener as to an HTTP
 forward proxy (`HTTP_PROXY`): `GET http://catalog/items`. If `catalog` is a
-mesh service the request travels the stack below; any other host is passed
-straight through (Istio's default `outboundTrafficPolicy: ALLOW_ANY`) and
-reported as external.
+mesh service, or a host a ServiceEntry declares, the request travels the
+stack below; any other host is passed straight through (Istio's default
+`outboundTrafficPolicy: ALLOW_ANY`) and reported as external — or refused
+with 502 BH under a Sidecar's REGISTRY_ONLY (egress.py decides).
 
 The stack is built innermost first; read it bottom-up for the order a
 request meets the layers:
@@ -18,6 +19,7 @@ from minimesh.config import short_host
 from minimesh.proxy.balancer import Balance, InFlight
 from minimesh.proxy.breaker import Breakers, CircuitBreak
 from minimesh.proxy.connect import Forward, PassThrough
+from minimesh.proxy.egress import decide, sidecar_for
 from minimesh.proxy.headers import add_forwarding
 from minimesh.proxy.fault import InjectFault
 from minimesh.proxy.message import Request
@@ -51,8 +53,10 @@ class OutboundRouter:
     """Decides, per request, between the mesh stack and pass-through."""
 
     def __init__(self, config_holder, pool: UpstreamPool, in_flight: InFlight, breakers: Breakers | None = None,
-                 outliers: Outliers | None = None):
+                 outliers: Outliers | None = None, labels: dict | None = None):
         self.config_holder = config_holder
+        self.labels = labels or {}  # the workload's labels: which Sidecar resource applies (egress.py)
+        self._sidecar: tuple[object, object] = (None, None)  # (config, its Sidecar for us), once per snapshot
         self.mesh = build_outbound_stack(pool, in_flight, breakers=breakers, outliers=outliers)
         self.passthrough = PassThrough(pool)
 
@@ -61,9 +65,12 @@ class OutboundRouter:
         journey = request.journey
         journey.config = config
         add_forwarding(request.headers, "")
-        service = service_of(request.authority)
-        if config.is_service(service):
-            journey.service = service
+        if self._sidecar[0] is not config:
+            self._sidecar = (config, sidecar_for(config.resources, self.labels))
+        egress = decide(config, request.authority, self._sidecar[1])  # EgressBlocked: 502 BH
+        if egress.service is not None:
+            journey.service = egress.service
+            journey.external = egress.external  # a MESH_EXTERNAL ServiceEntry host: leaving the mesh, routed
             return self.mesh
         journey.external = True
         journey.service = request.authority

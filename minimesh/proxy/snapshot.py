@@ -64,6 +64,7 @@ class MeshConfig:
     trust_bundle: str = ""  # PEM root certificates that peers' chains must lead to
     endpoints_by_address: dict[str, Endpoint] = field(default_factory=dict)
     quarantined: tuple[str, ...] = ()  # entries left out, each "what: why" (the sidecar NACKs naming them)
+    external_hosts: dict = field(default_factory=dict)  # host -> egress.ExternalHost, from ServiceEntries
 
     def is_service(self, host: str) -> bool:
         return (short_host(host), None) in self.clusters
@@ -109,6 +110,9 @@ def parse_snapshot(doc: dict) -> MeshConfig:
         for subset in rule.subsets:
             clusters.setdefault((service, subset.name), _cluster(service, subset.name, (), rule))
 
+    endpoints_by_address = {e.address: e for (_, subset), c in clusters.items() if subset is None
+                            for e in c.endpoints}
+    external = _service_entry_clusters(resources, clusters, destination_rules, set(doc.get("services", {})))
     return MeshConfig(
         version=str(doc["version"]),
         config_version=int(doc.get("config_version", 0)),
@@ -117,10 +121,30 @@ def parse_snapshot(doc: dict) -> MeshConfig:
         clusters=clusters,
         resources=resources,
         trust_bundle="".join(doc.get("trust_bundle", [])),
-        endpoints_by_address={e.address: e for (_, subset), c in clusters.items() if subset is None
-                              for e in c.endpoints},
+        endpoints_by_address=endpoints_by_address,
         quarantined=tuple(quarantined),
+        external_hosts=external,
     )
+
+
+def _service_entry_clusters(resources, clusters: dict, destination_rules: dict, mesh_services: set) -> dict:
+    """Clusters for the hosts ServiceEntries declare (egress.py), added to `clusters`; returns the hosts.
+
+    Their endpoints are no mesh workloads: they stay out of endpoints_by_address, so auto mTLS leaves them
+    plaintext unless a DestinationRule's tls says otherwise (origination.py).
+    """
+    from minimesh.proxy.egress import entry_endpoints, external_hosts
+
+    hosts = external_hosts(resources, mesh_services)
+    for host in hosts.values():
+        endpoints = tuple(Endpoint(instance=name, address=address, labels=labels, mtls_mode="DISABLE")
+                          for name, address, labels in entry_endpoints(resources, host))
+        rule = destination_rules.get(host.host)
+        clusters[(host.host, None)] = _cluster(host.host, None, endpoints, rule)
+        for subset in rule.subsets if rule else ():
+            members = tuple(e for e in endpoints if e.has_labels(tuple(dict(subset.labels).items())))
+            clusters[(host.host, subset.name)] = _cluster(host.host, subset.name, members, rule)
+    return hosts
 
 
 def _entry_name(manifest) -> str:

@@ -24,6 +24,8 @@ KINDS = {
     "PeerAuthentication": ("peerauthentications", "peerauthentication", "pa"),
     "AuthorizationPolicy": ("authorizationpolicies", "authorizationpolicy", "ap"),
     "RequestAuthentication": ("requestauthentications", "requestauthentication", "ra"),
+    "ServiceEntry": ("serviceentries", "serviceentry", "se"),
+    "Sidecar": ("sidecars", "sidecar"),
 }
 
 
@@ -84,6 +86,8 @@ def warn_unknown_hosts(client, resources) -> None:
     if status != 200:
         return  # the apply itself will say what is wrong with the control plane
     services = {i["service"] for i in answer.get("instances", []) if i.get("kind", "sidecar") == "sidecar"}
+    stored = client.config("ServiceEntry").get("resources", [])  # hosts made known by ServiceEntries applied before
+    services |= {h for r in stored if r.get("kind") == "ServiceEntry" for h in r.get("spec", {}).get("hosts", [])}
     for line in unknown_hosts(resources, services):
         click.echo(f"warning: {line}", err=True)
 

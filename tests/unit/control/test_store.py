@@ -40,7 +40,7 @@ def test_versions_bump_once_per_changing_apply(path, applies, version, actions):
 
 @pytest.mark.parametrize("bad", [
     [dr("v1"), vs("v2")],                       # a route to a subset nobody defines
-    [dr("v1"), {**vs("v1"), "kind": "Sidecar"}],
+    [dr("v1"), {**vs("v1"), "kind": "EnvoyFilter"}],
     [dr("v1"), "text"],
 ])
 def test_invalid_apply_changes_nothing_in_memory_or_on_disk(path, bad):
