@@ -191,3 +191,120 @@ async def test_a_sidecars_egress_hosts_hide_entries_of_other_namespaces(clean, a
     await mesh.apply(sidecar("REGISTRY_ONLY", namespace="default", hosts=["./*"]))
     status, _, _ = await via_sidecar(mesh, f"http://{HOST}/seen")
     assert status == 200 and one.seen == ["/seen"]
+
+
+# --- TLS origination: a DestinationRule's tls to a real TLS server ------------------------------
+
+
+def make_pki(directory):
+    """A test CA, a server certificate for api.example.com and a client certificate, as PEM files."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "egress test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+          .not_valid_after(now + datetime.timedelta(hours=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    files = {"ca": directory / "ca.pem"}
+    files["ca"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    for name, san, usage in (("server", "api.example.com", x509.ExtendedKeyUsageOID.SERVER_AUTH),
+                             ("client", "client.example.com", x509.ExtendedKeyUsageOID.CLIENT_AUTH)):
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, san)]))
+                .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(hours=1))
+                .add_extension(x509.SubjectAlternativeName([x509.DNSName(san)]), critical=False)
+                .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+                .sign(ca_key, hashes.SHA256()))
+        files[name] = directory / f"{name}.pem"
+        files[name].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        files[f"{name}-key"] = directory / f"{name}-key.pem"
+        files[f"{name}-key"].write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                           serialization.PrivateFormat.PKCS8,
+                                                           serialization.NoEncryption()))
+    return files
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def tls_api(tmp_path_factory):
+    """A real HTTPS server for api.example.com; it records whether the client presented a certificate."""
+    import ssl
+
+    files = make_pki(tmp_path_factory.mktemp("pki"))
+    api = ExternalApi("tls")
+    clients: list = []
+
+    async def handle(request):
+        peer = request.transport.get_extra_info("peercert")
+        clients.append(dict(x[0] for x in peer["subject"])["commonName"] if peer else None)
+        return await api.handle(request)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(files["server"], files["server-key"])
+    context.load_verify_locations(files["ca"])
+    context.verify_mode = ssl.CERT_OPTIONAL  # MUTUAL presents one, SIMPLE does not
+    app = web.Application()
+    app.router.add_route("GET", "/{tail:.*}", handle)
+    api.runner = web.AppRunner(app, access_log=None)
+    await api.runner.setup()
+    site = web.TCPSite(api.runner, "127.0.0.1", 0, ssl_context=context)
+    await site.start()
+    api.port = site._server.sockets[0].getsockname()[1]
+    yield api, files, clients
+    await api.runner.cleanup()
+
+
+def tls_rule(**tls) -> dict:
+    return destination_rule(HOST, tls=tls)
+
+
+async def test_simple_tls_origination_verifies_the_server_against_the_rules_ca(clean, tls_api):
+    mesh, (api, files, clients) = clean, tls_api
+    clients.clear()
+    # The app speaks plain HTTP to its sidecar; the sidecar speaks HTTPS to the API (SNI api.example.com).
+    await mesh.apply(service_entry(api), tls_rule(mode="SIMPLE", caCertificates=str(files["ca"])))
+    status, body, _ = await via_sidecar(mesh, f"http://{HOST}/over-tls")
+    assert status == 200 and b'"api": "tls"' in body, body
+    assert clients == [None]  # SIMPLE: no client certificate
+    # Without the rule's CA the server's certificate is not trusted (the system's roots know no test CA): 503 UF.
+    await mesh.apply(tls_rule(mode="SIMPLE"))
+    status, body, headers = await via_sidecar(mesh, f"http://{HOST}/untrusted")
+    assert status == 503 and headers["x-minimesh-error"].startswith("UF"), body
+    assert "CERTIFICATE_VERIFY_FAILED" in headers["x-minimesh-error"]
+    # A name the certificate does not carry (sni) fails the check; insecureSkipVerify would skip it.
+    await mesh.apply(tls_rule(mode="SIMPLE", caCertificates=str(files["ca"]), sni="other.example.com"))
+    status, _, headers = await via_sidecar(mesh, f"http://{HOST}/wrong-name")
+    assert status == 503 and "UF" in headers["x-minimesh-error"]
+    await mesh.apply(tls_rule(mode="SIMPLE", sni="other.example.com", insecureSkipVerify=True))
+    status, _, _ = await via_sidecar(mesh, f"http://{HOST}/skip-verify")
+    assert status == 200
+    # subjectAltNames replaces the name check: one the certificate has passes, another fails.
+    await mesh.apply(tls_rule(mode="SIMPLE", caCertificates=str(files["ca"]), sni="x.example.com",
+                              subjectAltNames=["api.example.com"]))
+    assert (await via_sidecar(mesh, f"http://{HOST}/san-ok"))[0] == 200
+    await mesh.apply(tls_rule(mode="SIMPLE", caCertificates=str(files["ca"]), subjectAltNames=["evil.example.com"]))
+    status, _, headers = await via_sidecar(mesh, f"http://{HOST}/san-bad")
+    assert status == 503 and "not evil.example.com" in headers["x-minimesh-error"]
+    assert api.seen == ["/over-tls", "/skip-verify", "/san-ok"]  # the refused attempts sent no request
+
+
+async def test_mutual_tls_origination_presents_the_client_certificate(clean, tls_api):
+    mesh, (api, files, clients) = clean, tls_api
+    clients.clear()
+    await mesh.apply(service_entry(api), tls_rule(mode="MUTUAL", caCertificates=str(files["ca"]),
+                                                  clientCertificate=str(files["client"]),
+                                                  privateKey=str(files["client-key"])))
+    status, body, _ = await via_sidecar(mesh, f"http://{HOST}/mutual")
+    assert status == 200, body
+    assert clients == ["client.example.com"]
+    # DISABLE: plaintext to a TLS port — the server cannot read it, and the mesh says so.
+    await mesh.apply(tls_rule(mode="DISABLE"))
+    status, _, _ = await via_sidecar(mesh, f"http://{HOST}/plain")
+    assert status in (502, 503) and clients == ["client.example.com"]

@@ -8,7 +8,7 @@ grows; the same `# <-` convention marks the line an error must name.)
 import pytest
 import yaml
 
-from minimesh.config import ServiceEntry, Sidecar, load_manifests
+from minimesh.config import load_manifests
 from minimesh.errors import ConfigError
 from minimesh.proxy.egress import decide, sidecar_for
 from minimesh.proxy.snapshot import parse_snapshot
@@ -23,6 +23,15 @@ spec:
   hosts: [api.example.com]
 """
 PORT = "  ports: [{number: 80, name: http, protocol: HTTP}]\n"
+DR = """\
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: api
+spec:
+  host: api.example.com
+  trafficPolicy:
+"""
 SC = """\
 apiVersion: networking.istio.io/v1
 kind: Sidecar
@@ -47,6 +56,11 @@ ACCEPTED = {
   - address: 10.0.0.1
     labels: {version: v1}
 """,
+    "dr-tls-simple": DR + "    tls: {mode: SIMPLE, caCertificates: /etc/ca.pem, sni: api.example.com}\n",
+    "dr-tls-mutual": DR + "    tls: {mode: MUTUAL, clientCertificate: /c.pem, privateKey: /k.pem, "
+                          "subjectAltNames: [api.example.com]}\n",
+    "dr-tls-port-level": DR + "    portLevelSettings:\n    - port: {number: 80}\n      tls: {mode: SIMPLE}\n",
+    "dr-tls-istio": DR + "    tls: {mode: ISTIO_MUTUAL, subjectAltNames: ['spiffe://cluster.local/ns/a/sa/b']}\n",
     "sidecar-registry-only": SC + "  outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n",
     "sidecar-egress": SC + """\
   workloadSelector: {labels: {app: web}}
@@ -75,6 +89,14 @@ REJECTED = {
     "se-weight": (SE + PORT + "  resolution: STATIC\n  endpoints:\n  - address: 10.0.0.1\n    weight: 3  # <-\n",
                   "spec.endpoints[0].weight", "in proportion to the weight", True),
     "se-typo": (SE + PORT + "  resolutoin: DNS  # <-\n", "spec.resolutoin", "did you mean 'resolution'", False),
+    "tls-credential-name": (DR + "    tls:\n      mode: SIMPLE\n      credentialName: api-ca  # <-\n",
+                            "spec.trafficPolicy.tls.credentialName", "Kubernetes secret", True),
+    "tls-mutual-no-cert": (DR + "    tls:\n      mode: MUTUAL  # <-\n", "spec.trafficPolicy.tls.mode",
+                           "needs clientCertificate and privateKey", None),
+    "tls-istio-sni": (DR + "    tls:\n      mode: ISTIO_MUTUAL\n      sni: a.example.com  # <-\n",
+                      "spec.trafficPolicy.tls.sni", "does nothing with mode ISTIO_MUTUAL", True),
+    "tls-typo": (DR + "    tls:\n      mode: SIMPLE\n      caCertificate: /ca.pem  # <-\n",
+                 "spec.trafficPolicy.tls.caCertificate", "did you mean 'caCertificates'", False),
     "sidecar-ingress": (SC + "  ingress:  # <-\n  - port: {number: 9080, protocol: HTTP, name: http}\n"
                         "    defaultEndpoint: 127.0.0.1:8080\n", "spec.ingress", "inbound listeners", True),
     "sidecar-egress-proxy": (SC + "  outboundTrafficPolicy:\n    mode: ALLOW_ANY\n    egressProxy:  # <-\n"
@@ -95,7 +117,7 @@ def _line(text: str) -> int:
 def test_accepted_manifests_are_istio_and_load(name):
     assert validate_istio(yaml.safe_load(ACCEPTED[name])) == []
     [resource] = load_manifests(ACCEPTED[name], f"{name}.yaml")
-    assert isinstance(resource, ServiceEntry | Sidecar)
+    assert resource.kind in ("ServiceEntry", "Sidecar", "DestinationRule")
 
 
 @pytest.mark.parametrize("name", sorted(REJECTED))
