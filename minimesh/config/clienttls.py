@@ -17,7 +17,7 @@ Istio's ClientTLSSettings, the four modes:
                   the server must hold a certificate from the mesh's CA
                   (and prove one of `subjectAltNames`, when given)
 
-The files are read by the sidecar (proxy/origination.py), as Envoy reads
+The files are read by the sidecar (proxy/outbound/origination.py), as Envoy reads
 them: paths on the proxy's machine. What needs Kubernetes secrets or CRLs is
 refused.
 """

@@ -15,7 +15,7 @@ Istio's `Sidecar` resource trims a proxy's view:
 
 A host the proxy does not know is "unknown" exactly like a host outside the
 mesh: passed through under ALLOW_ANY, refused under REGISTRY_ONLY.
-Which Sidecar applies to a workload is decided in proxy/egress.py.
+Which Sidecar applies to a workload is decided in proxy/outbound/egress.py.
 """
 
 from __future__ import annotations

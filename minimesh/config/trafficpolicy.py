@@ -5,7 +5,7 @@ requests it sends to one destination (service, or subset of it).
     connectionPool    Envoy's circuit breakers and connection settings (breaker.py, pool.py)
     outlierDetection  ejecting endpoints that keep failing (outlier.py)
     retryBudget       how many retries may be in flight, as a share of requests (breaker.py)
-    tls               TLS origination or mTLS to the destination (clienttls.py, proxy/origination.py)
+    tls               TLS origination or mTLS to the destination (clienttls.py, proxy/outbound/origination.py)
     portLevelSettings the same four, for one port of the service
 
 Every field here is either enforced by the data plane or refused at load time

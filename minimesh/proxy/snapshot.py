@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from minimesh.config import DestinationRule, TrafficPolicy, VirtualService, parse_resource, short_host
 from minimesh.errors import ConfigError
-from minimesh.proxy.peer_auth import DEFAULT_MODE, effective_mode
+from minimesh.proxy.inbound.peer_auth import DEFAULT_MODE, effective_mode
 
 DEFAULT_LOAD_BALANCER = "LEAST_REQUEST"
 
@@ -133,7 +133,7 @@ def _service_entry_clusters(resources, clusters: dict, destination_rules: dict, 
     Their endpoints are no mesh workloads: they stay out of endpoints_by_address, so auto mTLS leaves them
     plaintext unless a DestinationRule's tls says otherwise (origination.py).
     """
-    from minimesh.proxy.egress import entry_endpoints, external_hosts
+    from minimesh.proxy.outbound.egress import entry_endpoints, external_hosts
 
     hosts = external_hosts(resources, mesh_services)
     for host in hosts.values():

@@ -10,7 +10,7 @@ import yaml
 
 from minimesh.config import load_manifests
 from minimesh.errors import ConfigError
-from minimesh.proxy.egress import decide, sidecar_for
+from minimesh.proxy.outbound.egress import decide, sidecar_for
 from minimesh.proxy.snapshot import parse_snapshot
 from tests.istio_schema import validate_istio
 
