@@ -15,8 +15,18 @@ parent of its `lessons/` folder), then in the lesson folder, then in the current
 directory — so a lesson file anywhere can mesh any program. `description`,
 `manifests` and `steps` are read here but belong to others (the lesson guide);
 they are passed through untouched. Any other key is an error naming its line.
+
+`outside` lists programs that are *not* part of the mesh — an external API for
+the egress lesson — each reached by a DNS name on port 80, with no sidecar:
+
+    outside:
+      rates: {host: rates.example.com, command: [python, demo-services/rates.py]}
+
+(Docker Compose gives the container that name; locally the runner tells the
+sidecars where the name points, as DNS would: runner/plan.py.)
 """
 
+import re
 import shutil
 import sys
 from dataclasses import dataclass, field
@@ -26,7 +36,9 @@ from minimesh.errors import ConfigError, UserError
 from minimesh.config.source import line_of, read_file
 
 LESSON_FILE = "lesson.yaml"
-TOP_KEYS = {"title", "gateway", "services", "description", "manifests", "steps", "cert_ttl"}
+_DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$")
+TOP_KEYS = {"title", "gateway", "services", "description", "manifests", "steps", "cert_ttl", "outside"}
+OUTSIDE_KEYS = {"host", "command", "env"}
 SERVICE_KEYS = {"versions"}
 VERSION_KEYS = {"command", "replicas", "env", "labels"}
 
@@ -46,6 +58,15 @@ class VersionSpec:
     replicas: int = 1
     env: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OutsideSpec:
+    """A program outside the mesh: `host` is the DNS name apps call it by (port 80)."""
+
+    name: str
+    host: str
+    spec: VersionSpec  # its command and environment (service = name, one replica)
 
 
 @dataclass(frozen=True)
@@ -72,6 +93,7 @@ class Lesson:
     manifests: tuple[Path, ...] = ()
     steps: object = None  # owned by the lesson guide; kept as parsed
     cert_ttl: str | None = None  # certificate lifetime for this lesson (MINIMESH_CERT_TTL overrides)
+    outside: tuple["OutsideSpec", ...] = ()  # programs outside the mesh (no sidecar), by DNS name
 
     @property
     def services(self) -> list[str]:
@@ -170,9 +192,20 @@ def parse_lesson(data, lines, *, source: str, lesson_dir: Path, cwd: Path | None
         except UserError as e:
             raise fail(str(e).split(": ", 1)[-1], ("cert_ttl",)) from e
 
+    outside = []
+    for name, body in mapping(data.get("outside") or {}, ("outside",)).items():
+        opath = ("outside", name)
+        mapping(body, opath, OUTSIDE_KEYS)
+        host = string(body.get("host"), opath + ("host",)).lower()
+        if name in services or not _DNS_NAME.match(host):
+            raise fail(f"needs a unique name and a DNS name as host (like rates.example.com), not {host!r}", opath)
+        spec = _parse_version(str(name), "v1", {k: v for k, v in body.items() if k != "host"}, opath,
+                              mapping, string, fail, search)
+        outside.append(OutsideSpec(str(name), host, spec))
+
     return Lesson(dir=lesson_dir, title=title, gateway=gateway, versions=tuple(versions),
                   description=description, manifests=tuple(manifest_paths), steps=data.get("steps"),
-                  cert_ttl=cert_ttl)
+                  cert_ttl=cert_ttl, outside=tuple(outside))
 
 
 def _parse_version(service, version, body, path, mapping, string, fail, search) -> VersionSpec:

@@ -106,6 +106,8 @@ class UpstreamPool:
         self.mtls = None
         # The sidecar's loop guard (loop_guard.py): refuses destinations that are ourselves.
         self.guard = None
+        # "host:port" -> "address:port" where to connect instead (--resolve: what DNS would say).
+        self.resolve: dict[str, str] = {}
         self._idle: dict[tuple, list[UpstreamConnection]] = {}
         self._open: set[UpstreamConnection] = set()
         self._sweeper: asyncio.Task | None = None
@@ -194,7 +196,8 @@ class UpstreamPool:
 
     async def _connect(self, address: str, tls: ssl.SSLContext | None, key, group: _Destination | None = None,
                        destination: str | None = None) -> UpstreamConnection:
-        host, _, port = address.rpartition(":")
+        named = address.rpartition(":")[0].strip("[]")  # the name TLS checks, even when resolved elsewhere
+        host, _, port = self.resolve.get(address.lower(), address).rpartition(":")
         host = host.strip("[]")
         loop = asyncio.get_running_loop()
         if self._sweeper is None:
@@ -204,7 +207,7 @@ class UpstreamPool:
         if group is not None:
             group.open += 1
         # TLS origination (origination.py) names the server it expects; mTLS checks the SPIFFE ID instead.
-        server_name = (getattr(tls, "server_name", None) or host) if tls is not None else None
+        server_name = (getattr(tls, "server_name", None) or named) if tls is not None else None
         try:
             async with asyncio.timeout(connect_timeout):
                 _, conn = await loop.create_connection(
