@@ -308,3 +308,25 @@ async def test_mutual_tls_origination_presents_the_client_certificate(clean, tls
     await mesh.apply(tls_rule(mode="DISABLE"))
     status, _, _ = await via_sidecar(mesh, f"http://{HOST}/plain")
     assert status in (502, 503) and clients == ["client.example.com"]
+
+
+async def test_istio_mutual_to_a_service_entry_endpoint_proves_the_named_identity(clean):
+    # A MESH_INTERNAL ServiceEntry whose endpoint is catalog's own sidecar (its inbound listener):
+    # ISTIO_MUTUAL makes the caller present its mesh certificate and expect catalog's SPIFFE ID.
+    mesh = clean
+    catalog = mesh.instances[0].sidecar
+    port = int(catalog.inbound.rsplit(":", 1)[1])
+    entry = {"apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry", "metadata": {"name": "internal"},
+             "spec": {"hosts": ["catalog.internal.test"], "location": "MESH_INTERNAL", "resolution": "STATIC",
+                      "ports": [{"number": 80, "name": "http", "protocol": "HTTP"}],
+                      "endpoints": [{"address": "127.0.0.1", "ports": {"http": port}}]}}
+    catalog_id = "spiffe://cluster.local/ns/default/sa/catalog"
+    await mesh.apply(entry, destination_rule("catalog.internal.test",
+                                             tls={"mode": "ISTIO_MUTUAL", "subjectAltNames": [catalog_id]}))
+    status, body, _ = await via_sidecar(mesh, "http://catalog.internal.test/items")
+    assert status == 200 and b'"service": "catalog"' in body, body
+    # Expecting another identity: the handshake succeeds, secure naming refuses — 503 UF, nothing sent.
+    await mesh.apply(destination_rule("catalog.internal.test", tls={
+        "mode": "ISTIO_MUTUAL", "subjectAltNames": ["spiffe://cluster.local/ns/default/sa/payments"]}))
+    status, _, headers = await via_sidecar(mesh, "http://catalog.internal.test/items")
+    assert status == 503 and "sa/payments" in headers["x-minimesh-error"], headers.get("x-minimesh-error")

@@ -11,8 +11,9 @@ see (route, retry, count) what it would otherwise only tunnel.
                   the host the app asked for) or against subjectAltNames
     MUTUAL        SIMPLE, presenting clientCertificate/privateKey
     ISTIO_MUTUAL  the sidecar's own mesh certificate; the server must prove
-                  the endpoint's registered identity (secure naming) or the
-                  rule's subjectAltNames[0]
+                  the rule's subjectAltNames[0], else the identity the
+                  endpoint registered with (secure naming), else only a
+                  chain to the mesh's CA
 
 Contexts are built once per (settings, server name) and kept: loading
 certificates is far slower than a handshake. A file that cannot be read, or
@@ -42,9 +43,9 @@ class Originate:
             if contexts is None:
                 raise UpstreamConnectFailure("the DestinationRule asks for ISTIO_MUTUAL and this sidecar holds no "
                                              "mesh certificate (no join token)")
-            expected = endpoint.identity if endpoint is not None and endpoint.identity else None
-            if expected is None and settings.subject_alt_names:
-                expected = settings.subject_alt_names[0]
+            # The rule's subjectAltNames, when given, replace the identity the endpoint registered with.
+            expected = settings.subject_alt_names[0] if settings.subject_alt_names else (
+                endpoint.identity if endpoint is not None else None)
             return contexts.client_expecting(expected)
         server_name = settings.sni or host
         ctx = self._contexts.get((settings, server_name))
