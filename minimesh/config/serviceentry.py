@@ -72,9 +72,9 @@ class ServiceEntry(Resource):
 
     def endpoint_addresses(self, host: str, port: ServicePort) -> list[tuple[str, Labels]]:
         """Where a request for `host` on `port` may go: ("address:port", labels) per endpoint."""
-        target = port.target_port or port.number
+        target = port.target_port or port.number  # NONE refuses targetPort: there it is the port asked for
         if self.resolution == "NONE" or not self.endpoints:
-            return [(f"{host}:{target if self.resolution != 'NONE' else port.number}", Labels())]
+            return [(f"{host}:{target}", Labels())]
         return [(f"{_bracketed(e.address)}:{dict(e.ports).get(port.name, target)}", e.labels) for e in self.endpoints]
 
 

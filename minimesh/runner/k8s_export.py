@@ -21,7 +21,8 @@ Every app runs the demo image (`minimesh:local`, built from
 compose/Dockerfile; `kind load docker-image` puts it in a kind cluster)
 with the lesson's command and environment. No HTTP_PROXY: in Kubernetes,
 iptables rules that istio-init installs send the app's traffic through its
-sidecar without the app knowing. The output is deterministic, so it can be
+sidecar without the app knowing, so each app is told to call its peers
+directly (CATALOG_URL=http://catalog, which the demo apps read). The output is deterministic, so it can be
 committed and checked for drift like the compose files.
 """
 
@@ -61,6 +62,10 @@ def service(name: str, ns: str) -> dict:
 def deployment(lesson: Lesson, spec: VersionSpec, ns: str) -> dict:
     labels = {"app": spec.service, "version": spec.version, **spec.labels}
     env = [{"name": k, "value": str(v)} for k, v in sorted(spec.env.items())]
+    # The demo apps call http://catalog through HTTP_PROXY here; there, iptables captures the plain call,
+    # so each is told to call its peers directly (demo-services/shop.py: <NAME>_URL).
+    peers = [*lesson.services, *(o.host for o in lesson.outside)]
+    env += [{"name": f"{peer.upper()}_URL", "value": f"http://{peer}"} for peer in peers]
     env += [{"name": "HOST", "value": "0.0.0.0"}, {"name": "PORT", "value": str(APP_PORT)},
             {"name": "SERVICE", "value": spec.service}, {"name": "VERSION", "value": spec.version},
             # Each pod's own name, as minimesh names an instance (web-v1-0): answers say who served them.

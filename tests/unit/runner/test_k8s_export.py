@@ -78,6 +78,9 @@ def test_what_a_schema_cannot_see(lesson_dir, tmp_path):
         container = pod["spec"]["containers"][0]
         assert container["ports"][0]["containerPort"] == services[labels["app"]]["spec"]["ports"][0]["targetPort"]
         assert not any(e["name"].upper() == "HTTP_PROXY" for e in container["env"])  # iptables does it there
+        # ... so the demo apps call their peers directly, by the Service's name (shop.py's <NAME>_URL).
+        urls = {e["name"]: e.get("value") for e in container["env"] if e["name"].endswith("_URL")}
+        assert all(urls[f"{s.upper()}_URL"] == f"http://{s}" for s in lesson.services), urls
         assert (ROOT / container["command"][1]).is_file(), container["command"]  # a path in the image's checkout
         replicas[(labels["app"], labels["version"])] = d["spec"]["replicas"]
     assert replicas == {(v.service, v.version): v.replicas for v in lesson.versions}
