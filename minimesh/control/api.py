@@ -75,9 +75,9 @@ async def register(request: web.Request) -> web.Response:
     if caller.role is Role.WORKLOAD:
         # Secure naming starts here: the endpoint's identity is the one the
         # certificate proved, never what the body claims.
-        if not owns(caller, reg.service):
+        if not owns(caller, reg.account):
             return error(403, f"register: {caller.identity} may register instances of {caller.service!r} only, "
-                              f"not of {reg.service!r}")
+                              f"not of {reg.account!r}")
         if reg.identity not in (None, caller.identity):
             return error(403, f"register: identity {reg.identity} is not the one your certificate proves "
                               f"({caller.identity})")

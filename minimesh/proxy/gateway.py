@@ -41,7 +41,7 @@ class GatewayRouter:
         client_ip = request.client.split(":")[0] if request.client else ""
         add_forwarding(request.headers, client_ip)
         service = service_of(request.authority)
-        if not config.is_service(service):
+        if config.cluster(service, None) is None:
             if not self.default_service:
                 raise NoRoute(f"Host {request.authority!r} names no mesh service and the gateway has no default")
             service = self.default_service

@@ -61,8 +61,8 @@ class OutboundRouter:
         journey = request.journey
         journey.config = config
         add_forwarding(request.headers, "")
-        service = service_of(request.authority)
-        if config.is_service(service):
+        service = config.service_key(host_of(request.authority))  # read in this proxy's namespace
+        if config.cluster(service, None) is not None:
             journey.service = service
             return self.mesh
         journey.external = True
@@ -70,7 +70,12 @@ class OutboundRouter:
         return self.passthrough
 
 
-def service_of(authority: str) -> str:
-    """'catalog', 'catalog:80' and 'catalog.default.svc.cluster.local' all mean catalog."""
+def host_of(authority: str) -> str:
+    """'catalog:80' -> 'catalog' (an IPv6 literal keeps its colons)."""
     host = authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
-    return short_host(host.lower())
+    return host.lower()
+
+
+def service_of(authority: str) -> str:
+    """'catalog', 'catalog:80' and 'catalog.default.svc.cluster.local' all mean catalog (in default)."""
+    return short_host(host_of(authority))
