@@ -28,7 +28,7 @@ from minimesh.config import DEFAULT_NAMESPACE, DestinationRule, TrafficPolicy, V
 from minimesh.config.namespaces import exported_to, namespace_of_key, resolve
 from minimesh.config.resource import ROOT_NAMESPACE
 from minimesh.errors import ConfigError
-from minimesh.proxy.peer_auth import DEFAULT_MODE, effective_mode
+from minimesh.proxy.inbound.peer_auth import DEFAULT_MODE, effective_mode
 
 DEFAULT_LOAD_BALANCER = "LEAST_REQUEST"
 

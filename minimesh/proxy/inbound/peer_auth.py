@@ -26,18 +26,11 @@ everything.
 
 from __future__ import annotations
 
-from enum import Enum
-
 from minimesh.config import DEFAULT_NAMESPACE, PeerAuthentication
 from minimesh.config.resource import ROOT_NAMESPACE
+from minimesh.proxy.transport.sniffing import Action
 
 DEFAULT_MODE = "PERMISSIVE"
-
-
-class Action(Enum):
-    MTLS = "mtls"
-    PLAINTEXT = "plaintext"
-    REFUSE = "refuse"
 
 
 _INBOUND = {  # (mode, is_tls) -> action
