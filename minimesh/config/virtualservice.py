@@ -12,7 +12,8 @@ retries twice on connect-failure, refused-stream, unavailable and cancelled —
 retrying it re-sent POSTs that had already charged a card); a `retries` block
 without `attempts` means *no* retries (Istio reads the unset number as 0); no
 route timeout; a lone destination gets weight 100, and in a split a
-destination without a weight gets 0.
+destination without a weight gets 0. Weights are relative (weight / sum),
+as on Istio since 1.15; a sum other than 100 is accepted with a warning.
 
 Two surprises are kept, as Istio has them, and reported as warnings at
 apply: a fault without `percentage` touches no request (istio/istio issues
@@ -213,11 +214,16 @@ def _parse_weighted(value: Any, at: At) -> tuple[HTTPRouteDestination, ...]:
         check_fields(block, at / i, ("destination", "weight"), ("headers",))
         destination = parse_destination(require(block, "destination", at / i), at / i / "destination")
         default = 100 if len(items) == 1 else 0
-        weight = integer(block.get("weight", default), at / i / "weight", 0, 100)
+        weight = integer(block.get("weight", default), at / i / "weight", 0, 2**31 - 1)
         routes.append(HTTPRouteDestination(destination, weight))
     total = sum(r.weight for r in routes)
+    if len(routes) > 1 and total == 0:
+        raise at.error("every weight is 0; give at least one destination a weight above 0 "
+                       "(Envoy refuses a split whose weights add up to 0, so Istio's route would not load)")
     if len(routes) > 1 and total != 100:
-        raise at.error(f"weights add up to {total}; make them add up to 100")
+        # Istio >= 1.15 (istio/istio PR 39544): weights are relative, weight/sum each.
+        shares = ", ".join(f"{r.weight * 100 / total:.4g}%" for r in routes)
+        at.warn(f"weights add up to {total}, not 100: as on Istio they are relative, so the split is {shares}")
     return tuple(routes)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 
-from minimesh.errors import NoHealthyUpstream
+from minimesh.errors import NoCluster, NoHealthyUpstream
 from minimesh.proxy.message import Request, Response, Service
 
 
@@ -42,7 +42,9 @@ class SplitTraffic:
         cluster = journey.config.cluster(dest.host, dest.subset)
         if cluster is None:
             what = f"subset {dest.subset!r} of {dest.host}" if dest.subset else f"service {dest.host}"
-            raise NoHealthyUpstream(f"{what} is not known to the mesh (no DestinationRule subset or no instances)")
+            # As Envoy: a route to a cluster that does not exist answers 503 NC (istioctl analyze: IST0101).
+            raise NoCluster(f"{what} is not known to the mesh (no DestinationRule defines that subset, "
+                            "or the service has no instances)")
         journey.cluster = cluster
         journey.subset = dest.subset
         return await self.inner(request)

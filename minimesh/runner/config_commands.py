@@ -61,6 +61,8 @@ def apply(files: list[str], *, control: str | None = None, home: str | None = No
     answer = client.apply([r.manifest for r in resources], source=", ".join(files))
     for result in answer.get("results", []):
         click.echo(f"{result['kind'].lower()}/{result['name']} {result['action']}")
+    for line in answer.get("warnings", []):  # cross-resource problems, accepted as on Istio
+        click.echo(f"warning: {line}", err=True)
     click.echo(f"config version {answer.get('version')}")
     if wait:
         from minimesh.runner.rollout import wait_for_rollout

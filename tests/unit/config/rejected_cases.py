@@ -38,25 +38,18 @@ REJECTED = {
     retries:
       attempts: -1  # <-
 """), "spec.http[0].retries.attempts", "at least 0", crd=True),
-    "weight-over-100": Rejected(_vs("""\
-  - route:
+    "weights-all-zero": Rejected(_vs("""\
+  - route:  # <-
     - destination: {host: pricing, subset: v1}
-      weight: 101  # <-
+      weight: 0
     - destination: {host: pricing, subset: v2}
       weight: 0
-"""), "spec.http[0].route[0].weight", "between 0 and 100", crd=True),
+"""), "spec.http[0].route", "every weight is 0", crd=True),
     "weight-negative": Rejected(_vs("""\
   - route:
     - destination: {host: pricing}
       weight: -5  # <-
-"""), "spec.http[0].route[0].weight", "between 0 and 100", crd=True),
-    "weights-not-100": Rejected(_vs("""\
-  - route:  # <-
-    - destination: {host: pricing, subset: v1}
-      weight: 60
-    - destination: {host: pricing, subset: v2}
-      weight: 30
-"""), "spec.http[0].route", "add up to 90", crd=True),
+"""), "spec.http[0].route[0].weight", "between 0 and 2147483647", crd=True),
     "weight-not-a-number": Rejected(_vs("""\
   - route:
     - destination: {host: pricing}
