@@ -32,7 +32,9 @@ def parse_selector(spec: dict, at: At) -> Labels | None:
 
 
 def parse_peer_authentication(spec: dict, at: At, **meta) -> PeerAuthentication:
-    check_fields(spec, at, ("selector", "mtls"), ("portLevelMtls",))
+    check_fields(spec, at, ("selector", "mtls"), {
+        "portLevelMtls": "Istio would set the mode for that workload (container) port only, and only with a "
+                         "selector; a minimesh workload serves one port, so set spec.mtls.mode instead"})
     mode = "UNSET"
     if "mtls" in spec:
         mtls = mapping(spec["mtls"], at / "mtls")

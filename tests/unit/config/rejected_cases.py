@@ -22,6 +22,43 @@ def _vs(route_yaml: str) -> str:
 
 
 REJECTED = {
+    "redirect-beside-route": Rejected(_vs("""\
+  - redirect: {uri: /new}
+    route:  # <-
+    - destination: {host: pricing}
+"""), "spec.http[0].route", "cannot sit beside 'redirect'", crd=True),
+    "redirect-derive-port": Rejected(_vs("""\
+  - redirect:
+      derivePort: FROM_REQUEST_PORT  # <-
+"""), "spec.http[0].redirect.derivePort", "Istio would take the port", crd=True),
+    "rewrite-uri-and-regex": Rejected(_vs("""\
+  - rewrite:
+      uri: /a
+      uriRegexRewrite: {match: "^/b", rewrite: /c}  # <-
+    route:
+    - destination: {host: pricing}
+"""), "spec.http[0].rewrite.uriRegexRewrite", "not both", crd=True),
+    "headers-set-host": Rejected(_vs("""\
+  - headers:
+      request:
+        set:
+          host: other  # <-
+    route:
+    - destination: {host: pricing}
+"""), "spec.http[0].headers.request.set.host", "use rewrite.authority", crd=True),
+    "query-param-presence": Rejected(_vs("""\
+  - match:
+    - queryParams:
+        beta: {}  # <-
+    route:
+    - destination: {host: pricing}
+"""), "spec.http[0].match[0].queryParams.beta", "give exact, prefix or regex", crd=True),
+    "match-scheme": Rejected(_vs("""\
+  - match:
+    - scheme: {exact: https}  # <-
+    route:
+    - destination: {host: pricing}
+"""), "spec.http[0].match[0].scheme", "Istio would match the request's scheme", crd=True),
     "unknown-field-typo": Rejected(_vs("""\
   - route:
     - destination: {host: pricing}
@@ -30,8 +67,8 @@ REJECTED = {
     "istio-field-not-supported": Rejected(_vs("""\
   - route:
     - destination: {host: pricing}
-    corsPolicy: {allowOrigins: [{exact: "https://example.com"}]}  # <-
-"""), "spec.http[0].corsPolicy", "not supported by minimesh (supported: name, match", crd=True),
+    delegate: {name: pricing-routes}  # <-
+"""), "spec.http[0].delegate", "not supported by minimesh (supported: name, match", crd=True),
     "negative-attempts": Rejected(_vs("""\
   - route:
     - destination: {host: pricing}

@@ -1,0 +1,45 @@
+"""The route's and the destination's `headers`: set, add, remove — on the way up and back.
+
+Envoy evaluates the most specific level first: the destination's (its
+weighted cluster's) operations, then the route's, so where both `set` the
+same header the route's value wins. Within one level, removals come first,
+then `set` (overwrite) and `add` (one more value). Response operations run
+on the upstream's answer in the same order.
+"""
+
+from __future__ import annotations
+
+from multidict import CIMultiDict
+
+from minimesh.config.headers import HeaderOperations
+from minimesh.proxy.message import Request, Response, Service
+
+
+def apply_operations(headers: CIMultiDict, ops: HeaderOperations) -> None:
+    for name in ops.remove:
+        headers.popall(name, None)
+    for name, value in ops.set:
+        headers[name] = value
+    for name, value in ops.add:
+        headers.add(name, value)
+
+
+class HeaderOps:
+    """Layer (after the split): the chosen destination's header operations, then the route's."""
+
+    def __init__(self, inner: Service):
+        self.inner = inner
+
+    async def __call__(self, request: Request) -> Response:
+        journey = request.journey
+        levels = [h for h in (journey.destination_headers, journey.http_route.headers) if h is not None]
+        if not levels:
+            return await self.inner(request)
+        for level in levels:
+            apply_operations(request.headers, level.request)
+        response = await self.inner(request)
+        if any(level.response for level in levels):
+            response.headers = CIMultiDict(response.headers)  # never change a header map the transport shares
+            for level in levels:
+                apply_operations(response.headers, level.response)
+        return response
