@@ -318,7 +318,8 @@ def _parse_fault(value: Any, at: At) -> HTTPFault:
     delay = abort = None
     if "delay" in block:
         d, where = mapping(block["delay"], at / "delay"), at / "delay"
-        check_fields(d, where, ("fixedDelay", "percentage", "percent"), ("exponentialDelay",))
+        check_fields(d, where, ("fixedDelay", "percentage", "percent"), {
+            "exponentialDelay": "Istio does not implement it either (its API says so); use fixedDelay"})
         if "percent" in d and "percentage" in d:
             raise (where / "percent").error("set either 'percentage' or the deprecated 'percent', not both")
         share = (float(integer(d["percent"], where / "percent", 0, 100)) if "percent" in d
@@ -329,7 +330,9 @@ def _parse_fault(value: Any, at: At) -> HTTPFault:
         )
     if "abort" in block:
         a, where = mapping(block["abort"], at / "abort"), at / "abort"
-        check_fields(a, where, ("httpStatus", "percentage"), ("grpcStatus", "http2Error"))
+        check_fields(a, where, ("httpStatus", "percentage"), {
+            "grpcStatus": "Istio would abort gRPC calls with that gRPC status; minimesh's apps speak plain HTTP",
+            "http2Error": "Istio would reset the HTTP/2 stream with that error; minimesh speaks HTTP/1.1"})
         abort = FaultAbort(
             http_status=integer(require(a, "httpStatus", where), where / "httpStatus", 200, 599),
             percentage=_fault_percentage(a, where),
