@@ -56,7 +56,7 @@ def describe(key: Key) -> str:
 
 def _cross_resource_warnings(parsed: list) -> list[str]:
     """What the whole config gets wrong across resources (e.g. a route to an undefined subset): warned, not refused."""
-    return mesh_config.check_references(parsed)
+    return [str(m) for m in mesh_config.analyze(parsed)]
 
 
 @dataclass(frozen=True)

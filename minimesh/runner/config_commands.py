@@ -56,13 +56,13 @@ def apply(files: list[str], *, control: str | None = None, home: str | None = No
         raise UserError(f"no manifests found in {', '.join(files)}")
     warn_surprises(resources)
     client = control_client(control, home)
-    warn_unknown_hosts(client, resources)
     started = time.monotonic()
     answer = client.apply([r.manifest for r in resources], source=", ".join(files))
     for result in answer.get("results", []):
         click.echo(f"{result['kind'].lower()}/{result['name']} {result['action']}")
-    for line in answer.get("warnings", []):  # cross-resource problems, accepted as on Istio
-        click.echo(f"warning: {line}", err=True)
+    # What istioctl analyze would say about the config now in force: warned, never refused (as Istio).
+    for message in analyze_running(client):
+        click.echo(f"warning: {message}", err=True)
     click.echo(f"config version {answer.get('version')}")
     if wait:
         from minimesh.runner.rollout import wait_for_rollout
@@ -78,16 +78,40 @@ def warn_surprises(resources) -> None:
             click.echo(f"warning: {line}", err=True)
 
 
-def warn_unknown_hosts(client, resources) -> None:
-    """A VirtualService or DestinationRule for a host no service answers to: warn, as istioctl analyze would."""
-    from minimesh.config import unknown_hosts
+def analyze_running(client, extra=()) -> list:
+    """`minimesh analyze` over the config in force (with `extra` resources over it) and the workloads running."""
+    from minimesh.config import analyze, parse_resource
 
+    in_force = {}
+    for doc in client.config(None).get("resources", []):
+        resource = parse_resource(doc, "<control plane>")
+        in_force[resource.key] = resource
+    in_force.update({r.key: r for r in extra})
     status, answer = client.request("GET", "/v1/instances")
     if status != 200:
-        return  # the apply itself will say what is wrong with the control plane
-    services = {i["service"] for i in answer.get("instances", []) if i.get("kind", "sidecar") == "sidecar"}
-    for line in unknown_hosts(resources, services):
-        click.echo(f"warning: {line}", err=True)
+        return analyze(in_force.values())
+    instances = answer.get("instances", [])
+    services = {i["service"] for i in instances if i.get("kind", "sidecar") == "sidecar"}
+    workloads = [i.get("labels") or {} for i in instances]
+    return analyze(in_force.values(), services, workloads)
+
+
+def analyze_command(files: list[str], *, control: str | None = None, home: str | None = None) -> None:
+    """Print istioctl-analyze-style warnings for `files` (over the running config, if a stack runs)."""
+    from minimesh.config import analyze, load_files
+
+    resources = load_files(files)  # a manifest minimesh refuses is an error here, as at apply
+    warn_surprises(resources)
+    try:
+        client = control_client(control, home)
+    except UserError:
+        client = None  # no stack: the files alone, without host and selector checks
+    messages = analyze_running(client, resources) if client is not None else analyze(resources)
+    for message in messages:
+        click.echo(f"Warning [{message.code}] ({message.name}) {message.text}")
+    if not messages:
+        where = "the config in force" + (" and " if files else "") if client is not None else ""
+        click.echo(f"✔ No validation issues found when analyzing {where}{', '.join(files)}".rstrip())
 
 
 def get(kind: str | None, *, output: str = "yaml", control: str | None = None, home: str | None = None) -> None:

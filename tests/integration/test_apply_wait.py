@@ -202,7 +202,7 @@ async def test_an_undefined_subset_is_applied_with_a_warning_as_on_istio(cp, fil
     code, out, err = await run_cli("apply", *paths, control_url=cp.url)
     assert code == 0, err
     assert f"warning: VirtualService default/pricing http[0].route[1]: {warning}" in err, err
-    assert "503 NC" in err and "IST0101" in err
+    assert "503 NC" in err and "(istioctl analyze: IST0101 ReferencedResourceNotFound)" in err
     assert await config_version(cp) == before + 1
 
 

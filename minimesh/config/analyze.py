@@ -1,0 +1,147 @@
+"""`minimesh analyze`: what `istioctl analyze` would say about a set of resources.
+
+Each resource can be valid alone and still be wrong with the others, or
+with the mesh that runs: a route to a subset no DestinationRule defines, a
+policy whose selector matches no workload. Istio accepts all of these and
+reports them with a message code; so does minimesh, with Istio's code and
+name where Istio has one, so what a learner sees here is what
+`istioctl analyze` would print on a cluster:
+
+    IST0101 ReferencedResourceNotFound  a subset, host or port named but not there
+    IST0109 ConflictingMeshGatewayVirtualServiceHosts  two VirtualServices for one host
+    IST0127 NoMatchingWorkloadsFound    a policy's selector matches no workload
+    IST0130 VirtualServiceUnreachableRule  a route after one that matches everything
+
+The checks are pure: resources in, messages out. What runs (services and
+their workloads' labels) is passed in when known, and the host and
+selector checks are skipped when it is not (e.g. analyzing files offline).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from .authorization import AuthorizationPolicy
+from .destinationrule import DestinationRule
+from .references import check_references
+from .requestauthentication import RequestAuthentication
+from .resource import Resource
+from .security import PeerAuthentication
+from .trafficpolicy import SERVICE_PORT
+from .virtualservice import VirtualService
+
+
+@dataclass(frozen=True)
+class Message:
+    code: str  # Istio's, e.g. "IST0101"
+    name: str  # Istio's, e.g. "ReferencedResourceNotFound"
+    text: str  # "VirtualService default/pricing http[0].route[0]: ..."
+
+    def __str__(self) -> str:
+        return f"{self.text} (istioctl analyze: {self.code} {self.name})"
+
+
+def analyze(resources: Iterable[Resource], services: set[str] | None = None,
+            workloads: Iterable[Mapping[str, str]] | None = None) -> list[Message]:
+    """Every cross-resource problem, in a stable order; `services`/`workloads` None: not known."""
+    resources = sorted(resources, key=lambda r: r.key)
+    found = [Message("IST0101", "ReferencedResourceNotFound", text) for text in check_references(resources)]
+    found += _destination_ports(resources)
+    if services is not None:
+        found += unknown_host_messages(resources, services)
+    found += _conflicting_hosts(resources)
+    found += _unreachable_routes(resources)
+    if workloads is not None:
+        found += _selecting_nothing(resources, [dict(w) for w in workloads])
+    return found
+
+
+def _name(r: Resource) -> str:
+    return f"{r.kind} {r.namespace}/{r.name}"
+
+
+def _destination_ports(resources) -> list[Message]:
+    out = []
+    for vs in (r for r in resources if isinstance(r, VirtualService)):
+        for i, route in enumerate(vs.http):
+            for j, rd in enumerate(route.route):
+                port = rd.destination.port
+                if port is not None and port != SERVICE_PORT:
+                    out.append(Message("IST0101", "ReferencedResourceNotFound",
+                                       f"{_name(vs)} http[{i}].route[{j}].destination.port: host "
+                                       f"'{rd.destination.host}' has no port {port} (minimesh services answer "
+                                       f"on {SERVICE_PORT}); requests routed there get 503 NC"))
+    return out
+
+
+def unknown_host_messages(resources, services: set[str]) -> list[Message]:
+    known = ", ".join(sorted(services)) or "none running"
+    out = []
+    for r in resources:
+        if isinstance(r, VirtualService):
+            named = [(f"hosts[{i}]", h) for i, h in enumerate(r.hosts)]
+            named += [(f"http[{i}].route[{j}].destination.host", rd.destination.host)
+                      for i, route in enumerate(r.http) for j, rd in enumerate(route.route)]
+        elif isinstance(r, DestinationRule):
+            named = [("host", r.host)]
+        else:
+            continue
+        seen = set()
+        for where, host in named:
+            if host not in services and host not in seen:
+                seen.add(host)
+                out.append(Message("IST0101", "ReferencedResourceNotFound",
+                                   f"{_name(r)} {where}: host '{host}' is not a service of the mesh "
+                                   f"(services: {known}); accepted, as Istio does, but it routes nothing"))
+    return out
+
+
+def unknown_hosts(resources: Iterable[Resource], services: set[str]) -> list[str]:
+    """Hosts a VirtualService or DestinationRule names that no service of the mesh answers to, as lines.
+
+    Istio accepts them (a typo like 'paymnets' is a valid host) and the
+    config simply never applies — or answers 503 NR/NC — while `istioctl
+    analyze` reports IST0101 ReferencedResourceNotFound.
+    """
+    return [str(m) for m in unknown_host_messages(resources, services)]
+
+
+def _conflicting_hosts(resources) -> list[Message]:
+    owners: dict[str, list[VirtualService]] = {}
+    for vs in (r for r in resources if isinstance(r, VirtualService)):
+        for host in dict.fromkeys(vs.hosts):
+            owners.setdefault(host, []).append(vs)
+    out = []
+    for host, services in sorted(owners.items()):
+        if len(services) > 1:
+            names = ", ".join(f"{v.namespace}/{v.name}" for v in services)
+            out.append(Message("IST0109", "ConflictingMeshGatewayVirtualServiceHosts",
+                               f"VirtualServices {names} all claim host '{host}'; sidecars use only the first "
+                               f"({services[0].namespace}/{services[0].name}): merge their routes into one"))
+    return out
+
+
+def _unreachable_routes(resources) -> list[Message]:
+    out = []
+    for vs in (r for r in resources if isinstance(r, VirtualService)):
+        catch_all = next((i for i, route in enumerate(vs.http) if not route.match), None)
+        if catch_all is not None and catch_all + 1 < len(vs.http):
+            out.append(Message("IST0130", "VirtualServiceUnreachableRule",
+                               f"{_name(vs)} http[{catch_all + 1}]: never used, because http[{catch_all}] "
+                               "has no match and takes every request first; move the catch-all route last"))
+    return out
+
+
+def _selecting_nothing(resources, workloads: list[dict]) -> list[Message]:
+    out = []
+    for r in resources:
+        if not isinstance(r, (PeerAuthentication, AuthorizationPolicy, RequestAuthentication)):
+            continue
+        if r.selector is None or any(r.selector.selects(w) for w in workloads):
+            continue
+        wanted = ", ".join(f"{k}={v}" for k, v in r.selector.items())
+        out.append(Message("IST0127", "NoMatchingWorkloadsFound",
+                           f"{_name(r)} selector: no workload has the labels {wanted}; the policy applies to "
+                           "nothing"))
+    return out
