@@ -15,7 +15,7 @@ from __future__ import annotations
 from multidict import CIMultiDict
 
 from minimesh.config.redirect import HTTPDirectResponse, HTTPRedirect
-from minimesh.proxy.header_ops import apply_operations
+from minimesh.proxy.outbound.header_ops import apply_operations
 from minimesh.proxy.message import Request, Response, Service
 
 _DEFAULT_PORT = {"http": "80", "https": "443"}
