@@ -65,13 +65,14 @@ def _destination_ports(resources) -> list[Message]:
     out = []
     for vs in (r for r in resources if isinstance(r, VirtualService)):
         for i, route in enumerate(vs.http):
-            for j, rd in enumerate(route.route):
-                port = rd.destination.port
-                if port is not None and port != SERVICE_PORT:
+            targets = [(f"http[{i}].route[{j}].destination", rd.destination, "requests routed there get 503 NC")
+                       for j, rd in enumerate(route.route)]
+            targets += [(f"http[{i}].{m.field}", m.destination, "no copy is sent") for m in route.mirrors]
+            for where, dest, effect in targets:
+                if dest.port is not None and dest.port != SERVICE_PORT:
                     out.append(Message("IST0101", "ReferencedResourceNotFound",
-                                       f"{_name(vs)} http[{i}].route[{j}].destination.port: host "
-                                       f"'{rd.destination.host}' has no port {port} (minimesh services answer "
-                                       f"on {SERVICE_PORT}); requests routed there get 503 NC"))
+                                       f"{_name(vs)} {where}.port: host '{dest.host}' has no port {dest.port} "
+                                       f"(minimesh services answer on {SERVICE_PORT}); {effect}"))
     return out
 
 

@@ -18,7 +18,8 @@ from tests.support.mesh import client_session, destination_rule, run_mesh
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.asyncio(loop_scope="module")]
 
-SUBSETS = [{"name": "v1", "labels": {"version": "v1"}}, {"name": "v2", "labels": {"version": "v2"}}]
+SUBSETS = [{"name": "v1", "labels": {"version": "v1"}}, {"name": "v2", "labels": {"version": "v2"}},
+           {"name": "v9", "labels": {"version": "v9"}}]  # v9: no instance has the label (503 UH)
 
 
 def catalog_vs(*routes) -> dict:
@@ -160,6 +161,14 @@ async def test_headers_set_add_remove_at_route_and_destination_and_the_route_win
                             headers={"Host": "catalog", "x-trail": "client"}) as r:
             trail = (await r.json())["headers"]["x-trail"]
     assert trail.replace(" ", "") == "client,route"
+
+
+async def test_route_response_headers_reach_the_routers_own_503_too(mesh):
+    # Envoy's router finalizes its local replies (no healthy upstream here) with the route's response headers.
+    await apply(mesh, {"headers": {"response": {"set": {"x-served": "route"}}}, "route": [to("v9")]})
+    status, headers, _ = await call(mesh)
+    assert status == 503 and headers["x-minimesh-error"].startswith("UH")
+    assert headers["x-served"] == "route"
 
 
 # --- corsPolicy ---------------------------------------------------------------------------------

@@ -4,7 +4,9 @@ Envoy evaluates the most specific level first: the destination's (its
 weighted cluster's) operations, then the route's, so where both `set` the
 same header the route's value wins. Within one level, removals come first,
 then `set` (overwrite) and `add` (one more value). Response operations run
-on the upstream's answer in the same order.
+on the upstream's answer in the same order — and on the answers the router
+makes itself further in (503 UH, 504 UT, 503 UO ...), as Envoy's router
+finalizes its local replies with the route's response headers too.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from multidict import CIMultiDict
 
 from minimesh.config.headers import HeaderOperations
+from minimesh.errors import MeshError
 from minimesh.proxy.message import Request, Response, Service
 
 
@@ -37,7 +40,15 @@ class HeaderOps:
             return await self.inner(request)
         for level in levels:
             apply_operations(request.headers, level.request)
-        response = await self.inner(request)
+        try:
+            response = await self.inner(request)
+        except MeshError as error:
+            if any(level.response for level in levels):
+                headers = CIMultiDict(error.headers)
+                for level in levels:
+                    apply_operations(headers, level.response)
+                error.headers = dict(headers)  # the edge's rescue() adds them to its answer
+            raise
         if any(level.response for level in levels):
             response.headers = CIMultiDict(response.headers)  # never change a header map the transport shares
             for level in levels:

@@ -47,6 +47,8 @@ def test_a_clean_config_says_nothing():
      "VirtualService default/pricing http[0].route[0]: subset 'v2' of host 'pricing' is not defined"),
     ((vs(http="[{route: [{destination: {host: pricing, port: {number: 9080}}}]}]"),), "IST0101",
      "http[0].route[0].destination.port: host 'pricing' has no port 9080"),
+    ((vs(http="[{route: [{destination: {host: pricing}}], mirror: {host: pricing, port: {number: 81}}}]"),),
+     "IST0101", "http[0].mirror.port: host 'pricing' has no port 81 (minimesh services answer on 80); no copy"),
     ((DR.replace("host: pricing", "host: pricnig"),), "IST0101",
      "DestinationRule default/pricing host: host 'pricnig' is not a service of the mesh"),
     ((vs(), vs(name="pricing-too")), "IST0109", "VirtualServices default/pricing, default/pricing-too all claim"),
