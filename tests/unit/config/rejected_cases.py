@@ -21,7 +21,24 @@ def _vs(route_yaml: str) -> str:
     return VS + route_yaml
 
 
+_PA = """\
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: catalog}
+spec:
+"""
+
 REJECTED = {
+    "port-level-mtls-other-port": Rejected(_PA + """\
+  selector: {matchLabels: {app: catalog}}
+  portLevelMtls:
+    9090: {mode: DISABLE}  # <-
+""", "spec.portLevelMtls.9090", "a minimesh workload serves one port, 8080", crd=True),
+    "port-level-mtls-without-selector": Rejected(_PA + """\
+  mtls: {mode: STRICT}
+  portLevelMtls:  # <-
+    8080: {mode: DISABLE}
+""", "spec.portLevelMtls", "needs a selector", crd=True),
     "redirect-beside-route": Rejected(_vs("""\
   - redirect: {uri: /new}
     route:  # <-

@@ -40,7 +40,8 @@ def test_every_refusal_says_more_than_no():
     ("VirtualService", "spec.http[].delegate", "refused"),
     ("VirtualService", "spec.http[].retries.retryRemoteLocalities", "n/a"),
     ("DestinationRule", "spec.trafficPolicy.portLevelSettings[].loadBalancer.simple", "enforced"),
-    ("PeerAuthentication", "spec.portLevelMtls", "refused"),
+    ("PeerAuthentication", "spec.portLevelMtls", "enforced"),
+    ("AuthorizationPolicy", "spec.targetRefs", "refused"),
 ])
 def test_the_probe_tells_enforced_from_refused(kind, path, verdict):
     found = {p.path: p.verdict for p in probes()[kind][1]}
