@@ -10,7 +10,8 @@ request from an allowed origin goes through, and its response gains
 `Access-Control-Allow-Origin` (and `-Allow-Credentials`,
 `-Expose-Headers`); from any other origin it gets no CORS headers, and the
 browser blocks the answer. Origins match as `exact`, `prefix` or `regex`;
-the deprecated `allowOrigin` list is exact strings (`*` allows any).
+the deprecated `allowOrigin` list is exact strings; an entry that matches
+`*` itself (`exact: "*"`) allows any origin, which Envoy then echoes back.
 """
 
 from dataclasses import dataclass
@@ -31,7 +32,8 @@ class CorsPolicy:
     forward_unmatched_preflights: bool = True  # unmatchedPreflights: FORWARD (Istio's default) vs IGNORE
 
     def allows(self, origin: str) -> bool:
-        return any(m.matches(origin) for m in self.allow_origins)
+        # Envoy: an entry that matches "*" itself (exact "*", prefix "", regex ".*") allows any origin.
+        return any(m.matches(origin) or m.matches("*") for m in self.allow_origins)
 
 
 def parse_cors_policy(value: Any, at: At) -> CorsPolicy:
