@@ -7,12 +7,14 @@ outbound listener of a `web` echo's sidecar are the two callers (for
 proxy runs it, and looks at what the caller got and what the app saw.
 """
 
+import asyncio
 import base64
 import collections
 
 import pytest
 import pytest_asyncio
 
+from tests.support.control import wait_for
 from tests.support.echo import add_echo
 from tests.support.mesh import client_session, destination_rule, run_mesh
 
@@ -112,6 +114,23 @@ async def test_rewrite_uri_swaps_the_matched_prefix_and_keeps_the_query(mesh):
     assert body["path"] == "/api/42/items?z"
     _, _, body = await call(mesh, "/unchanged")  # the regex does not match: the path goes as it came
     assert body["path"] == "/unchanged"
+
+
+async def test_a_mirror_copy_carries_the_rewrite_and_the_header_operations(mesh):
+    # Envoy shadows the request as the router sends it: rewritten, with the route's headers applied.
+    await apply(mesh, {"match": [{"uri": {"prefix": "/shop/"}}], "rewrite": {"uri": "/"},
+                       "headers": {"request": {"set": {"x-tier": "gold"}}},
+                       "mirror": {"host": "catalog", "subset": "v2"}, "route": [to("v1")]})
+    v2 = next(i for i in mesh.instances if i.service == "catalog" and i.version == "v2")
+    v2.seen.clear()
+    status, _, body = await call(mesh, "/shop/mirrored?n=1")
+    assert (status, body["version"], body["path"]) == (200, "v1", "/mirrored?n=1")
+
+    def copy():
+        return next((s for s in v2.seen if s["path"] == "/mirrored?n=1"), None)
+    shadow = await wait_for(lambda: asyncio.sleep(0, copy()), 10, what="the mirror copy at catalog v2")
+    assert shadow["headers"]["x-tier"] == "gold"
+    assert shadow["headers"]["host"].startswith("catalog-shadow")
 
 
 # --- redirect and directResponse ----------------------------------------------------------------

@@ -44,9 +44,9 @@ def build_outbound_stack(pool: UpstreamPool, in_flight: InFlight, rand: random.R
     stack = CircuitBreak(stack, breakers)  # 6. connectionPool limits: a connection slot, pending, or 503 UO
     stack = Retry(stack, rand=rand, breakers=breakers)  # 5. per-try timeout; retry per retryOn (maxRetries, budget)
     stack = RouteTimeout(stack)            # 4. the route's overall timeout
+    stack = Mirror(stack, pool, rand)      # 3c. shadow copies to the route's mirror(s), headers and rewrite included
     stack = HeaderOps(stack)               # 3b. headers: the destination's set/add/remove, then the route's
     stack = SplitTraffic(stack, rand)      # 3a. weighted destination -> service + subset (port: else 503 NC)
-    stack = Mirror(stack, pool, rand)      # 2e. shadow copies to the route's mirror(s), if any
     stack = Rewrite(stack)                 # 2d. rewrite: the path (prefix or regex) and Host sent upstream
     stack = AnswerLocally(stack)           # 2c. redirect / directResponse: answered here, no upstream
     stack = InjectFault(stack, rand=rand)  # 2b. the route's fault: delay and/or abort
