@@ -4,8 +4,10 @@ A redirect route never reaches an upstream: Envoy answers with
 `redirectCode` (301 when unset) and a Location built from the request with
 the parts the redirect names replaced — `uri` replaces the whole path
 (Istio: "irrespective of the request URI being matched as an exact path or
-prefix") and keeps the query, `authority` the host, `port` the port,
-`scheme` the scheme. A directResponse route answers `status` with a fixed
+prefix") and keeps the query, `prefixRewrite` only the prefix the route
+matched (as rewrite.uri does), `authority` the host, `port` the port
+(`derivePort`: FROM_PROTOCOL_DEFAULT drops it, so the scheme's own applies;
+FROM_REQUEST_PORT keeps the request's), `scheme` the scheme. A directResponse route answers `status` with a fixed
 body (`body.string`, or `body.bytes` in base64). Neither can be combined
 with `route`, and Istio refuses a redirect beside a rewrite; timeouts,
 retries and mirrors have nothing to act on there, so minimesh refuses them
@@ -17,7 +19,7 @@ import binascii
 from dataclasses import dataclass
 from typing import Any
 
-from .fields import At, check_fields, integer, mapping, require, string
+from .fields import At, check_fields, enum, integer, mapping, require, string
 
 REDIRECT_CODES = (301, 302, 303, 307, 308)
 
@@ -29,6 +31,8 @@ class HTTPRedirect:
     port: int | None = None
     scheme: str | None = None
     redirect_code: int = 301
+    prefix_rewrite: str | None = None
+    derive_port: str | None = None  # FROM_PROTOCOL_DEFAULT | FROM_REQUEST_PORT
 
 
 @dataclass(frozen=True)
@@ -39,10 +43,11 @@ class HTTPDirectResponse:
 
 def parse_redirect(value: Any, at: At) -> HTTPRedirect:
     block = mapping(value, at)
-    check_fields(block, at, ("uri", "authority", "port", "scheme", "redirectCode"), {
-        "derivePort": "Istio would take the port from the scheme's default or the request",
-        "prefixRewrite": "Istio would swap only the matched prefix of the path in the Location",
-    })
+    check_fields(block, at, ("uri", "authority", "port", "scheme", "redirectCode", "prefixRewrite", "derivePort"))
+    if "uri" in block and "prefixRewrite" in block:
+        raise (at / "prefixRewrite").error("set 'uri' or 'prefixRewrite', not both (Istio refuses both)")
+    if "port" in block and "derivePort" in block:
+        raise (at / "derivePort").error("set 'port' or 'derivePort', not both (Istio's schema refuses both)")
     scheme = string(block["scheme"], at / "scheme").lower() if "scheme" in block else None
     if scheme is not None and scheme not in ("http", "https"):
         raise (at / "scheme").error(f"scheme {scheme!r} is not http or https")
@@ -55,6 +60,9 @@ def parse_redirect(value: Any, at: At) -> HTTPRedirect:
         port=integer(block["port"], at / "port", 1, 65535) if "port" in block else None,
         scheme=scheme,
         redirect_code=_code(block, at),
+        prefix_rewrite=string(block["prefixRewrite"], at / "prefixRewrite") if "prefixRewrite" in block else None,
+        derive_port=(enum(block["derivePort"], at / "derivePort", ("FROM_PROTOCOL_DEFAULT", "FROM_REQUEST_PORT"))
+                     if "derivePort" in block else None),
     )
 
 

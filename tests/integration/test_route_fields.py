@@ -139,11 +139,15 @@ async def test_redirect_answers_301_with_the_location_and_never_reaches_the_app(
     await apply(mesh, {"match": [{"uri": {"prefix": "/old"}}], "redirect": {"uri": "/new"}},
                 {"match": [{"uri": {"prefix": "/secure"}}],
                  "redirect": {"scheme": "https", "authority": "shop.example", "port": 8443, "redirectCode": 308}},
+                {"match": [{"uri": {"prefix": "/legacy/"}}],
+                 "redirect": {"prefixRewrite": "/v2/", "scheme": "https", "derivePort": "FROM_PROTOCOL_DEFAULT"}},
                 {"route": [to("v1")]})
     status, headers, body = await call(mesh, "/old/page?q=1", host="catalog")
     assert status == 301 and headers["location"] == "http://catalog/new?q=1" and body == ""
     status, headers, _ = await call(mesh, "/secure/x", host="catalog")
     assert status == 308 and headers["location"] == "https://shop.example:8443/secure/x"
+    status, headers, _ = await call(mesh, "/legacy/items?id=3", host="catalog:8080")
+    assert status == 301 and headers["location"] == "https://catalog/v2/items?id=3"
 
 
 async def test_direct_response_answers_with_its_status_and_body(mesh):

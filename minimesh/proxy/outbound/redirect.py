@@ -15,24 +15,30 @@ from __future__ import annotations
 from multidict import CIMultiDict
 
 from minimesh.config.redirect import HTTPDirectResponse, HTTPRedirect
+from minimesh.config.rewrite import HTTPRewrite
 from minimesh.proxy.outbound.header_ops import apply_operations
+from minimesh.proxy.outbound.rewrite import rewrite_path
 from minimesh.proxy.message import Request, Response, Service
 
 _DEFAULT_PORT = {"http": "80", "https": "443"}
 
 
-def location(redirect: HTTPRedirect, request: Request) -> str:
-    """The Location header for `request` under `redirect`."""
+def location(redirect: HTTPRedirect, request: Request, match=None) -> str:
+    """The Location header for `request` under `redirect` (`match`: the entry that chose the route)."""
     old_scheme = (request.headers.get("x-forwarded-proto") or "http").lower()
     scheme = redirect.scheme or old_scheme
     host = redirect.authority if redirect.authority is not None else request.authority
     name, sep, port = host.rpartition(":") if host.count(":") == 1 else (host, "", "")
     if redirect.port is not None:
-        name, port = name, str(redirect.port)
-    elif scheme != old_scheme and port == _DEFAULT_PORT.get(old_scheme):
+        port = str(redirect.port)
+    elif redirect.derive_port == "FROM_PROTOCOL_DEFAULT":
+        port = ""  # no port in the Location: the scheme's default
+    elif scheme != old_scheme and port == _DEFAULT_PORT.get(old_scheme) and redirect.derive_port is None:
         port = ""
     host = f"{name}:{port}" if port else name
     path, query = request.path.partition("?")[::2]
+    if redirect.prefix_rewrite is not None:
+        path, query = rewrite_path(HTTPRewrite(uri=redirect.prefix_rewrite), match, request.path).partition("?")[::2]
     if redirect.uri is not None:
         path = redirect.uri
         if "?" in redirect.uri:
@@ -41,7 +47,8 @@ def location(redirect: HTTPRedirect, request: Request) -> str:
 
 
 def redirect_response(redirect: HTTPRedirect, request: Request) -> Response:
-    return Response(redirect.redirect_code, CIMultiDict({"location": location(redirect, request),
+    where = location(redirect, request, request.journey.http_match)
+    return Response(redirect.redirect_code, CIMultiDict({"location": where,
                                                          "content-length": "0"}), b"")
 
 

@@ -44,10 +44,11 @@ REJECTED = {
     route:  # <-
     - destination: {host: pricing}
 """), "spec.http[0].route", "cannot sit beside 'redirect'", crd=True),
-    "redirect-derive-port": Rejected(_vs("""\
+    "redirect-uri-and-prefix-rewrite": Rejected(_vs("""\
   - redirect:
-      derivePort: FROM_REQUEST_PORT  # <-
-"""), "spec.http[0].redirect.derivePort", "Istio would take the port", crd=True),
+      uri: /a
+      prefixRewrite: /b  # <-
+"""), "spec.http[0].redirect.prefixRewrite", "not both", crd=True),
     "rewrite-uri-and-regex": Rejected(_vs("""\
   - rewrite:
       uri: /a

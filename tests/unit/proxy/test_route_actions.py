@@ -54,11 +54,22 @@ def request(path="/a?q=1", authority="shop:8080", **headers):
     ("{port: 9000}", request(), "http://shop:9000/a?q=1"),
     ("{scheme: https}", request(authority="shop:80"), "https://shop/a?q=1"),  # the old default port goes
     ("{scheme: https}", request(), "https://shop:8080/a?q=1"),
+    ("{scheme: https, derivePort: FROM_PROTOCOL_DEFAULT}", request(), "https://shop/a?q=1"),
+    ("{scheme: https, derivePort: FROM_REQUEST_PORT}", request(authority="shop:80"), "https://shop:80/a?q=1"),
 ])
 def test_redirect_location(redirect, req, expected):
     r = route(f"- redirect: {redirect}\n")
     assert location(r.redirect, req) == expected
     assert r.redirect.redirect_code == 301  # Envoy's default
+
+
+@pytest.mark.parametrize("match, path, expected", [
+    ("{uri: {prefix: /old/}}", "/old/page?q=1", "http://shop:8080/new/page?q=1"),
+    ("{uri: {exact: /old}}", "/old", "http://shop:8080/new/"),
+])
+def test_redirect_prefix_rewrite_swaps_only_the_matched_prefix(match, path, expected):
+    r = route(f"- match: [{match}]\n    redirect: {{prefixRewrite: /new/}}\n")
+    assert location(r.redirect, request(path), r.matching("GET", path, {})) == expected
 
 
 @pytest.mark.parametrize("origins, origin, allowed", [
