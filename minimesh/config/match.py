@@ -16,6 +16,8 @@ The semantics are Envoy's, because that is what Istio compiles a match into:
 - `queryParams` compare the raw (undecoded) value of the first parameter of
   that name; `ignoreUriCase` makes `uri` exact/prefix case-insensitive (not
   regex, as in Envoy);
+- `authority` matches the Host header (HTTP/1.1's :authority) as sent,
+  port included;
 - `sourceLabels` must all be on the calling workload (the proxy's own
   labels); `port` is the port the request was addressed to (the Host's
   port, 80 when it names none).
@@ -64,6 +66,7 @@ class HTTPMatchRequest:
     without_headers: tuple[tuple[str, StringMatch], ...] = ()  # names lowercased
     source_labels: tuple[tuple[str, str], ...] = ()
     port: int | None = None
+    authority: StringMatch | None = None
 
     def matches(self, method: str, path: str, headers: Mapping[str, str],
                 source_labels: Mapping[str, str] | None = None, port: int | None = None) -> bool:
@@ -71,6 +74,10 @@ class HTTPMatchRequest:
             return False
         if self.uri is not None and not self._uri_matches(path):
             return False
+        if self.authority is not None:
+            host = _header(headers, "host")
+            if host is None or not self.authority.matches(host):
+                return False
         for name, want in self.headers:
             value = _header(headers, name)
             if value is None or not want.matches(value):
@@ -128,9 +135,8 @@ def parse_string_match(value: Any, at: At, presence: bool = False) -> StringMatc
 
 
 _MATCH_FIELDS = ("name", "uri", "headers", "method", "ignoreUriCase", "queryParams", "withoutHeaders",
-                 "sourceLabels", "port")
+                 "sourceLabels", "port", "authority")
 _MATCH_ISTIO_ONLY = {
-    "authority": "Istio would match the request's Host (:authority) header",
     "gateways": "Istio would apply this match only to traffic through the named gateways",
     "scheme": "Istio would match the request's scheme (http or https)",
     "sourceNamespace": "Istio would match only callers in that namespace",
@@ -167,6 +173,7 @@ def parse_match(value: Any, at: At) -> HTTPMatchRequest:
         without_headers=without,
         source_labels=tuple(sorted(labels(block.get("sourceLabels"), at / "sourceLabels").items())),
         port=integer(block["port"], at / "port", 1, 65535) if "port" in block else None,
+        authority=parse_string_match(block["authority"], at / "authority") if "authority" in block else None,
     )
 
 

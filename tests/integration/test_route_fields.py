@@ -242,13 +242,15 @@ async def test_match_query_params_ignore_uri_case_without_headers_and_presence(m
     assert version(await call(mesh, "/items")) == "v1"  # absent header: no match, as on Istio (#50988)
 
 
-async def test_match_source_labels_and_port(mesh):
+async def test_match_source_labels_port_and_authority(mesh):
     await apply(mesh,
                 {"match": [{"sourceLabels": {"app": "web"}}], "route": [to("v2")]},
                 {"match": [{"port": 8080}], "route": [to("v2")]},
+                {"match": [{"authority": {"regex": "catalog:9[0-9]+"}}], "route": [to("v2")]},
                 {"route": [to("v1")]})
     # web's sidecar carries app=web: its calls match; the gateway's (istio=ingressgateway) do not.
     assert (await call(mesh, via="web"))[2]["version"] == "v2"
     assert (await call(mesh))[2]["version"] == "v1"
     assert (await call(mesh, host="catalog:8080"))[2]["version"] == "v2"
     assert (await call(mesh, host="catalog:80"))[2]["version"] == "v1"
+    assert (await call(mesh, host="catalog:9000"))[2]["version"] == "v2"

@@ -40,6 +40,7 @@ ACCEPTED = {
       withoutHeaders: {x-user: {exact: alice}}
       sourceLabels: {app: web}
       port: 80
+      authority: {prefix: pricing}
     rewrite: {uri: /, authority: backend}
     headers:
       request: {set: {x-tier: gold}, add: {x-trail: mesh}, remove: [x-secret]}
@@ -59,6 +60,8 @@ ACCEPTED = {
       weight: 3
   - match: [{uri: {exact: /old}}]
     redirect: {uri: /new, authority: shop.example, scheme: https, port: 8443, redirectCode: 308}
+  - match: [{uri: {prefix: /legacy/}}]
+    redirect: {prefixRewrite: /v2/, derivePort: FROM_PROTOCOL_DEFAULT}
   - match: [{uri: {exact: /teapot}}]
     directResponse: {status: 418, body: {string: short and stout}}
   - rewrite: {uriRegexRewrite: {match: "^/v1/(.*)$", rewrite: "/api/\\\\1"}}

@@ -104,6 +104,9 @@ def test_cors_origins(origins, origin, allowed):
     ("{sourceLabels: {app: web, version: v2}}", "GET", "/", {}, {"app": "web", "version": "v1"}, 80, False),
     ("{port: 8080}", "GET", "/", {}, {}, 8080, True),
     ("{port: 8080}", "GET", "/", {}, {}, 80, False),
+    ("{authority: {prefix: catalog}}", "GET", "/", {"host": "catalog:8080"}, {}, 8080, True),
+    ("{authority: {exact: catalog}}", "GET", "/", {"host": "catalog:8080"}, {}, 8080, False),  # port and all
+    ("{authority: {exact: catalog}}", "GET", "/", {}, {}, 80, False),
 ])
 def test_match_fields(match, method, path, headers, labels, port, expected):
     r = route(f"- match: [{match}]\n    route: [{{destination: {{host: pricing}}}}]\n")
