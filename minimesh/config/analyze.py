@@ -44,8 +44,12 @@ class Message:
 
 def analyze(resources: Iterable[Resource], services: set[str] | None = None,
             workloads: Iterable[Mapping[str, str]] | None = None) -> list[Message]:
-    """Every cross-resource problem, in a stable order; `services`/`workloads` None: not known."""
-    resources = sorted(resources, key=lambda r: r.key)
+    """Every cross-resource problem, in a stable order; `services`/`workloads` None: not known.
+
+    Two resources with one kind, namespace and name: the later one stands, as with `kubectl apply`
+    of the files in that order (a lesson's steps rewrite the same VirtualService).
+    """
+    resources = sorted({r.key: r for r in resources}.values(), key=lambda r: r.key)
     found = [Message("IST0101", "ReferencedResourceNotFound", text) for text in check_references(resources)]
     found += _destination_ports(resources)
     if services is not None:

@@ -110,8 +110,8 @@ def analyze_command(files: list[str], *, control: str | None = None, home: str |
     for message in messages:
         click.echo(f"Warning [{message.code}] ({message.name}) {message.text}")
     if not messages:
-        where = "the config in force" + (" and " if files else "") if client is not None else ""
-        click.echo(f"✔ No validation issues found when analyzing {where}{', '.join(files)}".rstrip())
+        what = (["the config in force"] if client is not None else []) + [", ".join(files)] * bool(files)
+        click.echo("✔ No validation issues found" + (f" when analyzing {' and '.join(what)}" if what else ""))
 
 
 def get(kind: str | None, *, output: str = "yaml", control: str | None = None, home: str | None = None) -> None:

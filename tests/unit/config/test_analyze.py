@@ -63,6 +63,14 @@ def test_each_check_names_istios_code_and_the_field(docs, code, fragment):
     assert any(c == code and fragment in text for c, text in found), found
 
 
+def test_a_later_resource_with_the_same_name_replaces_the_earlier_one():
+    # A lesson's steps rewrite one VirtualService: analyzing them together is not a conflict.
+    later = load_manifests(vs(http="[{route: [{destination: {host: pricing, subset: v9}}]}]"))
+    first = load_manifests(vs(http="[{route: [{destination: {host: pricing}}]}]"))
+    assert [m.code for m in analyze(load_manifests(DR) + later + first)] == []
+    assert [m.code for m in analyze(load_manifests(DR) + first + later)] == ["IST0101"]
+
+
 def test_without_a_running_mesh_host_and_selector_checks_are_skipped():
     docs = (DR.replace("host: pricing", "host: pricnig"), policy(labels="{app: nobody}"))
     assert codes(*docs) == []
