@@ -40,6 +40,25 @@ NOT_APPLICABLE = {
     },
 }
 
+# What an enforced field means where minimesh differs in setting from a cluster (one port per service, ...).
+NOTES = {
+    "VirtualService": {
+        "spec.http[].route[].weight": "relative, as on Istio: weight / sum; a sum other than 100 is warned at apply",
+        "spec.http[].route[].destination.port": "80, the one port of a minimesh service; any other: 503 NC",
+        "spec.http[].route[].destination.subset": "undefined: accepted with a warning (IST0101), 503 NC",
+        "spec.http[].match[].port": "the port the request's Host names (80 when none)",
+        "spec.http[].match[].sourceLabels": "the calling proxy's labels (the gateway's: istio=ingressgateway)",
+        "spec.http[].match[].withoutHeaders": "Envoy's inverted match: an absent header does not match (warned)",
+        "spec.http[].rewrite.uri": "Envoy's prefix_rewrite of the matched prefix (no uri match: '/', warned)",
+    },
+    "PeerAuthentication": {
+        "spec.portLevelMtls": "port 8080, every app's container port; other ports refused; needs a selector",
+    },
+    "DestinationRule": {
+        "spec.trafficPolicy.portLevelSettings[].port": "80, the one port of a minimesh service; others refused",
+    },
+}
+
 # The least each kind needs to load, and the least each list item needs, so a probe reaches its field.
 BASES = {
     "VirtualService": {"hosts": ["pricing"], "http": [{"route": [{"destination": {"host": "pricing"}}]}]},
@@ -188,8 +207,9 @@ def _probe_one(kind: str, api: str, path: str, schema: dict) -> Probe:
     except ConfigError as e:
         error = e
     na = NOT_APPLICABLE.get(kind, {}).get(path)
+    note = na or NOTES.get(kind, {}).get(path, "")
     if error is None:
-        return Probe(path, "n/a" if na else "enforced", na or "")
+        return Probe(path, "n/a" if na else "enforced", note)
     at_field = _dotted(path).match(error.field or "")
     exactly = at_field is not None and at_field.end() == len(error.field)
     if exactly and ("not supported" in error.message or "does not support" in error.message):
@@ -197,7 +217,7 @@ def _probe_one(kind: str, api: str, path: str, schema: dict) -> Probe:
     if exactly and error.message.startswith("unknown field"):
         return Probe(path, "unknown", error.message)
     if at_field is not None:
-        return Probe(path, "n/a" if na else "enforced", na or "")
+        return Probe(path, "n/a" if na else "enforced", note)
     return Probe(path, "inconclusive", str(error))
 
 

@@ -46,3 +46,11 @@ def test_every_refusal_says_more_than_no():
 def test_the_probe_tells_enforced_from_refused(kind, path, verdict):
     found = {p.path: p.verdict for p in probes()[kind][1]}
     assert found[path] == verdict
+
+
+def test_every_hand_written_note_names_a_field_the_crd_has():
+    from tests.istio_fields import NOT_APPLICABLE, NOTES
+
+    probed = {(kind, p.path) for kind, (_, found) in probes().items() for p in found}
+    written = {(kind, path) for table in (NOTES, NOT_APPLICABLE) for kind, paths in table.items() for path in paths}
+    assert written - probed == set()
