@@ -18,8 +18,8 @@ from .trafficpolicy import (
 from .duration import format_duration, parse_duration
 from .load import load_file, load_files, load_manifests, parse_resource
 from .match import HTTPMatchRequest, StringMatch
-from .analyze import Message, analyze, unknown_hosts
-from .references import check_references
+from .analyze import Message, analyze
+from .references import check_references, unknown_hosts
 from .resource import DEFAULT_NAMESPACE, Labels, Resource, short_host
 from .authorization import AuthorizationPolicy
 from .requestauthentication import JwtRule, RequestAuthentication

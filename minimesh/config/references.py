@@ -46,3 +46,32 @@ def check_references(resources: Iterable[Resource]) -> list[str]:
                 )
     return problems
 
+
+def unknown_hosts(resources: Iterable[Resource], services: set[str]) -> list[str]:
+    """Hosts a VirtualService or DestinationRule names that no service of the mesh answers to.
+
+    Istio accepts them (a typo like 'paymnets' is a valid host) and the
+    config simply never applies — or answers 503 NR/NC — while `istioctl
+    analyze` reports IST0101 ReferencedResourceNotFound. minimesh does the
+    same: accepts, and `minimesh apply` warns with these lines.
+    """
+    known = ", ".join(sorted(services)) or "none running"
+    problems = []
+    for r in resources:
+        if isinstance(r, VirtualService):
+            named = [(f"hosts[{i}]", h) for i, h in enumerate(r.hosts)]
+            named += [(f"http[{i}].route[{j}].destination.host", rd.destination.host)
+                      for i, route in enumerate(r.http) for j, rd in enumerate(route.route)]
+        elif isinstance(r, DestinationRule):
+            named = [("host", r.host)]
+        else:
+            continue
+        seen = set()
+        for where, host in named:
+            if host in services or host in seen:
+                continue
+            seen.add(host)
+            problems.append(f"{r.kind} {r.namespace}/{r.name} {where}: host '{host}' is not a service of the mesh "
+                            f"(services: {known}); accepted, as Istio does, but it routes nothing "
+                            "(istioctl analyze: IST0101 ReferencedResourceNotFound)")
+    return problems

@@ -5,7 +5,7 @@ Kubernetes API server. An apply is all or nothing: every manifest is parsed
 with `minimesh.config.parse_resource`; one problem and nothing changes, so
 the previous config stays in force (DESIGN.md, "Bad input and faults").
 Then the whole config as it *would* be is analyzed across resources
-(`check_references`: a route to a subset no DestinationRule defines); as
+(`minimesh.config.analyze`: a route to a subset no DestinationRule defines); as
 on Istio those are accepted, and the problems come back as warnings, the
 way `istioctl analyze` reports IST0101 while requests get 503 NC.
 
