@@ -7,10 +7,13 @@ reports them with a message code; so does minimesh, with Istio's code and
 name where Istio has one, so what a learner sees here is what
 `istioctl analyze` would print on a cluster:
 
-    IST0101 ReferencedResourceNotFound  a subset, host or port named but not there
-    IST0109 ConflictingMeshGatewayVirtualServiceHosts  two VirtualServices for one host
-    IST0127 NoMatchingWorkloadsFound    a policy's selector matches no workload
-    IST0130 VirtualServiceUnreachableRule  a route after one that matches everything
+    Error   IST0101 ReferencedResourceNotFound  a subset, host or port named but not there
+    Error   IST0109 ConflictingMeshGatewayVirtualServiceHosts  two VirtualServices for one host
+    Warning IST0127 NoMatchingWorkloadsFound    a policy's selector matches no workload
+    Warning IST0130 VirtualServiceUnreachableRule  a route after one that matches everything
+
+(the levels are Istio's; `istioctl analyze` exits 79 when it finds an Error,
+and so does `minimesh analyze` — `apply` only warns, and applies).
 
 The checks are pure: resources in, messages out. What runs (services and
 their workloads' labels) is passed in when known, and the host and
@@ -31,14 +34,28 @@ from .trafficpolicy import SERVICE_PORT
 from .virtualservice import VirtualService
 
 
+LEVELS = {"IST0101": "Error", "IST0109": "Error", "IST0127": "Warning", "IST0130": "Warning"}  # Istio's
+
+
 @dataclass(frozen=True)
 class Message:
     code: str  # Istio's, e.g. "IST0101"
     name: str  # Istio's, e.g. "ReferencedResourceNotFound"
-    text: str  # "VirtualService default/pricing http[0].route[0]: ..."
+    text: str  # "VirtualService default/pricing http[0].route[0]: ..." — the resource first
+
+    @property
+    def level(self) -> str:
+        return LEVELS[self.code]
 
     def __str__(self) -> str:
+        """As `minimesh apply` warns: the text, then the code istioctl would give."""
         return f"{self.text} (istioctl analyze: {self.code} {self.name})"
+
+    def istioctl(self) -> str:
+        """As `istioctl analyze` prints it: 'Error [IST0101] (VirtualService pricing.default) details'."""
+        kind, where, details = self.text.split(" ", 2)
+        namespace, _, name = where.partition("/")
+        return f"{self.level} [{self.code}] ({kind} {name}.{namespace}) {details}"
 
 
 def analyze(resources: Iterable[Resource], services: set[str] | None = None,
@@ -95,9 +112,10 @@ def _conflicting_hosts(resources) -> list[Message]:
     for host, services in sorted(owners.items()):
         if len(services) > 1:
             names = ", ".join(f"{v.namespace}/{v.name}" for v in services)
-            out.append(Message("IST0109", "ConflictingMeshGatewayVirtualServiceHosts",
-                               f"VirtualServices {names} all claim host '{host}'; sidecars use only the first "
-                               f"({services[0].namespace}/{services[0].name}): merge their routes into one"))
+            first = f"{services[0].namespace}/{services[0].name}"
+            out += [Message("IST0109", "ConflictingMeshGatewayVirtualServiceHosts",
+                            f"{_name(vs)} hosts: the VirtualServices {names} all claim host '{host}'; sidecars "
+                            f"use only the first ({first}): merge their routes into one") for vs in services]
     return out
 
 

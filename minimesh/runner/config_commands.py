@@ -96,8 +96,11 @@ def analyze_running(client, extra=()) -> list:
     return analyze(in_force.values(), services, workloads)
 
 
+ANALYZER_FOUND_ISSUES = 79  # istioctl analyze's exit code when it finds an Error-level message
+
+
 def analyze_command(files: list[str], *, control: str | None = None, home: str | None = None) -> None:
-    """Print istioctl-analyze-style warnings for `files` (over the running config, if a stack runs)."""
+    """Print what istioctl analyze would for `files` (over the running config, if a stack runs); exit 79 on an Error."""
     from minimesh.config import analyze, load_files
 
     resources = load_files(files)  # a manifest minimesh refuses is an error here, as at apply
@@ -108,10 +111,12 @@ def analyze_command(files: list[str], *, control: str | None = None, home: str |
         client = None  # no stack: the files alone, without host and selector checks
     messages = analyze_running(client, resources) if client is not None else analyze(resources)
     for message in messages:
-        click.echo(f"Warning [{message.code}] ({message.name}) {message.text}")
+        click.echo(message.istioctl())
     if not messages:
         what = (["the config in force"] if client is not None else []) + [", ".join(files)] * bool(files)
         click.echo("✔ No validation issues found" + (f" when analyzing {' and '.join(what)}" if what else ""))
+    if any(m.level == "Error" for m in messages):
+        raise SystemExit(ANALYZER_FOUND_ISSUES)
 
 
 def get(kind: str | None, *, output: str = "yaml", control: str | None = None, home: str | None = None) -> None:

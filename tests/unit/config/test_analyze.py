@@ -51,7 +51,8 @@ def test_a_clean_config_says_nothing():
      "IST0101", "http[0].mirror.port: host 'pricing' has no port 81 (minimesh services answer on 80); no copy"),
     ((DR.replace("host: pricing", "host: pricnig"),), "IST0101",
      "DestinationRule default/pricing host: host 'pricnig' is not a service of the mesh"),
-    ((vs(), vs(name="pricing-too")), "IST0109", "VirtualServices default/pricing, default/pricing-too all claim"),
+    ((vs(), vs(name="pricing-too")), "IST0109",
+     "VirtualService default/pricing-too hosts: the VirtualServices default/pricing, default/pricing-too all claim"),
     ((DR, vs(http="[{route: [{destination: {host: pricing}}]}, "
                    "{match: [{uri: {prefix: /a}}], route: [{destination: {host: pricing}}]}]")),
      "IST0130", "http[1]: never used, because http[0] has no match"),
@@ -61,6 +62,13 @@ def test_a_clean_config_says_nothing():
 def test_each_check_names_istios_code_and_the_field(docs, code, fragment):
     found = codes(*docs, services=SHOP, workloads=WORKLOADS)
     assert any(c == code and fragment in text for c, text in found), found
+
+
+def test_istioctl_wording_and_levels():
+    [message] = analyze(load_manifests(DR + "---\n" + vs(http="[{route: [{destination: {host: pricing, subset: v2}}]}]")))
+    assert message.istioctl().startswith("Error [IST0101] (VirtualService pricing.default) http[0].route[0]: subset")
+    [message] = analyze(load_manifests(policy(labels="{app: nobody}")), SHOP, WORKLOADS)
+    assert message.istioctl().startswith("Warning [IST0127] (AuthorizationPolicy p.default) selector: no workload")
 
 
 def test_a_later_resource_with_the_same_name_replaces_the_earlier_one():
