@@ -10,7 +10,8 @@ name where Istio has one, so what a learner sees here is what
     Error   IST0101 ReferencedResourceNotFound  a subset, host or port named but not there
     Error   IST0109 ConflictingMeshGatewayVirtualServiceHosts  two VirtualServices for one host
     Warning IST0127 NoMatchingWorkloadsFound    a policy's selector matches no workload
-    Warning IST0130 VirtualServiceUnreachableRule  a route after one that matches everything
+    Warning IST0130 VirtualServiceUnreachableRule  a route after one that matches everything (or all it matches)
+    Info    IST0131 VirtualServiceIneffectiveMatch  a match an earlier route already takes
 
 (the levels are Istio's; `istioctl analyze` exits 79 when it finds an Error,
 and so does `minimesh analyze` — `apply` only warns, and applies).
@@ -22,6 +23,7 @@ selector checks are skipped when it is not (e.g. analyzing files offline).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -34,7 +36,8 @@ from .trafficpolicy import SERVICE_PORT
 from .virtualservice import VirtualService
 
 
-LEVELS = {"IST0101": "Error", "IST0109": "Error", "IST0127": "Warning", "IST0130": "Warning"}  # Istio's
+LEVELS = {"IST0101": "Error", "IST0109": "Error", "IST0127": "Warning", "IST0130": "Warning",  # Istio's
+          "IST0131": "Info"}
 
 
 @dataclass(frozen=True)
@@ -120,14 +123,33 @@ def _conflicting_hosts(resources) -> list[Message]:
 
 
 def _unreachable_routes(resources) -> list[Message]:
+    """IST0130: a route no request can reach; IST0131: one of its matches an earlier route already takes."""
     out = []
     for vs in (r for r in resources if isinstance(r, VirtualService)):
-        catch_all = next((i for i, route in enumerate(vs.http) if not route.match), None)
-        if catch_all is not None and catch_all + 1 < len(vs.http):
-            out.append(Message("IST0130", "VirtualServiceUnreachableRule",
-                               f"{_name(vs)} http[{catch_all + 1}]: never used, because http[{catch_all}] "
-                               "has no match and takes every request first; move the catch-all route last"))
+        seen: dict = {}  # match entry -> the first route that has it (its name in `name` ignored, as Istio)
+        for i, route in enumerate(vs.http):
+            earlier = [k for k, prev in enumerate(vs.http[:i]) if not prev.match]
+            if earlier:
+                out.append(Message("IST0130", "VirtualServiceUnreachableRule",
+                                   f"{_name(vs)} http[{i}]: never used, because http[{earlier[0]}] has no match "
+                                   "and takes every request first; move the catch-all route last"))
+                continue
+            taken = [(j, seen[_key(m)]) for j, m in enumerate(route.match) if _key(m) in seen]
+            if route.match and len(taken) == len(route.match):
+                out.append(Message("IST0130", "VirtualServiceUnreachableRule",
+                                   f"{_name(vs)} http[{i}]: never used, because every one of its matches is "
+                                   f"already in http[{taken[0][1]}], which comes first"))
+            else:
+                out += [Message("IST0131", "VirtualServiceIneffectiveMatch",
+                                f"{_name(vs)} http[{i}].match[{j}]: never used, because http[{first}] has the same "
+                                "match and comes first") for j, first in taken]
+            for m in route.match:
+                seen.setdefault(_key(m), i)
     return out
+
+
+def _key(match):
+    return dataclasses.replace(match, name=None)
 
 
 def _selecting_nothing(resources, workloads: list[dict]) -> list[Message]:

@@ -56,6 +56,12 @@ def test_a_clean_config_says_nothing():
     ((DR, vs(http="[{route: [{destination: {host: pricing}}]}, "
                    "{match: [{uri: {prefix: /a}}], route: [{destination: {host: pricing}}]}]")),
      "IST0130", "http[1]: never used, because http[0] has no match"),
+    ((DR, vs(http="[{match: [{uri: {prefix: /a}}], route: [{destination: {host: pricing}}]}, "
+                   "{match: [{uri: {prefix: /a}, name: again}], route: [{destination: {host: pricing}}]}]")),
+     "IST0130", "http[1]: never used, because every one of its matches is already in http[0]"),
+    ((DR, vs(http="[{match: [{uri: {prefix: /a}}], route: [{destination: {host: pricing}}]}, "
+                   "{match: [{uri: {prefix: /b}}, {uri: {prefix: /a}}], route: [{destination: {host: pricing}}]}]")),
+     "IST0131", "http[1].match[1]: never used, because http[0] has the same match"),
     ((policy(labels="{app: pricnig}"),), "IST0127", "AuthorizationPolicy default/p selector: no workload"),
     ((policy("PeerAuthentication", "{version: v9}"),), "IST0127", "PeerAuthentication default/p selector"),
 ])
