@@ -24,7 +24,8 @@ def apply(files, wait, timeout, control_url):
 @CONTROL_OPTION
 @friendly
 def analyze(files, control_url):
-    """Check manifests across resources, as `istioctl analyze` (IST0101, IST0109, IST0127, IST0130, IST0131); exit 79 on an Error."""
+    """Check manifests across resources as `istioctl analyze` does (IST0101, IST0109, IST0127, IST0130,
+    IST0131); exit 79 on an Error."""
     from minimesh.runner.config_commands import analyze_command
 
     analyze_command(list(files), control=control_url)
