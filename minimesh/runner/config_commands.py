@@ -92,6 +92,8 @@ def analyze_running(client, extra=()) -> list:
         return analyze(in_force.values())
     instances = answer.get("instances", [])
     services = {i["service"] for i in instances if i.get("kind", "sidecar") == "sidecar"}
+    # Hosts a ServiceEntry declares are known too (istioctl analyze counts them as services).
+    services |= {h for r in in_force.values() if r.kind == "ServiceEntry" for h in getattr(r, "hosts", ())}
     workloads = [i.get("labels") or {} for i in instances]
     return analyze(in_force.values(), services, workloads)
 
