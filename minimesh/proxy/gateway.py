@@ -30,7 +30,8 @@ class GatewayRouter:
         self.config_holder = config_holder
         self.default_service = default_service
         workload = workload or Workload(GATEWAY_LABELS)
-        stack = build_outbound_stack(pool, in_flight, breakers=breakers, outliers=outliers)  # 3. route and send on, as any sidecar's outbound
+        stack = build_outbound_stack(pool, in_flight, breakers=breakers, outliers=outliers,
+                                     labels=workload.labels)  # 3. route and send on, as any sidecar's outbound
         stack = Authorize(stack, workload)                # 2. AuthorizationPolicy selecting the gateway (403)
         self.mesh = Authenticate(stack, workload, jwks or JwksCache())  # 1. its RequestAuthentication (401)
 

@@ -145,7 +145,8 @@ class Sidecar:
         else:
             if o.app_port is None:
                 raise ValueError("a sidecar needs --app-port (or --gateway)")
-            outbound = OutboundRouter(self.holder, self.pool, self.in_flight, self.breakers, self.outliers)
+            outbound = OutboundRouter(self.holder, self.pool, self.in_flight, self.breakers, self.outliers,
+                                      labels=self._labels())
             inbound = InboundRouter(self.holder, self.pool, o.service, o.app_port, workload, jwks)
             self.listeners.append(Listener("outbound", edge("outbound", outbound), o.host, o.outbound_port,
                                            limits=o.limits))
