@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from minimesh.proxy.metrics import CONTENT_TYPE
+from minimesh.proxy.observe.metrics import CONTENT_TYPE
 
 
 def build_admin(sidecar) -> web.Application:
