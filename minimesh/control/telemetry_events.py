@@ -2,7 +2,7 @@
 
 A request's record says who called whom and how it ended; an event says what
 a sidecar decided on its own. Outlier detection lives in each caller's
-sidecar (proxy/outlier.py), so its decisions are reported by that caller, the
+sidecar (proxy/outbound/outlier.py), so its decisions are reported by that caller, the
 way its requests are:
 
     {"event": "outlier_ejected", "reporter": "outbound", "service": "web", "version": "v1",

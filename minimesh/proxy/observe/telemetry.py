@@ -20,7 +20,7 @@ them wants it:
 - the tap, while someone is tapping (the control plane says so).
 
 The mesh's own events — outlier detection ejecting an instance and letting it
-back (outlier.py) — are records too (`mesh_event`): a line in the access log,
+back (outbound/outlier.py) — are records too (`mesh_event`): a line in the access log,
 and a line in the tap.
 
 What `minimesh stat` needs never takes a record: the rollups are counted here
@@ -194,7 +194,7 @@ class RequestTelemetry:
     def mesh_event(self, event: dict, reporter: str) -> None:
         """An event of the mesh's own (an outlier ejection or return): an access-log line and a tap line.
 
-        `event` is what outlier.py tells (its "service" is the destination); the
+        `event` is what outbound/outlier.py tells (its "service" is the destination); the
         record names this sidecar as the reporter, as a request's record does.
         Events are rare, so they go to the control plane whether or not anyone
         taps: a learner's tap, started any time later, never misses one in flight.
