@@ -53,7 +53,7 @@ lesson-load: setup  ## a lesson's crowd at every step; the table in lessons/<LES
 MINIMESH_BASE_IMAGE ?= python:3.11-slim
 compose-e2e: setup  ## every lesson's compose stack: up, lesson checks through the gateway, down (needs Docker)
 	docker build --quiet --network host --build-arg BASE_IMAGE=$(MINIMESH_BASE_IMAGE) -f compose/Dockerfile -t minimesh:local .
-	MINIMESH_COMPOSE_E2E=1 $(BIN)/python -m pytest -v -s tests/e2e/test_compose_stacks.py
+	MINIMESH_COMPOSE_E2E=1 $(BIN)/python -m pytest -v -s tests/e2e/test_compose_stacks.py tests/e2e/test_compose_walkthrough.py
 
 down:
 	-$(BIN)/minimesh down

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.readme_walkthrough import blocks, compose_up, promise_problems
-from tests.e2e.test_compose_walkthrough import WALKED
+from tests.e2e.readme_walkthrough import WALKED as NAMES, blocks, compose_up, promise_problems
 
 ROOT = Path(__file__).resolve().parents[2]
+WALKED = [ROOT / "lessons" / name for name in NAMES]
 LOCAL_ONLY = re.compile(r"minimesh (up|down|sniff|stop|start)\b|minimesh home\)/logs|CATALOG_INBOUND|\.admin\b|"
                         r"\| \.app\b")
 
