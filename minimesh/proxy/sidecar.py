@@ -121,6 +121,9 @@ class Sidecar:
             self.exporter.outliers = self.outliers
         self.telemetry = (RequestTelemetry(self.identity, self.metrics, self.exporter, opts.trace_sampling,
                                            AccessLog(opts.access_log)) if opts.telemetry else None)
+        if self.telemetry is not None:  # ejections and returns: access-log and tap lines, from the caller's side
+            reporter = "gateway" if opts.gateway else "outbound"
+            self.outliers.emit = lambda event: self.telemetry.mesh_event(event, reporter)
 
     def is_ready(self) -> bool:
         return (self.client is not None and self.client.registered.is_set() and self.holder.received.is_set()
