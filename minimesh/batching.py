@@ -1,6 +1,6 @@
 """Telemetry leaves a process in batches: a background task that flushes every few tenths of a second.
 
-Both the sidecar's exporter to the control plane (proxy/export.py) and the
+Both the sidecar's exporter to the control plane (proxy/observe/export.py) and the
 control plane's exporter to Zipkin (control/telemetry_zipkin.py) work this
 way: the hot path only appends to a list, and the task sends what piled up,
 once more on stop so the last requests before a shutdown still count.

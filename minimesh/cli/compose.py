@@ -14,7 +14,8 @@ from minimesh.cli.base import friendly, main
 @friendly
 def compose(lesson_dirs, check, output):
     """Generate each lesson's Docker Compose file, compose/NN-slug.yaml (default: every lesson)."""
+    from minimesh.lesson.catalog import all_lessons
     from minimesh.runner.compose import compose_lessons
 
-    if not compose_lessons(list(lesson_dirs), check=check, output=output):
+    if not compose_lessons(list(lesson_dirs) or all_lessons(), check=check, output=output):
         sys.exit(1)

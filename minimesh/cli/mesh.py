@@ -9,7 +9,7 @@ from minimesh.errors import UserError
 
 
 def _telemetry_off(off: bool) -> None:
-    if off:  # read by SidecarOptions (minimesh/proxy/telemetry.py: telemetry_enabled)
+    if off:  # read by SidecarOptions (minimesh/proxy/observe/telemetry.py: telemetry_enabled)
         import os
 
         os.environ["MINIMESH_TELEMETRY"] = "off"
@@ -77,7 +77,7 @@ def sidecar(control_url, service, version_, instance, labels, host, app_port, in
             control_ca, access_log, trace_sampling, max_header_kb, max_headers, header_timeout, idle_timeout,
             stream_idle_timeout, max_connections):
     """Run a sidecar proxy beside one app instance (or the gateway)."""
-    from minimesh.proxy.limits import Limits
+    from minimesh.proxy.transport.limits import Limits
     from minimesh.proxy.sidecar import SidecarOptions, run_sidecar
 
     label_map = {}

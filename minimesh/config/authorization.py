@@ -10,7 +10,7 @@ no rules at all matches none — `spec: {}` (an ALLOW policy that allows
 nothing) is Istio's "deny all". Inside a source or an operation every field
 must match, and a field matches when any of its values does; its `notX` twin
 matches when none does. The evaluation across policies lives in
-minimesh/proxy/authz.py; this module only reads and checks the manifest and
+minimesh/proxy/inbound/authz.py; this module only reads and checks the manifest and
 compiles every matcher (attributes.py) once, at load time.
 
 Refused, each with a sentence saying why: the CUSTOM action and `provider`
@@ -37,7 +37,7 @@ DRY_RUN_ANNOTATION = "istio.io/dry-run"
 class Check:
     """One field of a source or operation, or one `when` condition, compiled.
 
-    `attribute` names what it reads off the request (proxy/authz.py's
+    `attribute` names what it reads off the request (proxy/inbound/authz.py's
     RequestFacts); `argument` is a header name or a claim's path.
     """
 

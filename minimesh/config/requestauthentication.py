@@ -9,7 +9,7 @@ chosen claims as headers). Istio's rule, which surprises many: a request
 *without* a token passes (it simply has no request principal); a request
 with a bad token gets 401. Requiring a token is the job of an
 AuthorizationPolicy with `requestPrincipals`. Verification is in
-minimesh/proxy/jwt_authn.py.
+minimesh/proxy/inbound/jwt_authn.py.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The telemetry hub: sidecars' rollups and request records in; figures, a live tap and traces out.
 
-Every sidecar sends batches to POST /v1/telemetry (proxy/export.py): the
+Every sidecar sends batches to POST /v1/telemetry (proxy/observe/export.py): the
 tallies it counted since its last batch, and the records (one per request per
-reporter, proxy/telemetry.py) of sampled traces — and of every request while
+reporter, proxy/observe/telemetry.py) of sampled traces — and of every request while
 someone taps: the hub's answer tells the sidecars whether anyone is tapping
 (a tap costs the proxies only while it runs, as Linkerd's does). The hub
 
@@ -39,7 +39,7 @@ from typing import Callable
 
 from minimesh.control.telemetry_traces import TraceStore, flag_list, spans_of
 from minimesh.control.telemetry_window import Window, figures
-from minimesh.proxy.rollup import Tally, count_request, is_success, latency_bin
+from minimesh.proxy.observe.rollup import Tally, count_request, is_success, latency_bin
 
 TAP_SIZE = 10_000
 TAP_LINGER_S = 15.0  # sidecars keep sending every record this long after the last tap request ended
@@ -142,7 +142,7 @@ class TelemetryHub:
         return taken
 
     def add_tallies(self, tallies: list, now: float) -> None:
-        """Add a sidecar's counts (proxy/rollup.py) to the current second; a malformed one is refused."""
+        """Add a sidecar's counts (proxy/observe/rollup.py) to the current second; a malformed one is refused."""
         for t in tallies:
             try:
                 key = tuple(t["key"])

@@ -1,6 +1,6 @@
 """Spans from request events, and a bounded store of recent traces.
 
-One event (proxy/telemetry.py) becomes one span: a "server" span for an
+One event (proxy/observe/telemetry.py) becomes one span: a "server" span for an
 inbound event, a "client" span for an outbound one, a "gateway" span for the
 gateway's. When the request was retried, each attempt becomes a child span of
 the client span ("attempt"), as Envoy does with `spawn_upstream_span`. Trace

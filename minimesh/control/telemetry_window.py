@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import deque
 
 # The sidecars count (rollup.py), the hub merges: the same Tally, the same bins.
-from minimesh.proxy.rollup import Tally
+from minimesh.proxy.observe.rollup import Tally
 
 MAX_WINDOW_S = 300
 

@@ -26,6 +26,7 @@ from minimesh.pki.operator import ca_bundle, client_context
 from minimesh.pki.spiffe import spiffe_id
 from minimesh.pki.workload import build_csr, new_key
 from minimesh.runner.control_client import opener_for
+from minimesh.runner.state import resolve_home
 
 SECURITY_EXPECTATIONS = {
     "wire": {"service", "shows"},
@@ -88,7 +89,7 @@ def _anonymous(url: str) -> urllib.request.OpenerDirector:
     """A client with no certificate (a rogue), which still verifies it talks to the mesh's control plane."""
     if not url.startswith("https://"):
         return _NO_PROXY
-    ctx = client_context(ca_bundle(), None)
+    ctx = client_context(ca_bundle(resolve_home()), None)
     return urllib.request.build_opener(urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=ctx))
 
 

@@ -178,22 +178,18 @@ class NoCredentials(LookupError):
     """No operator credentials where they were looked for."""
 
 
-def ca_bundle(home: str | os.PathLike | None = None) -> str:
-    """The mesh CA's certificate from `<home>/credentials/ca.pem` (home: MINIMESH_HOME)."""
-    from minimesh.runner.state import resolve_home
-
-    path = credentials_dir(resolve_home(str(home) if home else None)) / CA_FILE
+def ca_bundle(home: str | os.PathLike) -> str:
+    """The mesh CA's certificate from `<home>/credentials/ca.pem` (home: the stack's MINIMESH_HOME)."""
+    path = credentials_dir(Path(home).expanduser().resolve()) / CA_FILE
     try:
         return path.read_text()
     except FileNotFoundError as e:
         raise NoCredentials(f"no mesh CA certificate at {path}; it is made when a stack starts there") from e
 
 
-def operator_context(role: str = "admin", home: str | os.PathLike | None = None) -> ssl.SSLContext:
-    """The admin's (or viewer's) client context, from `<home>/credentials` (home: MINIMESH_HOME)."""
-    from minimesh.runner.state import resolve_home
-
-    directory = credentials_dir(resolve_home(str(home) if home else None))
+def operator_context(role: str, home: str | os.PathLike) -> ssl.SSLContext:
+    """The admin's (or viewer's) client context, from `<home>/credentials` (home: the stack's MINIMESH_HOME)."""
+    directory = credentials_dir(Path(home).expanduser().resolve())
     ca_path, chain_path = directory / CA_FILE, directory / f"{role}.pem"
     if role == "admin" and not chain_path.is_file() and (directory / "viewer.pem").is_file():
         chain_path = directory / "viewer.pem"  # a viewer's home: reads work, changes get a clear 403

@@ -19,7 +19,7 @@ from multidict import CIMultiDict
 
 from minimesh.errors import InternalError, MeshError
 from minimesh.proxy.message import Request, Response
-from minimesh.proxy.telemetry import PEER_HEADER, verified_peer
+from minimesh.proxy.observe.telemetry import PEER_HEADER, verified_peer
 
 log = logging.getLogger("minimesh.proxy")
 

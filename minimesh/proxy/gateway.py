@@ -12,12 +12,12 @@ gateway's labels, `istio: ingressgateway`, as on Istio).
 from __future__ import annotations
 
 from minimesh.errors import NoRoute
-from minimesh.proxy.authz import Authorize, Workload
+from minimesh.proxy.inbound.authz import Authorize, Workload
 from minimesh.proxy.headers import add_forwarding
-from minimesh.proxy.jwks import JwksCache
-from minimesh.proxy.jwt_authn import Authenticate
+from minimesh.proxy.inbound.jwks import JwksCache
+from minimesh.proxy.inbound.jwt_authn import Authenticate
 from minimesh.proxy.message import Request
-from minimesh.proxy.outbound import build_outbound_stack, service_of
+from minimesh.proxy.outbound.stack import build_outbound_stack, service_of
 
 
 # Istio's ingress gateway pods carry these labels; policies select the gateway by them.

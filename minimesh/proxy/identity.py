@@ -39,7 +39,7 @@ from minimesh.errors import UserError
 from minimesh.pki.operator import client_context
 from minimesh.pki.spiffe import spiffe_id
 from minimesh.pki.workload import Credentials, build_csr, credentials, new_key
-from minimesh.proxy.tls import TLSContexts
+from minimesh.proxy.transport.tls import TLSContexts
 
 log = logging.getLogger("minimesh.pki")
 

@@ -59,7 +59,7 @@ class Journey:
     request_auth: object = None  # a verified JWT's principal and claims (jwt_authn.py)
     authz: dict | None = None  # what AuthorizationPolicy decided and why (authz.py), for logs and tap
 
-    # Telemetry (proxy/telemetry.py): this hop's span in the request's trace.
+    # Telemetry (proxy/observe/telemetry.py): this hop's span in the request's trace.
     trace_id: str | None = None
     span_id: str | None = None
     parent_id: str | None = None  # the caller's span; None when this hop started the trace

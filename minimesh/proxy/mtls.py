@@ -19,8 +19,9 @@ import ssl
 from minimesh.errors import UpstreamConnectFailure
 from minimesh.proxy.identity import WorkloadIdentity
 from minimesh.proxy.message import Request
-from minimesh.proxy.peer_auth import Action, effective_mode, inbound_action
-from minimesh.proxy.secure_naming import Transport, upstream_security
+from minimesh.proxy.inbound.peer_auth import effective_mode, inbound_action
+from minimesh.proxy.transport.sniffing import Action
+from minimesh.proxy.outbound.secure_naming import Transport, upstream_security
 
 log = logging.getLogger("minimesh.proxy")
 

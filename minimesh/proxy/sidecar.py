@@ -21,26 +21,26 @@ from aiohttp import web
 
 from minimesh.errors import UserError
 from minimesh.proxy.admin import build_admin
-from minimesh.proxy.balancer import InFlight
-from minimesh.proxy.breaker import Breakers
-from minimesh.proxy.outlier import Outliers
+from minimesh.proxy.outbound.balancer import InFlight
+from minimesh.proxy.outbound.breaker import Breakers
+from minimesh.proxy.outbound.outlier import Outliers
 from minimesh.proxy.discovery import ConfigHolder, ControlPlaneClient
 from minimesh.proxy.edge import Edge
-from minimesh.proxy.authz import Workload
+from minimesh.proxy.inbound.authz import Workload
 from minimesh.proxy.gateway import GATEWAY_LABELS, GatewayRouter
-from minimesh.proxy.inbound import InboundRouter
-from minimesh.proxy.jwks import JwksCache
+from minimesh.proxy.inbound.stack import InboundRouter
+from minimesh.proxy.inbound.jwks import JwksCache
 from minimesh.proxy.identity import WorkloadIdentity
-from minimesh.proxy.limits import Limits
-from minimesh.proxy.listener import Listener
-from minimesh.proxy.loop_guard import LoopGuard
-from minimesh.proxy.metrics import MeshMetrics
+from minimesh.proxy.transport.limits import Limits
+from minimesh.proxy.transport.listener import Listener
+from minimesh.proxy.transport.loop_guard import LoopGuard
+from minimesh.proxy.observe.metrics import MeshMetrics
 from minimesh.proxy.mtls import AutoMTLS, InboundSecurity
-from minimesh.proxy.outbound import OutboundRouter
-from minimesh.proxy.pool import UpstreamPool
-from minimesh.proxy.stats import Stats
-from minimesh.proxy.export import TelemetryExporter
-from minimesh.proxy.telemetry import AccessLog, RequestTelemetry, telemetry_enabled
+from minimesh.proxy.outbound.stack import OutboundRouter
+from minimesh.proxy.transport.pool import UpstreamPool
+from minimesh.proxy.observe.stats import Stats
+from minimesh.proxy.observe.export import TelemetryExporter
+from minimesh.proxy.observe.telemetry import AccessLog, RequestTelemetry, telemetry_enabled
 
 log = logging.getLogger("minimesh.proxy")
 

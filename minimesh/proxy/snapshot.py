@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from minimesh.config import DestinationRule, TrafficPolicy, VirtualService, parse_resource, short_host
 from minimesh.errors import ConfigError
-from minimesh.proxy.peer_auth import DEFAULT_MODE, effective_mode
+from minimesh.proxy.inbound.peer_auth import DEFAULT_MODE, effective_mode
 
 DEFAULT_LOAD_BALANCER = "LEAST_REQUEST"
 

@@ -22,10 +22,10 @@ from multidict import CIMultiDict
 from minimesh.config import parse_resource
 from minimesh.errors import ConfigError, MeshError, UserError
 from minimesh.pki.spiffe import spiffe_id
-from minimesh.proxy.authz import Authorize, Workload
+from minimesh.proxy.inbound.authz import Authorize, Workload
 from minimesh.proxy.gateway import GATEWAY_LABELS
-from minimesh.proxy.jwks import JwksCache
-from minimesh.proxy.jwt_authn import Authenticate
+from minimesh.proxy.inbound.jwks import JwksCache
+from minimesh.proxy.inbound.jwt_authn import Authenticate
 from minimesh.proxy.message import Journey, Request, text_response
 
 PLAINTEXT = ("plaintext", "-", "none")

@@ -247,10 +247,6 @@ _Dumper.add_representer(list, lambda dumper, data: dumper.represent_sequence(
 
 def compose_lessons(lesson_dirs: list, *, check: bool = False, output: str | None = None) -> bool:
     """Write each lesson's compose file; with check, say which are out of date (False if any)."""
-    if not lesson_dirs:
-        from minimesh.lesson.catalog import all_lessons
-
-        lesson_dirs = all_lessons()
     if output and len(lesson_dirs) > 1:
         raise UserError("-o names one file; give one lesson folder with it")
     up_to_date = True

@@ -17,6 +17,7 @@ import urllib.request
 
 from minimesh.errors import UserError
 from minimesh.pki.operator import NoCredentials, operator_context
+from minimesh.runner.state import resolve_home
 
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -26,7 +27,7 @@ def tls_for(url: str, home=None, role: str = "admin") -> ssl.SSLContext | None:
     if not url.startswith("https://"):
         return None
     try:
-        return operator_context(role, home)
+        return operator_context(role, resolve_home(home))
     except NoCredentials as e:
         raise UserError(f"{e.args[0]} (to reach {url})") from e
 

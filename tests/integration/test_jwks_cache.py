@@ -12,7 +12,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
-from minimesh.proxy.jwks import RETRY_S, JwksCache
+from minimesh.proxy.inbound.jwks import RETRY_S, JwksCache
 from tests.support.shop import free_port, serve_routes
 
 pytestmark = pytest.mark.timeout(30)

@@ -1,6 +1,6 @@
 """The transport's server half in this process, on real sockets: pipelining, refusals, deadlines, limits.
 
-A Listener (minimesh/proxy/listener.py) with a tiny handler instead of a
+A Listener (minimesh/proxy/transport/listener.py) with a tiny handler instead of a
 sidecar's layer stack, so each limit can be set small (a 0.3 s header
 timeout, 3 connections) and each test takes well under a second.
 """
@@ -11,8 +11,8 @@ import logging
 import pytest
 from multidict import CIMultiDict
 
-from minimesh.proxy.limits import Limits
-from minimesh.proxy.listener import Listener
+from minimesh.proxy.transport.limits import Limits
+from minimesh.proxy.transport.listener import Listener
 from minimesh.proxy.message import Response
 
 pytestmark = pytest.mark.timeout(30)

@@ -16,8 +16,8 @@ from minimesh.pki.ca import CertificateAuthority
 from minimesh.pki.spiffe import spiffe_id
 from minimesh.pki.workload import build_csr, credentials, new_key
 from minimesh.proxy.message import Journey, Request
-from minimesh.proxy.pool import UpstreamPool
-from minimesh.proxy.tls import TLSContexts
+from minimesh.proxy.transport.pool import UpstreamPool
+from minimesh.proxy.transport.tls import TLSContexts
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -3,8 +3,8 @@
 import pytest
 
 from minimesh.config import parse_resource
-from minimesh.proxy.peer_auth import Action, effective_mode, inbound_action
-from minimesh.proxy.secure_naming import Transport, upstream_security
+from minimesh.proxy.inbound.peer_auth import Action, effective_mode, inbound_action
+from minimesh.proxy.outbound.secure_naming import Transport, upstream_security
 
 
 def pa(name, mode, app=None):

@@ -13,8 +13,8 @@ from multidict import CIMultiDict
 
 from minimesh.config import load_manifests
 from minimesh.config.attributes import StringMatch
-from minimesh.proxy.authz import RequestFacts, Workload, decide, normalize_path, policies_for
-from minimesh.proxy.jwt_authn import RequestAuth
+from minimesh.proxy.inbound.authz import RequestFacts, Workload, decide, normalize_path, policies_for
+from minimesh.proxy.inbound.jwt_authn import RequestAuth
 
 PAYMENTS = Workload({"app": "payments", "version": "v1"}, port=8080, ip="127.0.0.1")
 WEB = "cluster.local/ns/default/sa/web"
@@ -232,7 +232,7 @@ def test_jwt_algorithm_confusion_is_refused():
 
     from minimesh.config.requestauthentication import JwtRule, parse_jwks
     from minimesh.errors import JwtRejected
-    from minimesh.proxy.jwt_authn import verify
+    from minimesh.proxy.inbound.jwt_authn import verify
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     keys = parse_jwks(_json.dumps({"keys": [{**_json.loads(RSAAlgorithm.to_jwk(key.public_key())), "kid": "k"}]}))

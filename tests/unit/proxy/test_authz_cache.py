@@ -11,9 +11,9 @@ from multidict import CIMultiDict
 
 from minimesh.config import load_manifests
 from minimesh.errors import AccessDenied
-from minimesh.proxy.authz import Authorize, Workload, decide, facts_of, policies_for
-from minimesh.proxy.authz_cache import MAX_ENTRIES
-from minimesh.proxy.jwt_authn import RequestAuth
+from minimesh.proxy.inbound.authz import Authorize, Workload, decide, facts_of, policies_for
+from minimesh.proxy.inbound.authz_cache import MAX_ENTRIES
+from minimesh.proxy.inbound.jwt_authn import RequestAuth
 from minimesh.proxy.message import Journey, Request
 
 WORKLOAD = Workload({"app": "payments"}, port=8080)

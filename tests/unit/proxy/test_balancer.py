@@ -6,7 +6,7 @@ from itertools import combinations
 
 import pytest
 
-from minimesh.proxy.balancer import pick_endpoint
+from minimesh.proxy.outbound.balancer import pick_endpoint
 from minimesh.proxy.snapshot import Endpoint
 
 EPS = tuple(Endpoint(f"catalog-{i}", f"127.0.0.1:{7000 + i}") for i in range(3))

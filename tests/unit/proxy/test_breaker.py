@@ -7,7 +7,7 @@ from multidict import CIMultiDict
 
 from minimesh.config import ConnectionPool, RetryBudget, parse_resource
 from minimesh.errors import Overflow
-from minimesh.proxy.breaker import Admission, Breakers, CircuitBreak, ClusterBreaker, Counts, admit, may_retry
+from minimesh.proxy.outbound.breaker import Admission, Breakers, CircuitBreak, ClusterBreaker, Counts, admit, may_retry
 from minimesh.proxy.message import Journey, Request, Response
 from minimesh.proxy.snapshot import Cluster
 

@@ -3,7 +3,7 @@
 import random
 
 from minimesh.proxy.dice import seed_from_env
-from minimesh.proxy.split import pick_destination
+from minimesh.proxy.outbound.split import pick_destination
 from minimesh.config import Destination, HTTPRouteDestination
 
 SPLIT = (HTTPRouteDestination(Destination("pricing", "v1"), 90), HTTPRouteDestination(Destination("pricing", "v2"), 10))

@@ -7,9 +7,9 @@ import pytest
 from multidict import CIMultiDict
 
 from minimesh.errors import FaultAbort, UpstreamConnectFailure
-from minimesh.proxy.fault import InjectFault, roll
+from minimesh.proxy.outbound.fault import InjectFault, roll
 from minimesh.proxy.message import Journey, Request, Response
-from minimesh.proxy.mirror import Mirror
+from minimesh.proxy.outbound.mirror import Mirror
 from minimesh.proxy.snapshot import parse_snapshot
 from tests.unit.proxy.manifests import dr_doc, route, vs, vs_doc
 

@@ -4,7 +4,7 @@ import pytest
 from multidict import CIMultiDict
 
 from minimesh.proxy.headers import add_forwarding, strip_hop_by_hop
-from minimesh.proxy.outbound import service_of
+from minimesh.proxy.outbound.stack import service_of
 
 
 @pytest.mark.parametrize("given,kept", [

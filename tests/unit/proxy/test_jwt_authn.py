@@ -12,7 +12,7 @@ from multidict import CIMultiDict
 
 from minimesh.config import load_manifests
 from minimesh.errors import JwtRejected
-from minimesh.proxy.jwt_authn import CLOCK_SKEW_S, find_token, hand_on, verify
+from minimesh.proxy.inbound.jwt_authn import CLOCK_SKEW_S, find_token, hand_on, verify
 from minimesh.proxy.message import Request
 
 KEY = ec.generate_private_key(ec.SECP256R1())

@@ -3,7 +3,7 @@
 import pytest
 
 from minimesh.config import OutlierDetection, parse_resource
-from minimesh.proxy.outlier import TRANSITIONS, Host, Outliers, State, count, in_panic, may_eject
+from minimesh.proxy.outbound.outlier import TRANSITIONS, Host, Outliers, State, count, in_panic, may_eject
 from minimesh.proxy.snapshot import Cluster, Endpoint
 
 from .manifests import dr_doc

@@ -16,9 +16,9 @@ from multidict import CIMultiDict
 from minimesh.config import DEFAULT_RETRY, HTTPRetry, parse_resource
 from minimesh.errors import UpstreamConnectFailure, UpstreamReset, UpstreamTimeout
 from minimesh.proxy.message import Journey, Request, Response
-from minimesh.proxy.retry import Outcome, Retry, backoff, should_retry
-from minimesh.proxy.route import default_route
-from minimesh.proxy.timeout import RouteTimeout
+from minimesh.proxy.outbound.retry import Outcome, Retry, backoff, should_retry
+from minimesh.proxy.outbound.route import default_route
+from minimesh.proxy.outbound.timeout import RouteTimeout
 
 from .manifests import route, vs_doc
 

@@ -6,7 +6,7 @@ from collections import Counter
 from multidict import CIMultiDict
 
 from minimesh.config import ConsistentHash
-from minimesh.proxy.ringhash import build_ring, hash64, hash_key, ring_pick, warmup_factor
+from minimesh.proxy.outbound.ringhash import build_ring, hash64, hash_key, ring_pick, warmup_factor
 
 ADDRESSES = tuple(f"127.0.0.1:{7000 + i}" for i in range(3))
 

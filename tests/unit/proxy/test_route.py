@@ -4,7 +4,7 @@ import pytest
 from multidict import CIMultiDict
 
 from minimesh.config import DEFAULT_RETRY
-from minimesh.proxy.route import match_route
+from minimesh.proxy.outbound.route import match_route
 
 from .manifests import route, vs
 

@@ -6,7 +6,7 @@ from collections import Counter
 import pytest
 
 from minimesh.config import Destination, HTTPRouteDestination
-from minimesh.proxy.split import pick_destination
+from minimesh.proxy.outbound.split import pick_destination
 
 DRAWS = 10_000
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, strategies as st
 from multidict import CIMultiDict
 
-from minimesh.proxy import tracing
+from minimesh.proxy.observe import tracing
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 SPAN = "00f067aa0ba902b7"

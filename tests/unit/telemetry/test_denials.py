@@ -1,7 +1,7 @@
 """`minimesh stat` counts the requests AuthorizationPolicy denied, per edge, where they were denied."""
 
 from minimesh.control.telemetry import TelemetryHub
-from minimesh.proxy.rollup import Tallies, count_request, latency_bin
+from minimesh.proxy.observe.rollup import Tallies, count_request, latency_bin
 from minimesh.telemetry.stat import format_stat
 
 

@@ -6,8 +6,8 @@ import pytest
 
 from minimesh.control.telemetry import TelemetryHub, tap_filter
 from minimesh.control.telemetry_window import Window
-from minimesh.proxy.rollup import Tally
-from minimesh.proxy.rollup import latency_bin
+from minimesh.proxy.observe.rollup import Tally
+from minimesh.proxy.observe.rollup import latency_bin
 from minimesh.flags import FLAGS, explain
 from minimesh.errors import MeshError
 from minimesh.lesson.trace_check import judge_trace

@@ -1,7 +1,7 @@
 """Sidecar-side rollups: the tallies a sidecar sends add up to exactly what its records would have.
 
 The control plane used to roll up one record per request; now each sidecar
-counts (proxy/rollup.py) and sends tallies. Whatever `minimesh stat` shows
+counts (proxy/observe/rollup.py) and sends tallies. Whatever `minimesh stat` shows
 must not depend on which of the two arrived, so the same seeded traffic is
 fed to one hub as records and to another as tallies, and the figures must
 be equal, to the last digit.
@@ -14,12 +14,12 @@ import pytest
 from multidict import CIMultiDict
 
 from minimesh.control.telemetry import TelemetryHub
-from minimesh.proxy.export import TelemetryExporter
+from minimesh.proxy.observe.export import TelemetryExporter
 from minimesh.proxy.message import Attempt, Journey, Request
-from minimesh.proxy.metrics import MeshMetrics
-from minimesh.proxy.rollup import Tallies, bin_value, count_request, latency_bin
+from minimesh.proxy.observe.metrics import MeshMetrics
+from minimesh.proxy.observe.rollup import Tallies, bin_value, count_request, latency_bin
 from minimesh.proxy.snapshot import Cluster, Endpoint, MeshConfig
-from minimesh.proxy.telemetry import RequestTelemetry
+from minimesh.proxy.observe.telemetry import RequestTelemetry
 
 PAYMENTS = {"10.0.0.1:1": ("payments-v1-0", "v1"), "10.0.0.2:1": ("payments-v2-0", "v2"),
             "10.0.0.3:1": ("payments-v2-1", "v2")}

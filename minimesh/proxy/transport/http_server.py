@@ -33,13 +33,13 @@ import httptools
 from multidict import CIMultiDict
 
 from minimesh.errors import BadRequest
-from minimesh.proxy import wire
-from minimesh.proxy.flow import Flow
+from minimesh.proxy.transport import wire
+from minimesh.proxy.transport.flow import Flow
 from minimesh.proxy.headers import strip_hop_by_hop
 from minimesh.proxy.message import Journey
-from minimesh.proxy.request_head import Exchange, Refuse, exchange_for
-from minimesh.proxy.tls import peer_identity, peer_in_trust_domain
-from minimesh.proxy.tunnel import TunnelEnd, splice
+from minimesh.proxy.transport.request_head import Exchange, Refuse, exchange_for
+from minimesh.proxy.transport.tls import peer_identity, peer_in_trust_domain
+from minimesh.proxy.transport.tunnel import TunnelEnd, splice
 
 log = logging.getLogger("minimesh.proxy")
 

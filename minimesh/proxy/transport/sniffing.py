@@ -24,13 +24,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from enum import Enum
 
-from minimesh.proxy.peer_auth import Action
-from minimesh.proxy.tls import TLS_HANDSHAKE
+from minimesh.proxy.transport.tls import TLS_HANDSHAKE
 
 log = logging.getLogger("minimesh.proxy")
 
 HANDSHAKE_TIMEOUT = 10.0
+
+
+class Action(Enum):
+    """What becomes of a new connection (inbound/peer_auth.py decides it from the PeerAuthentication mode)."""
+    MTLS = "mtls"
+    PLAINTEXT = "plaintext"
+    REFUSE = "refuse"
 
 
 async def peek_first_byte(loop: asyncio.AbstractEventLoop, conn: socket.socket, timeout: float) -> int | None:

@@ -15,19 +15,19 @@ from __future__ import annotations
 import random
 
 from minimesh.config import short_host
-from minimesh.proxy.balancer import Balance, InFlight
-from minimesh.proxy.breaker import Breakers, CircuitBreak
-from minimesh.proxy.connect import Forward, PassThrough
+from minimesh.proxy.outbound.balancer import Balance, InFlight
+from minimesh.proxy.outbound.breaker import Breakers, CircuitBreak
+from minimesh.proxy.outbound.connect import Forward, PassThrough
 from minimesh.proxy.headers import add_forwarding
-from minimesh.proxy.fault import InjectFault
+from minimesh.proxy.outbound.fault import InjectFault
 from minimesh.proxy.message import Request
-from minimesh.proxy.mirror import Mirror
-from minimesh.proxy.outlier import DetectOutliers, Outliers
-from minimesh.proxy.pool import UpstreamPool
-from minimesh.proxy.retry import Retry
-from minimesh.proxy.route import MatchRoute
-from minimesh.proxy.split import SplitTraffic
-from minimesh.proxy.timeout import RouteTimeout
+from minimesh.proxy.outbound.mirror import Mirror
+from minimesh.proxy.outbound.outlier import DetectOutliers, Outliers
+from minimesh.proxy.transport.pool import UpstreamPool
+from minimesh.proxy.outbound.retry import Retry
+from minimesh.proxy.outbound.route import MatchRoute
+from minimesh.proxy.outbound.split import SplitTraffic
+from minimesh.proxy.outbound.timeout import RouteTimeout
 
 
 def build_outbound_stack(pool: UpstreamPool, in_flight: InFlight, rand: random.Random = random,

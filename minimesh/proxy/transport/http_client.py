@@ -23,12 +23,12 @@ import httptools
 from multidict import CIMultiDict
 
 from minimesh.errors import BadUpstreamResponse, MeshError, UpstreamReset
-from minimesh.proxy import wire
-from minimesh.proxy.body import BodyStream
-from minimesh.proxy.flow import Flow
-from minimesh.proxy.limits import Limits
+from minimesh.proxy.transport import wire
+from minimesh.proxy.transport.body import BodyStream
+from minimesh.proxy.transport.flow import Flow
+from minimesh.proxy.transport.limits import Limits
 from minimesh.proxy.message import Request, Response
-from minimesh.proxy.tunnel import TunnelEnd
+from minimesh.proxy.transport.tunnel import TunnelEnd
 
 SMALL_BODY = 64 * 1024  # answers up to this are read whole: cheaper than streaming
 NO_BODY_STATUSES = frozenset({204, 304})

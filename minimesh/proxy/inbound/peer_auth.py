@@ -24,17 +24,10 @@ everything.
 
 from __future__ import annotations
 
-from enum import Enum
-
 from minimesh.config import PeerAuthentication
+from minimesh.proxy.transport.sniffing import Action
 
 DEFAULT_MODE = "PERMISSIVE"
-
-
-class Action(Enum):
-    MTLS = "mtls"
-    PLAINTEXT = "plaintext"
-    REFUSE = "refuse"
 
 
 _INBOUND = {  # (mode, is_tls) -> action

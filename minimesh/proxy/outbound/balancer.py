@@ -33,7 +33,7 @@ from collections import defaultdict
 
 from minimesh.errors import NoHealthyUpstream
 from minimesh.proxy.message import Request, Response, Service
-from minimesh.proxy.ringhash import hash64, hash_key, ring_pick, warmup_factor
+from minimesh.proxy.outbound.ringhash import hash64, hash_key, ring_pick, warmup_factor
 
 
 class InFlight:

@@ -22,8 +22,8 @@ import random
 from multidict import CIMultiDict
 
 from minimesh.errors import MeshError
-from minimesh.proxy.connect import Forward
-from minimesh.proxy.fault import roll
+from minimesh.proxy.outbound.connect import Forward
+from minimesh.proxy.outbound.fault import roll
 from minimesh.proxy.message import Journey, Request, Response, Service
 
 log = logging.getLogger("minimesh.proxy")

@@ -32,7 +32,7 @@ from typing import Callable
 import aiohttp
 
 from minimesh.batching import BatchSender
-from minimesh.proxy.rollup import Tallies
+from minimesh.proxy.observe.rollup import Tallies
 
 log = logging.getLogger("minimesh.proxy")
 

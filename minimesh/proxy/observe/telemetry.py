@@ -34,9 +34,9 @@ import sys
 import time
 
 from minimesh.pki.spiffe import in_trust_domain, service_of
-from minimesh.proxy import tracing
-from minimesh.proxy.export import TelemetryExporter, to_json
-from minimesh.proxy.rollup import count_request, latency_bin
+from minimesh.proxy.observe import tracing
+from minimesh.proxy.observe.export import TelemetryExporter, to_json
+from minimesh.proxy.observe.rollup import count_request, latency_bin
 from minimesh.proxy.message import Request
 
 # Who called: the outbound side names its workload to the inbound side (as

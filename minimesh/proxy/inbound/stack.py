@@ -13,11 +13,11 @@ meets the layers):
 
 from __future__ import annotations
 
-from minimesh.proxy.authz import Authorize, Workload
-from minimesh.proxy.connect import Forward
+from minimesh.proxy.inbound.authz import Authorize, Workload
+from minimesh.proxy.outbound.connect import Forward
 from minimesh.proxy.headers import add_forwarding
-from minimesh.proxy.jwks import JwksCache
-from minimesh.proxy.jwt_authn import Authenticate
+from minimesh.proxy.inbound.jwks import JwksCache
+from minimesh.proxy.inbound.jwt_authn import Authenticate
 from minimesh.proxy.message import Request
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 
 from minimesh.proxy.message import Request, Response
-from minimesh.proxy.pool import ConnectionSettings, UpstreamPool
+from minimesh.proxy.transport.pool import ConnectionSettings, UpstreamPool
 
 
 @functools.lru_cache(maxsize=256)

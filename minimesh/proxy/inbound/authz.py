@@ -40,7 +40,7 @@ from minimesh.config import AuthorizationPolicy
 from minimesh.config.authorization import Check, Rule
 from minimesh.errors import AccessDenied
 from minimesh.pki.spiffe import principal as principal_of
-from minimesh.proxy.authz_cache import DecisionCache, checks_of
+from minimesh.proxy.inbound.authz_cache import DecisionCache, checks_of
 from minimesh.proxy.message import Request
 
 ROOT_NAMESPACE = "istio-system"

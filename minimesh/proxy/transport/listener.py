@@ -18,9 +18,9 @@ import logging
 from collections import Counter
 
 from minimesh.errors import UserError
-from minimesh.proxy.http_server import ServerConnection
-from minimesh.proxy.limits import DEFAULT_LIMITS, Limits
-from minimesh.proxy.sniffing import SniffingServer
+from minimesh.proxy.transport.http_server import ServerConnection
+from minimesh.proxy.transport.limits import DEFAULT_LIMITS, Limits
+from minimesh.proxy.transport.sniffing import SniffingServer
 
 log = logging.getLogger("minimesh.proxy")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from multidict import CIMultiDict
 
-from minimesh.proxy.body import BodyStream
+from minimesh.proxy.transport.body import BodyStream
 from minimesh.proxy.headers import strip_hop_by_hop
 from minimesh.proxy.message import Journey, Request
 

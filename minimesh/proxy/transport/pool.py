@@ -41,11 +41,11 @@ from collections import Counter, deque
 from dataclasses import dataclass
 
 from minimesh.errors import UpstreamConnectFailure
-from minimesh.proxy import wire
-from minimesh.proxy.http_client import StaleConnection, UpstreamConnection
-from minimesh.proxy.limits import DEFAULT_LIMITS, Limits
+from minimesh.proxy.transport import wire
+from minimesh.proxy.transport.http_client import StaleConnection, UpstreamConnection
+from minimesh.proxy.transport.limits import DEFAULT_LIMITS, Limits
 from minimesh.proxy.message import Request, Response
-from minimesh.proxy.tls import peer_identity
+from minimesh.proxy.transport.tls import peer_identity
 
 CONNECT_TIMEOUT = 10.0
 IDLE_TIMEOUT = 15.0

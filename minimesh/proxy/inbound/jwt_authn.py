@@ -35,7 +35,7 @@ import jwt
 from minimesh.config import RequestAuthentication, short_host
 from minimesh.config.requestauthentication import JwtRule
 from minimesh.errors import JwtRejected
-from minimesh.proxy.authz import Workload, applies
+from minimesh.proxy.inbound.authz import Workload, applies
 from minimesh.proxy.message import Request
 
 # Envoy's list. A key only verifies the algorithm of its own type (an RSA public key is
