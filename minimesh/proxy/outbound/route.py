@@ -14,13 +14,19 @@ request was addressed to (`port`: the Host's port, 80 when it names none).
 
 from __future__ import annotations
 
+import functools
+
 from minimesh.config import Destination, HTTPRoute, HTTPRouteDestination, VirtualService
 from minimesh.errors import NoRoute
 from minimesh.proxy.message import Request, Response, Service
 
 
+@functools.lru_cache(maxsize=1024)
 def default_route(service: str) -> HTTPRoute:
-    """What a host without a VirtualService gets: itself, whole, retried Istio's way."""
+    """What a host without a VirtualService gets: itself, whole, retried Istio's way.
+
+    Immutable, so made once per service rather than once per request.
+    """
     return HTTPRoute(name="default", match=(), route=(HTTPRouteDestination(Destination(service, None), 100),))
 
 
