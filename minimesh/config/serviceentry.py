@@ -18,6 +18,7 @@ DestinationRules for it apply, and its traffic is counted under its name.
                 MESH_INTERNAL (part of the mesh: reported as a mesh service)
     endpoints   address, ports (port name -> number) and labels (for
                 DestinationRule subsets)
+    exportTo    which namespaces' proxies see the entry (read in load.py)
 
 minimesh's sidecars see host names, not destination IPs (the app talks to
 them as an HTTP proxy), so what works on IPs (`addresses`, CIDR matching) and
@@ -85,7 +86,6 @@ def parse_service_entry(spec: dict, at: At, **meta) -> ServiceEntry:
                                           "list them under 'endpoints' instead")
     _refuse(spec, at, "subjectAltNames", "Istio would check the endpoints' certificates for these names; set "
                                          "subjectAltNames in the DestinationRule's trafficPolicy.tls instead")
-    _refuse(spec, at, "exportTo", "Istio would make this entry visible only to the namespaces listed")
     check_fields(spec, at, ("hosts", "ports", "resolution", "location", "endpoints"))
     hosts = []
     for i, value in enumerate(sequence(require(spec, "hosts", at), at / "hosts")):
@@ -120,12 +120,13 @@ def _parse_ports(value: Any, at: At, resolution: str) -> tuple[ServicePort, ...]
     number = integer(require(block, "number", p_at), p_at / "number", 1, 65535)
     name = string(require(block, "name", p_at), p_at / "name")
     protocol = string(block.get("protocol", "HTTP"), p_at / "protocol").upper()
+    if protocol in _OTHER_PROTOCOLS:
+        raise (p_at / "protocol").error(
+            f"protocol {protocol} is not supported by minimesh: its sidecars proxy HTTP/1.1 requests only (no "
+            f"CONNECT tunnels); Istio would route {protocol} traffic without reading it as HTTP; use HTTP (with a "
+            "DestinationRule tls block to originate TLS)")
     if protocol != "HTTP":
-        why = ("minimesh sidecars proxy HTTP/1.1 requests only (no CONNECT tunnels); Istio would route "
-               f"{protocol} traffic without reading it as HTTP") if protocol in _OTHER_PROTOCOLS \
-            else f"unknown protocol {protocol!r}"
-        raise (p_at / "protocol").error(f"protocol {protocol} is not supported by minimesh: {why}; use HTTP "
-                                        "(with a DestinationRule tls block to originate TLS)")
+        raise (p_at / "protocol").error(f"unknown protocol {protocol!r}; expected HTTP")
     target = integer(block["targetPort"], p_at / "targetPort", 1, 65535) if "targetPort" in block else None
     if target is not None and resolution == "NONE":
         raise (p_at / "targetPort").error("resolution NONE sends to the port the app asked for; Istio ignores "

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from minimesh.config import DEFAULT_NAMESPACE, ROOT_NAMESPACE, ServiceEntry, Sidecar, short_host
+from minimesh.config import DEFAULT_NAMESPACE, ROOT_NAMESPACE, ServiceEntry, Sidecar
+from minimesh.config.namespaces import exported_to, fqdn, namespace_of_key, qualify
 from minimesh.errors import EgressBlocked
 
 MESH_DEFAULT_POLICY = "ALLOW_ANY"  # Istio's meshConfig.outboundTrafficPolicy default
@@ -40,6 +41,7 @@ class ExternalHost:
     namespace: str
     external: bool  # MESH_EXTERNAL: reported as leaving the mesh
     entry: str  # the ServiceEntry's name, for explanations
+    written: str = ""  # the host as the entry writes it (what DNS resolves)
 
 
 @dataclass(frozen=True)
@@ -74,13 +76,13 @@ def sidecar_for(resources, labels: dict, namespace: str = DEFAULT_NAMESPACE) -> 
 def decide(config, authority: str, sidecar: Sidecar | None) -> Egress:
     """Mesh stack, pass-through, or refused (EgressBlocked) for a request naming `authority`."""
     host, port = split_authority(authority)
-    service = short_host(host)
+    service = config.service_key(host)  # read as a pod of this proxy's namespace would
     known = _registry_entry(config, service, port)
     if known is not None:
         namespace, external = known
-        if sidecar is None or sidecar.imports(namespace, service):
+        if sidecar is None or any(sidecar.imports(namespace, name) for name in (_short(service), fqdn(service))):
             return Egress(service, external)
-        why = f"Sidecar {sidecar.namespace}/{sidecar.name}'s egress hosts leave out {namespace}/{service}"
+        why = f"Sidecar {sidecar.namespace}/{sidecar.name}'s egress hosts leave out {namespace}/{_short(service)}"
     else:
         why = f"{authority} is not in the mesh's registry (no mesh service, no ServiceEntry for it"
         why += f" on port {port or 80})"
@@ -91,26 +93,35 @@ def decide(config, authority: str, sidecar: Sidecar | None) -> Egress:
     return Egress(None, True)
 
 
+def _short(key: str) -> str:
+    """A service key as an egress host names it: 'catalog', 'catalog' (of foo), 'rates.example.com'."""
+    return key.split(".", 1)[0] if namespace_of_key(key) is not None else key
+
+
 def _registry_entry(config, service: str, port: int | None) -> tuple[str, bool] | None:
     """(namespace, external?) of a known host, or None."""
-    entry = config.external_hosts.get(service) if hasattr(config, "external_hosts") else None
+    entry = config.external_hosts.get(service)
     if entry is not None:
         if (port or 80) != entry.port:
             return None  # a ServiceEntry opens its own port only
         return entry.namespace, entry.external
-    if config.is_service(service):
-        return DEFAULT_NAMESPACE, False
+    if config.cluster(service, None) is not None:
+        return namespace_of_key(service) or DEFAULT_NAMESPACE, False
     return None
 
 
-def external_hosts(resources, mesh_services) -> dict[str, ExternalHost]:
-    """Each ServiceEntry host (the first entry by name wins; a mesh service's name is never shadowed)."""
+def external_hosts(resources, mesh_services, namespace: str = DEFAULT_NAMESPACE) -> dict[str, ExternalHost]:
+    """Each host of a ServiceEntry exported to `namespace` (the first entry by name wins; a mesh
+    service's name is never shadowed)."""
     hosts: dict[str, ExternalHost] = {}
-    for entry in sorted((r for r in resources if isinstance(r, ServiceEntry)), key=lambda r: r.name):
-        for host in entry.hosts:
+    entries = (r for r in resources if isinstance(r, ServiceEntry) and exported_to(r, namespace))
+    for entry in sorted(entries, key=lambda r: r.name):
+        for written in entry.hosts:
+            host = qualify(written, entry.namespace)  # a short host is read in the entry's namespace
             if host in mesh_services or host in hosts:
                 continue
-            hosts[host] = ExternalHost(host, entry.ports[0].number, entry.namespace, entry.external, entry.name)
+            hosts[host] = ExternalHost(host, entry.ports[0].number, entry.namespace, entry.external, entry.name,
+                                       written)
     return hosts
 
 
@@ -119,4 +130,4 @@ def entry_endpoints(resources, host: ExternalHost) -> list[tuple[str, str, tuple
     entry = next(r for r in resources if isinstance(r, ServiceEntry) and r.name == host.entry
                  and r.namespace == host.namespace)
     return [(f"{entry.name}/{address}", address, tuple(sorted(labels.items())))
-            for address, labels in entry.endpoint_addresses(host.host, entry.ports[0])]
+            for address, labels in entry.endpoint_addresses(host.written or host.host, entry.ports[0])]
