@@ -33,7 +33,6 @@ from pathlib import Path
 
 import yaml
 
-from minimesh.config import DEFAULT_NAMESPACE
 from minimesh.errors import UserError
 from minimesh.runner.compose import APP_PORT, IMAGE, in_container
 from minimesh.runner.topology import Lesson, VersionSpec, load_lesson
@@ -64,8 +63,10 @@ def deployment(lesson: Lesson, spec: VersionSpec, ns: str) -> dict:
     env = [{"name": k, "value": str(v)} for k, v in sorted(spec.env.items())]
     # The demo apps call http://catalog through HTTP_PROXY here; there, iptables captures the plain call,
     # so each is told to call its peers directly (demo-services/shop.py: <NAME>_URL).
-    peers = [*lesson.services, *(o.host for o in lesson.outside)]
-    env += [{"name": f"{peer.upper()}_URL", "value": f"http://{peer}"} for peer in peers]
+    where = {v.service: v.namespace for v in lesson.versions}
+    peers = {name: name if where[name] == ns else f"{name}.{where[name]}.svc.cluster.local" for name in where}
+    peers |= {o.host: o.host for o in lesson.outside}
+    env += [{"name": f"{name.upper()}_URL", "value": f"http://{host}"} for name, host in peers.items()]
     env += [{"name": "HOST", "value": "0.0.0.0"}, {"name": "PORT", "value": str(APP_PORT)},
             {"name": "SERVICE", "value": spec.service}, {"name": "VERSION", "value": spec.version},
             # Each pod's own name, as minimesh names an instance (web-v1-0): answers say who served them.
@@ -91,12 +92,17 @@ def deployment(lesson: Lesson, spec: VersionSpec, ns: str) -> dict:
     }
 
 
-def kubernetes_objects(lesson: Lesson, ns: str = DEFAULT_NAMESPACE) -> list[dict]:
-    """Every Kubernetes object of the lesson, in the order `kubectl apply` wants them."""
-    objects = [namespace(ns)]
+def kubernetes_objects(lesson: Lesson) -> list[dict]:
+    """Every Kubernetes object of the lesson, in the order `kubectl apply` wants them.
+
+    Each service lives in its lesson.yaml `namespace` (default `default`), as its identity does:
+    spiffe://cluster.local/ns/NS/sa/SERVICE.
+    """
+    where = {v.service: v.namespace for v in lesson.versions}
+    objects = [namespace(ns) for ns in dict.fromkeys(where.values())]
     for name in lesson.services:
-        objects += [service_account(name, ns), service(name, ns)]
-    objects += [deployment(lesson, spec, ns) for spec in lesson.versions]
+        objects += [service_account(name, where[name]), service(name, where[name])]
+    objects += [deployment(lesson, spec, spec.namespace) for spec in lesson.versions]
     return objects
 
 

@@ -61,8 +61,13 @@ def test_what_a_schema_cannot_see(lesson_dir, tmp_path):
     by_kind: dict[str, list[dict]] = {}
     for o in objects:
         by_kind.setdefault(o["kind"], []).append(o)
-    [ns] = by_kind["Namespace"]
-    assert ns["metadata"]["labels"] == {"istio-injection": "enabled"}
+    namespaces = {v.namespace for v in lesson.versions}
+    assert {n["metadata"]["name"] for n in by_kind["Namespace"]} == namespaces
+    assert all(n["metadata"]["labels"] == {"istio-injection": "enabled"} for n in by_kind["Namespace"])
+    where = {v.service: v.namespace for v in lesson.versions}
+    assert all(o["metadata"]["namespace"] == where[o["metadata"]["name"].rsplit("-", 1)[0]
+                                                    if o["kind"] == "Deployment" else o["metadata"]["name"]]
+               for o in objects if o["kind"] != "Namespace")
     accounts = {a["metadata"]["name"] for a in by_kind["ServiceAccount"]}
     services = {s["metadata"]["name"]: s for s in by_kind["Service"]}
     assert accounts == set(services) == set(lesson.services)
@@ -80,7 +85,10 @@ def test_what_a_schema_cannot_see(lesson_dir, tmp_path):
         assert not any(e["name"].upper() == "HTTP_PROXY" for e in container["env"])  # iptables does it there
         # ... so the demo apps call their peers directly, by the Service's name (shop.py's <NAME>_URL).
         urls = {e["name"]: e.get("value") for e in container["env"] if e["name"].endswith("_URL")}
-        assert all(urls[f"{s.upper()}_URL"] == f"http://{s}" for s in lesson.services), urls
+        mine = d["metadata"]["namespace"]
+        assert all(urls[f"{s.upper()}_URL"] == (f"http://{s}" if where[s] == mine
+                                                 else f"http://{s}.{where[s]}.svc.cluster.local")
+                   for s in lesson.services), urls
         assert (ROOT / container["command"][1]).is_file(), container["command"]  # a path in the image's checkout
         replicas[(labels["app"], labels["version"])] = d["spec"]["replicas"]
     assert replicas == {(v.service, v.version): v.replicas for v in lesson.versions}
@@ -103,3 +111,20 @@ def test_the_cli_exports_and_refuses_a_file_as_out(tmp_path):
     (tmp_path / "taken").write_text("x")
     r = subprocess.run([*cli, "--out", str(tmp_path / "taken")], capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "is a file" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_service_in_another_namespace_is_exported_there_and_called_by_its_fqdn():
+    from minimesh.runner.topology import parse_lesson
+
+    data = {"title": "t", "services": {
+        "web": {"versions": {"v1": {"command": ["python", "demo-services/web.py"]}}},
+        "catalog": {"namespace": "shop", "versions": {"v1": {"command": ["python", "demo-services/catalog.py"]}}}}}
+    lesson = parse_lesson(data, {}, source="lesson.yaml", lesson_dir=ROOT / "lessons" / "01-hello-mesh", cwd=ROOT)
+    objects = kubernetes_objects(lesson)
+    assert [p for o in objects for p in k8s_problems(o)] == []
+    assert sorted(o["metadata"]["name"] for o in objects if o["kind"] == "Namespace") == ["default", "shop"]
+    placed = {(o["kind"], o["metadata"]["name"]): o["metadata"].get("namespace") for o in objects}
+    assert placed[("ServiceAccount", "catalog")] == placed[("Deployment", "catalog-v1")] == "shop"
+    web = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "web-v1")
+    env = {e["name"]: e.get("value") for e in web["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["CATALOG_URL"] == "http://catalog.shop.svc.cluster.local" and env["WEB_URL"] == "http://web"
