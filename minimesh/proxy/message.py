@@ -51,6 +51,8 @@ class Journey:
     # Filled in by the layers as the request travels inwards:
     config: object = None  # the MeshConfig in force when the request arrived
     http_route: object = None  # the matched route (route.py)
+    http_match: object = None  # which of its match entries fitted (None: a route without match), for rewrite.uri
+    destination_headers: object = None  # the picked destination's own `headers` (split.py, header_ops.py)
     cluster: object = None  # the service + subset picked (split.py)
     endpoint: str | None = None  # the endpoint of the current attempt (balancer.py)
     endpoint_instance: str | None = None
