@@ -37,6 +37,8 @@ def control(host, port, home, instance_ttl, cert_ttl):
 @click.option("--control", "control_url", required=True, envvar="MINIMESH_CONTROL_URL", help="Control plane URL.")
 @click.option("--service", required=True, help="The service this sidecar speaks for.")
 @click.option("--version", "version_", default="v1", show_default=True, help="The service version (a label).")
+@click.option("--namespace", default="default", show_default=True,
+              help="The service's namespace (its identity and how it reads short host names follow it).")
 @click.option("--instance", required=True, help="This instance's unique name.")
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="Extra workload labels.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address the listeners bind to.")
@@ -73,7 +75,7 @@ def control(host, port, home, instance_ttl, cert_ttl):
               help="Open connections per listener; the next one is closed (and counted in /stats).")
 @friendly
 def sidecar(control_url, service, version_, instance, labels, host, app_port, inbound_port,
-            outbound_port, admin_port, gateway, listen_port, default_service, advertise_host, token,
+            outbound_port, admin_port, gateway, namespace, listen_port, default_service, advertise_host, token,
             control_ca, access_log, trace_sampling, max_header_kb, max_headers, header_timeout, idle_timeout,
             stream_idle_timeout, max_connections):
     """Run a sidecar proxy beside one app instance (or the gateway)."""
@@ -87,7 +89,7 @@ def sidecar(control_url, service, version_, instance, labels, host, app_port, in
             raise UserError(f"--label {item!r} is not KEY=VALUE; write e.g. --label tier=backend")
         label_map[key] = value
     run_sidecar(SidecarOptions(
-        control_url=control_url, service=service, version=version_, instance=instance,
+        control_url=control_url, service=service, version=version_, instance=instance, namespace=namespace,
         labels=label_map, host=host, app_port=app_port, inbound_port=inbound_port,
         outbound_port=outbound_port, admin_port=admin_port, gateway=gateway,
         listen_port=listen_port, default_service=default_service,

@@ -18,6 +18,7 @@ from minimesh.errors import ConfigError
 
 from .destinationrule import parse_destination_rule
 from .fields import At, check_fields, mapping, require, string
+from .namespaces import in_namespace, parse_export_to
 from .resource import DEFAULT_NAMESPACE, Resource
 from .authorization import parse_authorization_policy
 from .requestauthentication import parse_request_authentication
@@ -36,6 +37,8 @@ KINDS: dict[str, tuple[str, tuple[str, ...], Callable[..., Resource]]] = {
     "AuthorizationPolicy": (*_SECURITY, parse_authorization_policy),
     "RequestAuthentication": (*_SECURITY, parse_request_authentication),
 }
+# Kinds with `exportTo`: read here, once, for all of them (namespaces.py).
+EXPORTABLE = ("VirtualService", "DestinationRule", "ServiceEntry")
 _ISTIO_ONLY_KINDS = (
     "Gateway", "ServiceEntry", "Sidecar", "EnvoyFilter", "WorkloadEntry", "WorkloadGroup", "ProxyConfig",
     "Telemetry", "WasmPlugin",
@@ -47,6 +50,7 @@ _METADATA_FIELDS = (
     "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields",
     "finalizers", "ownerReferences", "generateName", "selfLink",
 )
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 
 
@@ -105,7 +109,13 @@ def _parse(value: Any, at: At) -> Resource:
     name, namespace = _parse_metadata(doc.get("metadata"), at / "metadata")
     spec = mapping(doc.get("spec"), at / "spec")
     manifest = copy.deepcopy({k: doc[k] for k in ("apiVersion", "kind", "metadata", "spec") if k in doc})
+    export_to = ("*",)
+    if kind in EXPORTABLE and "exportTo" in spec:
+        export_to = parse_export_to(spec["exportTo"], at / "spec" / "exportTo")
+        spec = {k: v for k, v in spec.items() if k != "exportTo"}
     resource = parse_spec(spec, at / "spec", name=name, namespace=namespace, manifest=manifest)
+    # Short hosts are read in the resource's own namespace (`catalog` in foo: catalog.foo.svc.cluster.local).
+    resource = dataclasses.replace(in_namespace(resource), export_to=export_to)
     return dataclasses.replace(resource, warnings=tuple(at.warnings)) if at.warnings else resource
 
 
@@ -118,4 +128,7 @@ def _parse_metadata(value: Any, at: At) -> tuple[str, str]:
     if not _DNS_SUBDOMAIN.match(name):
         raise (at / "name").error(f"invalid name {name!r}; use lowercase letters, digits, '-' and '.'")
     namespace = string(meta.get("namespace", DEFAULT_NAMESPACE), at / "namespace")
+    if not _DNS_LABEL.match(namespace):
+        raise (at / "namespace").error(f"invalid namespace {namespace!r}; use lowercase letters, digits and '-' "
+                                       "(at most 63)")
     return name, namespace

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 DEFAULT_NAMESPACE = "default"
+ROOT_NAMESPACE = "istio-system"  # Istio's root namespace: its selector-less policies are mesh-wide
+CLUSTER_DOMAIN = "svc.cluster.local"
 
 # Kubernetes' full name for a service in minimesh's one namespace.
 _CLUSTER_SUFFIX = f".{DEFAULT_NAMESPACE}.svc.cluster.local"
@@ -64,6 +66,8 @@ class Resource:
     name: str
     namespace: str = DEFAULT_NAMESPACE
     manifest: dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    # exportTo (VirtualService, DestinationRule): the namespaces that see it; "*" everyone, "." its own.
+    export_to: tuple[str, ...] = ("*",)
     # "file:line: field: message" for each accepted-but-surprising setting (`minimesh apply` prints them).
     warnings: tuple[str, ...] = field(default=(), compare=False, hash=False, repr=False)
 

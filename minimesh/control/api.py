@@ -75,9 +75,9 @@ async def register(request: web.Request) -> web.Response:
     if caller.role is Role.WORKLOAD:
         # Secure naming starts here: the endpoint's identity is the one the
         # certificate proved, never what the body claims.
-        if not owns(caller, reg.service):
+        if not owns(caller, reg.account):
             return error(403, f"register: {caller.identity} may register instances of {caller.service!r} only, "
-                              f"not of {reg.service!r}")
+                              f"not of {reg.account!r}")
         if reg.identity not in (None, caller.identity):
             return error(403, f"register: identity {reg.identity} is not the one your certificate proves "
                               f"({caller.identity})")
@@ -155,7 +155,8 @@ async def apply_config(request: web.Request) -> web.Response:
     except ConfigError as e:
         log.info("apply %s refused: %s", source, e)
         return error(400, str(e).replace("\n", " "))
-    return web.json_response({"version": result.version, "results": result.results})
+    return web.json_response({"version": result.version, "results": result.results,
+                              "warnings": list(result.warnings)})
 
 
 async def get_config(request: web.Request) -> web.Response:

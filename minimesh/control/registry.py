@@ -24,7 +24,7 @@ from typing import Callable
 
 from minimesh.control import admission
 from minimesh.control.admission import InvalidRegistration
-from minimesh.pki.spiffe import service_of, spiffe_id
+from minimesh.pki.spiffe import account_key, service_of, spiffe_id
 
 KINDS = ("sidecar", "gateway")
 ADDRESS_ROLES = ("app", "inbound", "outbound", "admin")
@@ -41,6 +41,13 @@ class Registration:
     labels: dict[str, str]
     addresses: dict[str, str | None]
     identity: str | None = None  # the SPIFFE ID it holds a certificate for (None: no mTLS)
+    namespace: str = "default"
+    service_account: str | None = None  # None: the service's name, as the runner gives every service
+
+    @property
+    def account(self) -> str:
+        """The account key its identity must name (pki/spiffe.py): 'web', 'foo/catalog'."""
+        return account_key(self.namespace, self.service_account or self.service)
 
 
 @dataclass(frozen=True)
@@ -58,7 +65,8 @@ class Instance:
     def to_json(self, now: float) -> dict:
         r = self.registration
         return {
-            "service": r.service, "version": r.version, "instance": r.instance, "kind": r.kind,
+            "service": r.service, "namespace": r.namespace, "version": r.version, "instance": r.instance,
+            "kind": r.kind,
             "labels": dict(r.labels), "addresses": dict(r.addresses), "identity": r.identity,
             "age_s": round(now - self.registered_at, 3),
             "last_heartbeat_s": round(now - self.last_seen, 3),
@@ -88,10 +96,14 @@ def parse_registration(body: object) -> Registration:
     for role, addr in addresses.items():
         if addr is not None:
             admission.host_port(addr, f"addresses.{role}")
+    fields["namespace"] = admission.dns1123_label(body.get("namespace") or "default", "namespace")
+    if body.get("serviceAccount") is not None:
+        fields["service_account"] = admission.dns1123_subdomain(body["serviceAccount"], "serviceAccount")
+    account = account_key(fields["namespace"], fields.get("service_account") or fields["service"])
     identity = body.get("identity")
-    if identity is not None and (not isinstance(identity, str) or service_of(identity) != fields["service"]):
+    if identity is not None and (not isinstance(identity, str) or service_of(identity) != account):
         raise InvalidRegistration(f"register: identity {admission.show(identity)} must be null or "
-                                  f"{spiffe_id(fields['service'])}, the SPIFFE ID of service {fields['service']!r}")
+                                  f"{spiffe_id(account)}, the SPIFFE ID of account {account!r}")
     # The workload labels every selector can rely on, as Istio's app/version labels.
     labels = {**labels, "app": labels.get("app", fields["service"]),
               "version": labels.get("version", fields["version"])}

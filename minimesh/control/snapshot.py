@@ -10,6 +10,7 @@ its registry generation at 0 again; the new epoch keeps the string new).
 
 from __future__ import annotations
 
+from minimesh.config.namespaces import service_key
 from minimesh.control.registry import Instance
 
 
@@ -32,11 +33,15 @@ def endpoints_by_service(instances: list[Instance]) -> dict:
         if reg.kind != "sidecar" or not inbound:
             continue
         endpoint = {"instance": reg.instance, "address": inbound, "labels": dict(reg.labels)}
+        if reg.namespace != "default":
+            endpoint["namespace"] = reg.namespace
         if reg.identity:
             # The SPIFFE ID the instance holds a certificate for: callers send it
             # mutual TLS (Istio's "auto mTLS"); an endpoint without one gets plaintext.
             endpoint["identity"] = reg.identity
-        services.setdefault(reg.service, {"endpoints": []})["endpoints"].append(endpoint)
+        # Known by its key: 'catalog' in default, catalog.foo.svc.cluster.local in foo (config/namespaces.py).
+        key = service_key(reg.service, reg.namespace)
+        services.setdefault(key, {"endpoints": []})["endpoints"].append(endpoint)
     return services
 
 

@@ -16,6 +16,7 @@ import os
 
 from aiohttp import web
 
+from minimesh.pki.spiffe import reporter_of
 from minimesh.control.access import CALLER, Role
 from minimesh.control.bodies import read_json
 from minimesh.control.telemetry import TelemetryHub, tap_filter
@@ -60,7 +61,7 @@ async def post_events(request: web.Request) -> web.Response:
         return _bad("telemetry: body must be {\"node\": ..., \"events\": [...]}")
     caller = request[CALLER]
     if caller.role is Role.WORKLOAD:
-        foreign = foreign_reports(caller.service, body["events"], body.get("tallies"))
+        foreign = foreign_reports(reporter_of(caller.service), body["events"], body.get("tallies"))
         if foreign:
             return web.json_response({"error": f"telemetry: {caller.identity} reports only for "
                                                f"{caller.service!r}, not for {', '.join(foreign)}"}, status=403)

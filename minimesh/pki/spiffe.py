@@ -1,9 +1,15 @@
 """SPIFFE identities: the names the mesh's certificates carry.
 
-Every service has one identity, written the way Istio writes it:
+Every workload has one identity, written the way Istio writes it:
 
-    spiffe://cluster.local/ns/default/sa/<service>
-             ^trust domain ^namespace  ^service account (here: the service)
+    spiffe://cluster.local/ns/<namespace>/sa/<service account>
+             ^trust domain
+
+A service's account is the service's own name, in its namespace; the
+ingress gateway is Istio's `istio-system/istio-ingressgateway-service-account`.
+Join tokens, signing and registration name an identity by its *account
+key*: the account alone in namespace `default` (`web`, as the lessons have
+always shown it), `NAMESPACE/ACCOUNT` anywhere else (`foo/catalog`).
 
 AuthorizationPolicy names peers by *principal*, which is the same string
 without the scheme ("cluster.local/ns/default/sa/web").
@@ -11,22 +17,39 @@ without the scheme ("cluster.local/ns/default/sa/web").
 
 from __future__ import annotations
 
+import re
+
 from cryptography import x509
 
 TRUST_DOMAIN = "cluster.local"
 NAMESPACE = "default"
 PREFIX = f"spiffe://{TRUST_DOMAIN}/ns/{NAMESPACE}/sa/"
+_SPIFFE = re.compile(rf"^spiffe://{re.escape(TRUST_DOMAIN)}/ns/([^/]+)/sa/([^/]+)$")
+
+# Istio's default ingress gateway runs as this account (lesson 06's policies name it).
+GATEWAY_ACCOUNT = "istio-system/istio-ingressgateway-service-account"
 
 
-def spiffe_id(service: str) -> str:
-    return PREFIX + service
+def account_key(namespace: str, account: str) -> str:
+    """'default', 'web' -> 'web'; 'foo', 'catalog' -> 'foo/catalog'."""
+    return account if namespace == NAMESPACE else f"{namespace}/{account}"
+
+
+def reporter_of(account: str) -> str:
+    """The name a workload of this account reports telemetry as: its service's ('gateway' for the gateway)."""
+    return "gateway" if account == GATEWAY_ACCOUNT else account.rpartition("/")[2]
+
+
+def spiffe_id(account: str) -> str:
+    """The SPIFFE ID of an account key ('web' or 'foo/catalog')."""
+    namespace, _, name = account.rpartition("/")
+    return f"spiffe://{TRUST_DOMAIN}/ns/{namespace or NAMESPACE}/sa/{name}"
 
 
 def service_of(identity: str | None) -> str | None:
-    """The service a SPIFFE ID of this mesh names, or None if it names none."""
-    if identity and identity.startswith(PREFIX) and "/" not in identity[len(PREFIX):]:
-        return identity[len(PREFIX):] or None
-    return None
+    """The account key a SPIFFE ID of this mesh names ('web', 'foo/catalog'), or None if it names none."""
+    found = _SPIFFE.match(identity) if identity else None
+    return account_key(found.group(1), found.group(2)) if found else None
 
 
 def trust_domain_of(identity: str | None) -> str | None:

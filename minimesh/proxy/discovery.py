@@ -23,6 +23,7 @@ import logging
 import aiohttp
 
 from minimesh.errors import ConfigError
+from minimesh.config import DEFAULT_NAMESPACE
 from minimesh.proxy.snapshot import MeshConfig, parse_snapshot
 
 log = logging.getLogger("minimesh.proxy")
@@ -34,8 +35,9 @@ WATCH_TIMEOUT = 30.0
 class ConfigHolder:
     """The snapshot in force. Layers read `.current` once per request."""
 
-    def __init__(self):
-        self.current = MeshConfig()
+    def __init__(self, namespace: str = DEFAULT_NAMESPACE):
+        self.namespace = namespace  # the proxy's: snapshots are read from it (snapshot.py)
+        self.current = MeshConfig(namespace=namespace)
         self.raw: dict | None = None
         self.last_nack: dict | None = None
         self.received = asyncio.Event()
@@ -114,7 +116,7 @@ class ControlPlaneClient:
     async def _take(self, doc: dict) -> None:
         version = str(doc.get("version", ""))
         try:
-            config = parse_snapshot(doc)
+            config = parse_snapshot(doc, self.holder.namespace)
         except ConfigError as e:
             log.warning("NACK snapshot %s: %s (keeping %s)", version, e, self.holder.current.version or "nothing")
             self.holder.last_nack = {"version": version, "error": str(e)}

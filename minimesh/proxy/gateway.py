@@ -30,7 +30,8 @@ class GatewayRouter:
         self.config_holder = config_holder
         self.default_service = default_service
         workload = workload or Workload(GATEWAY_LABELS)
-        stack = build_outbound_stack(pool, in_flight, breakers=breakers, outliers=outliers)  # 3. route and send on, as any sidecar's outbound
+        stack = build_outbound_stack(pool, in_flight, breakers=breakers, outliers=outliers,
+                                     labels=workload.labels)  # 3. route and send on, as any sidecar's outbound
         stack = Authorize(stack, workload)                # 2. AuthorizationPolicy selecting the gateway (403)
         self.mesh = Authenticate(stack, workload, jwks or JwksCache())  # 1. its RequestAuthentication (401)
 
@@ -41,7 +42,7 @@ class GatewayRouter:
         client_ip = request.client.split(":")[0] if request.client else ""
         add_forwarding(request.headers, client_ip)
         service = service_of(request.authority)
-        if not config.is_service(service):
+        if config.cluster(service, None) is None:
             if not self.default_service:
                 raise NoRoute(f"Host {request.authority!r} names no mesh service and the gateway has no default")
             service = self.default_service

@@ -34,7 +34,8 @@ class InboundSecurity:
     def mode(self) -> str:
         config = self.holder.current
         if self._mode_for is None or self._mode_for[0] is not config:
-            self._mode_for = (config, effective_mode(config.resources, self.labels))
+            self._mode_for = (config, effective_mode(config.resources, self.labels,
+                                                          getattr(config, "namespace", "default")))
         return self._mode_for[1]
 
     def __call__(self, is_tls: bool) -> tuple[Action, ssl.SSLContext | None, str]:

@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from minimesh.config.resource import ROOT_NAMESPACE
 from minimesh.errors import UserError
+from minimesh.pki.spiffe import GATEWAY_ACCOUNT, account_key
 from minimesh.proxy.admin import build_admin
 from minimesh.proxy.outbound.balancer import InFlight
 from minimesh.proxy.outbound.breaker import Breakers
@@ -53,6 +55,7 @@ class SidecarOptions:
     service: str
     instance: str
     version: str = "v1"
+    namespace: str = "default"  # a gateway always runs in istio-system, as Istio's ingress gateway
     labels: dict = field(default_factory=dict)
     host: str = "127.0.0.1"
     app_port: int | None = None
@@ -88,7 +91,11 @@ class Sidecar:
     def __init__(self, opts: SidecarOptions):
         self.opts = opts
         self.identity = {"service": opts.service, "version": opts.version, "instance": opts.instance}
-        self.holder = ConfigHolder()
+        # Whose identity it holds, and whose namespace it reads config from (config/namespaces.py):
+        # a service's own account in its namespace; the gateway is Istio's ingress gateway account.
+        self.namespace, self.account = ((ROOT_NAMESPACE, GATEWAY_ACCOUNT) if opts.gateway
+                                        else (opts.namespace, account_key(opts.namespace, opts.service)))
+        self.holder = ConfigHolder(self.namespace)
         self.stats = Stats()
         self.guard = LoopGuard()  # 508 for a request that would come back into this sidecar
         self.pool = UpstreamPool(limits=opts.limits)
@@ -100,7 +107,7 @@ class Sidecar:
         self.client: ControlPlaneClient | None = None
         # Workload identity (identity.py): with a join token the sidecar holds a
         # SPIFFE certificate and speaks mTLS to peers that have one (auto mTLS).
-        self.workload = (WorkloadIdentity(opts.control_url, opts.service, opts.instance, opts.token,
+        self.workload = (WorkloadIdentity(opts.control_url, self.account, opts.instance, opts.token,
                                           control_ca=read_control_ca(opts.control_ca))
                          if opts.token else None)
         self.pool.mtls = AutoMTLS(self.workload)  # secure naming, with or without a certificate of our own
@@ -132,7 +139,7 @@ class Sidecar:
         edge = lambda direction, route: Edge(direction, route, self.stats, self.identity,  # noqa: E731
                                              self.telemetry, self.guard)
         jwks = JwksCache()  # RequestAuthentication's jwksUri key sets, shared by this proxy's listeners
-        workload = Workload(self._labels(), port=o.listen_port if o.gateway else o.app_port, ip=o.advertise_host)
+        workload = Workload(self._labels(), namespace=self.namespace, port=o.listen_port if o.gateway else o.app_port, ip=o.advertise_host)
         if o.gateway:
             router = GatewayRouter(self.holder, self.pool, self.in_flight, o.default_service, workload, jwks,
                                    self.breakers, self.outliers)
@@ -141,7 +148,8 @@ class Sidecar:
         else:
             if o.app_port is None:
                 raise ValueError("a sidecar needs --app-port (or --gateway)")
-            outbound = OutboundRouter(self.holder, self.pool, self.in_flight, self.breakers, self.outliers)
+            outbound = OutboundRouter(self.holder, self.pool, self.in_flight, self.breakers, self.outliers,
+                                      labels=self._labels())
             inbound = InboundRouter(self.holder, self.pool, o.service, o.app_port, workload, jwks)
             self.listeners.append(Listener("outbound", edge("outbound", outbound), o.host, o.outbound_port,
                                            limits=o.limits))
@@ -162,7 +170,7 @@ class Sidecar:
             self.workload.start_renewing()
         else:
             log.warning("no join token: running without an identity; plaintext only, "
-                        "PeerAuthentication is not enforced here (`minimesh token %s` makes one)", o.service)
+                        "PeerAuthentication is not enforced here (`minimesh token %s` makes one)", self.account)
         self.client = ControlPlaneClient(o.control_url, registration, self.holder,
                                          self.workload.control_tls if self.workload else (lambda: None))
         self.client.start()
@@ -186,6 +194,7 @@ class Sidecar:
         labels = self._labels()
         return {
             **self.identity, "kind": "gateway" if o.gateway else "sidecar", "labels": labels,
+            "namespace": self.namespace, "serviceAccount": self.account.rpartition("/")[2],
             "identity": self.workload.identity if self.workload else None,
             "certificate": self.workload.summary() if self.workload else None,
             # The app shares our network namespace, so it is reachable where we are

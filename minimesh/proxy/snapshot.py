@@ -9,6 +9,12 @@ does not cost the rest: it is quarantined alone — left out and named in
 no single registration or manifest can keep a restarted sidecar from
 becoming ready (the control plane validates both; this is the second wall).
 
+A proxy sees the mesh from its namespace (config/namespaces.py): only the
+VirtualServices and DestinationRules exported to it, and where two name one
+host, the one in its own namespace first (then the service's, then the root
+namespace's; within one namespace, by name) — Istio's lookup order for
+DestinationRules, used here for both kinds.
+
 Clusters are worked out once per snapshot, not per request: for each service,
 its endpoints, and for each DestinationRule subset, the endpoints whose labels
 match the subset's labels, together with the load-balancing policy in force.
@@ -18,7 +24,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from minimesh.config import DestinationRule, TrafficPolicy, VirtualService, parse_resource, short_host
+from minimesh.config import DEFAULT_NAMESPACE, DestinationRule, TrafficPolicy, VirtualService, parse_resource
+from minimesh.config.namespaces import exported_to, namespace_of_key, resolve
+from minimesh.config.resource import ROOT_NAMESPACE
 from minimesh.errors import ConfigError
 from minimesh.proxy.inbound.peer_auth import DEFAULT_MODE, effective_mode
 
@@ -32,6 +40,7 @@ class Endpoint:
     labels: tuple[tuple[str, str], ...] = ()
     identity: str | None = None  # its SPIFFE ID when it holds a certificate (auto mTLS)
     mtls_mode: str = DEFAULT_MODE  # the PeerAuthentication mode in force at its inbound
+    namespace: str = DEFAULT_NAMESPACE
 
     def has_labels(self, wanted) -> bool:
         mine = dict(self.labels)
@@ -64,9 +73,14 @@ class MeshConfig:
     trust_bundle: str = ""  # PEM root certificates that peers' chains must lead to
     endpoints_by_address: dict[str, Endpoint] = field(default_factory=dict)
     quarantined: tuple[str, ...] = ()  # entries left out, each "what: why" (the sidecar NACKs naming them)
+    namespace: str = DEFAULT_NAMESPACE  # the proxy's own: short Host names are read in it
+
+    def service_key(self, host: str) -> str:
+        """The service a Host names, read from this proxy's namespace (or the host itself if external)."""
+        return resolve(host, self.namespace, self.clusters)
 
     def is_service(self, host: str) -> bool:
-        return (short_host(host), None) in self.clusters
+        return (self.service_key(host), None) in self.clusters
 
     def cluster(self, service: str, subset: str | None) -> Cluster | None:
         return self.clusters.get((service, subset))
@@ -75,22 +89,22 @@ class MeshConfig:
         return self.endpoints_by_address.get(address)
 
 
-def parse_snapshot(doc: dict) -> MeshConfig:
-    """Turn a /v1/watch answer into a MeshConfig, or raise ConfigError."""
+def parse_snapshot(doc: dict, namespace: str = DEFAULT_NAMESPACE) -> MeshConfig:
+    """Turn a /v1/watch answer into a MeshConfig for a proxy in `namespace`, or raise ConfigError."""
     _check_shape(doc)
     quarantined: list[str] = []
     resources = tuple(r for r in (_quarantining(quarantined, _entry_name(m), parse_resource, m, source="<snapshot>")
                                   for m in doc.get("resources", [])) if r is not None)
     virtual_services: dict[str, VirtualService] = {}
     destination_rules: dict[str, DestinationRule] = {}
-    for r in sorted(resources, key=lambda r: r.name):
+    for r in sorted((r for r in resources if exported_to(r, namespace)), key=lambda r: r.name):
         if isinstance(r, VirtualService):
             for host in r.hosts:
                 # Istio merges VirtualServices for one host only on gateways;
-                # for sidecars the first (by name) wins, as here.
-                virtual_services.setdefault(short_host(host), r)
+                # for sidecars one wins (here: by namespace order, then name).
+                _prefer(virtual_services, host, r, namespace)
         elif isinstance(r, DestinationRule):
-            destination_rules.setdefault(short_host(r.host), r)
+            _prefer(destination_rules, r.host, r, namespace)
 
     clusters = {}
     for service, info in doc.get("services", {}).items():
@@ -120,7 +134,17 @@ def parse_snapshot(doc: dict) -> MeshConfig:
         endpoints_by_address={e.address: e for (_, subset), c in clusters.items() if subset is None
                               for e in c.endpoints},
         quarantined=tuple(quarantined),
+        namespace=namespace,
     )
+
+
+def _prefer(chosen: dict, host: str, resource, namespace: str) -> None:
+    """Keep, for `host`, the resource nearest the proxy: its namespace, the host's, the root's, any other."""
+    def rank(r):
+        order = (namespace, namespace_of_key(host), ROOT_NAMESPACE)
+        return order.index(r.namespace) if r.namespace in order else len(order)
+    if host not in chosen or rank(resource) < rank(chosen[host]):
+        chosen[host] = resource
 
 
 def _entry_name(manifest) -> str:
@@ -169,9 +193,10 @@ def _endpoint(e: dict, resources) -> Endpoint:
             raise TypeError("identity")
         labels = tuple(sorted((str(k), str(v)) for k, v in e.get("labels", {}).items()))
         identity = e.get("identity")
+        namespace = str(e.get("namespace") or DEFAULT_NAMESPACE)
         return Endpoint(instance=str(e["instance"]), address=e["address"], labels=labels,
                         identity=str(identity) if identity else None,
-                        mtls_mode=effective_mode(resources, dict(labels)))
+                        mtls_mode=effective_mode(resources, dict(labels), namespace), namespace=namespace)
     except (KeyError, ValueError, AttributeError, TypeError) as err:
         raise ConfigError(f"bad endpoint {e!r}: needs instance and address host:port",
                           source="<snapshot>", field="services.endpoints") from err

@@ -50,6 +50,7 @@ from pathlib import Path
 
 import yaml
 
+from minimesh.pki.spiffe import GATEWAY_ACCOUNT, account_key
 from minimesh.errors import UserError
 from minimesh.runner.topology import LESSON_TELEMETRY, Instance, Lesson, load_lesson
 
@@ -130,7 +131,7 @@ def control_service(lesson: Lesson) -> dict:
     }
 
 
-def tokens_service(services: list[str]) -> dict:
+def tokens_service(services: list[str], accounts: dict[str, str] | None = None) -> dict:
     """A one-shot job: the join token of each service, into that service's own volume.
 
     Each sidecar mounts only its service's volume (as a Kubernetes pod gets only
@@ -139,7 +140,8 @@ def tokens_service(services: list[str]) -> dict:
     """
     return {
         "image": IMAGE,
-        "command": ["python", "-m", "minimesh.runner.compose_pod", "tokens", "--home", CONTROL_HOME, *services],
+        "command": ["python", "-m", "minimesh.runner.compose_pod", "tokens", "--home", CONTROL_HOME,
+                    *(f"{s}={accounts[s]}" if s in (accounts or {}) and accounts[s] != s else s for s in services)],
         "volumes": [f"control-home:{CONTROL_HOME}", *(f"token-{s}:{TOKENS_DIR}/{s}" for s in services)],
         "depends_on": {"control": {"condition": "service_healthy"}},
     }
@@ -162,6 +164,7 @@ def app_service(lesson: Lesson, inst: Instance) -> dict:
 def sidecar_service(inst: Instance) -> dict:
     labels = [arg for k, v in inst.spec.labels.items() for arg in ("--label", f"{k}={v}")]
     args = ["minimesh", "sidecar", "--control", CONTROL_URL, "--service", inst.service,
+            *(("--namespace", inst.spec.namespace) if inst.spec.namespace != "default" else ()),
             "--version", inst.version, "--instance", inst.name, *labels, "--host", "0.0.0.0",
             "--app-port", str(APP_PORT), "--inbound-port", str(INBOUND_PORT),
             "--outbound-port", str(OUTBOUND_PORT), "--admin-port", str(ADMIN_PORT), *LESSON_TELEMETRY]
@@ -198,7 +201,9 @@ def gateway_service(lesson: Lesson) -> dict:
 def compose_model(lesson: Lesson) -> dict:
     """The compose file as data (a pure function of the lesson)."""
     proxies = [*lesson.services, "gateway"]
-    services = {"control": control_service(lesson), "tokens": tokens_service(proxies)}
+    accounts = {v.service: account_key(v.namespace, v.service) for v in lesson.versions}
+    accounts["gateway"] = GATEWAY_ACCOUNT
+    services = {"control": control_service(lesson), "tokens": tokens_service(proxies, accounts)}
     for inst in lesson.instances():
         services[inst.name] = app_service(lesson, inst)
         services[f"{inst.name}-sidecar"] = sidecar_service(inst)

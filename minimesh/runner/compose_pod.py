@@ -86,20 +86,22 @@ def app_is_back(born_mtime: float) -> bool:
 
 
 def write_tokens(argv: list[str]) -> int:
-    """`tokens --home H SERVICE…`: each service's join token into /tokens/<service>/token,
-    and the mesh CA's certificate beside it (ca.pem: how its sidecar verifies the control plane)."""
+    """`tokens --home H SERVICE[=ACCOUNT]…`: each service's join token into /tokens/<service>/token,
+    and the mesh CA's certificate beside it (ca.pem: how its sidecar verifies the control plane).
+    The token is for ACCOUNT (pki/spiffe.py's account key), the service's own name when not given."""
     from minimesh.pki.ca import CERT_FILE
     from minimesh.pki.tokens import join_token, load_or_create_secret
 
     home, services = Path(argv[argv.index("--home") + 1]), argv[argv.index("--home") + 2:]
     secret = load_or_create_secret(home / "control")
     ca_pem = (home / "control" / CERT_FILE).read_text()
-    for service in services:
+    for item in services:
+        service, _, account = item.partition("=")
         path = Path(TOKENS_DIR) / service / "token"
-        path.write_text(join_token(secret, service))
+        path.write_text(join_token(secret, account or service))
         path.chmod(0o600)
         (path.parent / "ca.pem").write_text(ca_pem)
-    print(f"compose_pod: join tokens written for {', '.join(services)}", flush=True)
+    print(f"compose_pod: join tokens written for {', '.join(s.partition('=')[0] for s in services)}", flush=True)
     return 0
 
 

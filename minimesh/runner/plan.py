@@ -17,6 +17,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from minimesh.pki.spiffe import GATEWAY_ACCOUNT, account_key
 from minimesh.runner.topology import LESSON_TELEMETRY, Lesson
 
 HOST = "127.0.0.1"
@@ -109,11 +110,12 @@ def plan_stack(lesson: Lesson, home: Path, gateway_port: int, next_port, token_f
         workloads.append(ProcessSpec(
             name=f"{inst.name}.sidecar", role="sidecar",
             argv=(*MESH, "sidecar", "--control", control_url, "--service", inst.service,
+                  *(("--namespace", inst.spec.namespace) if inst.spec.namespace != "default" else ()),
                   "--version", inst.version, "--instance", inst.name, *labels,
                   "--app-port", str(ip.app_port), "--inbound-port", str(ip.inbound_port),
                   "--outbound-port", str(ip.outbound_port), "--admin-port", str(ip.admin_port),
                   *LESSON_TELEMETRY),
-            env=token_env(inst.service), probe=Probe(ip.admin_port, "/ready"), instance=inst.name,
+            env=token_env(account_key(inst.spec.namespace, inst.service)), probe=Probe(ip.admin_port, "/ready"), instance=inst.name,
             ports=(ip.inbound_port, ip.outbound_port, ip.admin_port)))
 
     gateway_admin = next_port()
@@ -122,7 +124,7 @@ def plan_stack(lesson: Lesson, home: Path, gateway_port: int, next_port, token_f
         argv=(*MESH, "sidecar", "--gateway", "--service", "gateway", "--instance", "gateway",
               "--listen-port", str(gateway_port), "--admin-port", str(gateway_admin),
               "--default-service", lesson.gateway, "--control", control_url, *LESSON_TELEMETRY),
-        env=token_env("gateway"), probe=Probe(gateway_admin, "/ready"), instance="gateway",
+        env=token_env(GATEWAY_ACCOUNT), probe=Probe(gateway_admin, "/ready"), instance="gateway",
         ports=(gateway_port, gateway_admin))
 
     return StackPlan(control_url=control_url, gateway_url=f"http://{HOST}:{gateway_port}",

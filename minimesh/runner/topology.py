@@ -17,6 +17,8 @@ directory — so a lesson file anywhere can mesh any program. `description`,
 they are passed through untouched. Any other key is an error naming its line.
 """
 
+import dataclasses
+import re
 import shutil
 import sys
 from dataclasses import dataclass, field
@@ -26,8 +28,9 @@ from minimesh.errors import ConfigError, UserError
 from minimesh.config.source import line_of, read_file
 
 LESSON_FILE = "lesson.yaml"
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 TOP_KEYS = {"title", "gateway", "services", "description", "manifests", "steps", "cert_ttl"}
-SERVICE_KEYS = {"versions"}
+SERVICE_KEYS = {"versions", "namespace"}
 VERSION_KEYS = {"command", "replicas", "env", "labels"}
 
 # Lessons run every sidecar with Istio's demo-profile telemetry: every request
@@ -46,6 +49,7 @@ class VersionSpec:
     replicas: int = 1
     env: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
+    namespace: str = "default"  # the service's Kubernetes namespace: its identity and host names follow it
 
 
 @dataclass(frozen=True)
@@ -136,13 +140,16 @@ def parse_lesson(data, lines, *, source: str, lesson_dir: Path, cwd: Path | None
         spath = ("services", service)
         string(service, spath)
         mapping(body, spath, SERVICE_KEYS)
+        namespace = string(body.get("namespace", "default"), spath + ("namespace",))
+        if not _DNS_LABEL.match(namespace):
+            raise fail("must be a namespace name: lowercase letters, digits and '-', at most 63", spath + ("namespace",))
         vmap = mapping(body.get("versions"), spath + ("versions",))
         if not vmap:
             raise fail("needs at least one version", spath + ("versions",))
         for version, vbody in vmap.items():
             vpath = spath + ("versions", version)
-            versions.append(_parse_version(str(service), str(version), vbody, vpath,
-                                           mapping, string, fail, search))
+            versions.append(dataclasses.replace(_parse_version(str(service), str(version), vbody, vpath,
+                                                               mapping, string, fail, search), namespace=namespace))
 
     gateway = data.get("gateway", versions[0].service)
     gateway = string(gateway, ("gateway",))

@@ -220,9 +220,10 @@ async def test_the_gateway_enforces_policies_that_select_it(tmp_path):
                 async with http.get(gateway.listen + "/items") as r:
                     assert r.status == 200
             # The request the gateway let through reached catalog over mTLS as the gateway;
-            # a policy at catalog sees the gateway's principal.
+            # a policy at catalog sees the gateway's principal: Istio's ingress gateway's (lesson 06 names it).
             await mesh.apply(authz("only-gateway", {**selecting("catalog"), "rules": [
-                {"from": [{"source": {"principals": [principal("gateway")]}}]}]}))
+                {"from": [{"source": {"principals": [
+                    "cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account"]}}]}]}))
             async with aiohttp.ClientSession(trust_env=False) as http:
                 async with http.get(gateway.listen + "/items") as r:
                     assert r.status == 200

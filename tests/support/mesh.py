@@ -34,6 +34,7 @@ from pathlib import Path
 
 import aiohttp
 
+from minimesh.pki.spiffe import GATEWAY_ACCOUNT, account_key
 from minimesh.runner.topology import LESSON_TELEMETRY
 from tests.support.control import ControlPlaneProcess, control_plane_at, minimesh_command, wait_for
 from tests.support.shop import SHOP_ENV, ServiceHandle, astart_service, free_port
@@ -55,8 +56,10 @@ class SidecarProcess:
 
     def __init__(self, control_url: str, service: str, app_port: int | None, version: str, instance: str,
                  gateway: bool, default_service: str | None, log_path: Path,
-                 telemetry_args: tuple[str, ...] = LESSON_TELEMETRY, extra_args: tuple[str, ...] = ()):
+                 telemetry_args: tuple[str, ...] = LESSON_TELEMETRY, extra_args: tuple[str, ...] = (),
+                 namespace: str = "default"):
         self.control_url, self.service, self.app_port = control_url, service, app_port
+        self.namespace = namespace
         # The lessons' telemetry by default: the tests read every access-log line and trace.
         self.telemetry_args = telemetry_args
         self.extra_args = extra_args  # e.g. ("--header-timeout", "1")
@@ -68,7 +71,8 @@ class SidecarProcess:
         # A control plane the builders started: the sidecar gets its real (HTTPS) address,
         # its service's join token and the CA to verify it by — what the runner hands a sidecar.
         cp = control_plane_at(control_url)
-        self.token: str | None = cp.token(service) if cp is not None else None
+        account = GATEWAY_ACCOUNT if gateway else account_key(namespace, service)
+        self.token: str | None = cp.token(account) if cp is not None else None
         self.control_ca: Path | None = cp.ca_file if cp is not None else None
         if cp is not None:
             self.control_url = cp.https_url
@@ -103,6 +107,8 @@ class SidecarProcess:
         cmd = [*minimesh_command(), "sidecar", "--control", self.control_url, "--service", self.service,
                "--version", self.version, "--instance", self.instance, "--admin-port", str(self.ports["admin"]),
                *self.telemetry_args, *self.extra_args]
+        if self.namespace != "default":
+            cmd += ["--namespace", self.namespace]
         if self.control_ca is not None:
             cmd += ["--control-ca", str(self.control_ca)]
         if self.token:
@@ -206,11 +212,11 @@ def _log_file(instance: str, log_dir: Path | None) -> Path:
 async def start_sidecar(control_url: str, service: str, app_port: int | None = None, version: str = "v1",
                         instance: str | None = None, gateway: bool = False, default_service: str | None = None,
                         log_dir: Path | None = None, telemetry_args: tuple[str, ...] = LESSON_TELEMETRY,
-                        extra_args: tuple[str, ...] = ()) -> SidecarProcess:
+                        extra_args: tuple[str, ...] = (), namespace: str = "default") -> SidecarProcess:
     """Start a sidecar (or, with gateway=True, the gateway) and return once /ready answers 200."""
     instance = instance or f"{service}-{version}-{os.getpid()}-{next(_counter)}"
     sidecar = SidecarProcess(control_url, service, app_port, version, instance, gateway, default_service,
-                             _log_file(instance, log_dir), telemetry_args, extra_args)
+                             _log_file(instance, log_dir), telemetry_args, extra_args, namespace)
     try:
         return await sidecar.start()
     except BaseException:
@@ -262,17 +268,19 @@ class Mesh:
     def control_url(self) -> str:
         return self.control.url
 
-    async def add(self, service: str, version: str = "v1", env: dict | None = None, replicas: int = 1
-                  ) -> Instance | list[Instance]:
+    async def add(self, service: str, version: str = "v1", env: dict | None = None, replicas: int = 1,
+                  namespace: str = "default") -> Instance | list[Instance]:
         """Start `replicas` instances of demo-services/<service>.py, each beside its own sidecar."""
-        started = await asyncio.gather(*(self._add_one(service, version, env or {}) for _ in range(replicas)))
+        started = await asyncio.gather(*(self._add_one(service, version, env or {}, namespace=namespace)
+                                         for _ in range(replicas)))
         return started[0] if replicas == 1 else list(started)
 
-    async def _add_one(self, service: str, version: str, env: dict) -> Instance:
+    async def _add_one(self, service: str, version: str, env: dict, namespace: str = "default") -> Instance:
         name = f"{service}-{version}-{next(self._numbers)}"
         app_port = free_port()
         # The sidecar first: its outbound port is the app's HTTP_PROXY.
-        sidecar = await start_sidecar(self.control_url, service, app_port, version, name, log_dir=self.log_dir)
+        sidecar = await start_sidecar(self.control_url, service, app_port, version, name, log_dir=self.log_dir,
+                                      namespace=namespace)
         instance = Instance(service, version, name, None, sidecar)
         self.instances.append(instance)
         instance.app = await astart_service(service, {"SERVICE": service, "VERSION": version, "INSTANCE": name,

@@ -18,6 +18,7 @@ import ssl
 import time
 from pathlib import Path
 
+from minimesh.pki.spiffe import GATEWAY_ACCOUNT, account_key
 from minimesh.pki.ca import CertificateAuthority
 from minimesh.pki.tokens import issue_token
 from minimesh.pki.workload import build_csr, credentials, new_key
@@ -37,10 +38,11 @@ class TokenSidecar(SidecarProcess):
 
 async def start_token_sidecar(control_url: str, service: str, token: str | None, app_port: int | None = None,
                               version: str = "v1", instance: str | None = None, gateway: bool = False,
-                              default_service: str | None = None, log_dir: Path | None = None) -> TokenSidecar:
+                              default_service: str | None = None, log_dir: Path | None = None,
+                              namespace: str = "default") -> TokenSidecar:
     instance = instance or f"{service}-{version}-{os.getpid()}-{time.monotonic_ns()}"
     sidecar = TokenSidecar(control_url, service, app_port, version, instance, gateway, default_service,
-                           _log_file(instance, log_dir), token=token)
+                           _log_file(instance, log_dir), token=token, namespace=namespace)
     try:
         return await sidecar.start()
     except BaseException:
@@ -56,11 +58,13 @@ class SecureMesh(Mesh):
     def ca(self) -> CertificateAuthority:
         return CertificateAuthority.load_or_create(self.control.home / "control")
 
-    async def _add_one(self, service: str, version: str, env: dict, token: str | None = "auto") -> Instance:
+    async def _add_one(self, service: str, version: str, env: dict, token: str | None = "auto",
+                       namespace: str = "default") -> Instance:
         name = f"{service}-{version}-{next(self._numbers)}"
         app_port = free_port()
-        sidecar = await start_token_sidecar(self.control_url, service, self.token(service) if token == "auto" else token,
-                                            app_port, version, name, log_dir=self.log_dir)
+        token = self.token(account_key(namespace, service)) if token == "auto" else token
+        sidecar = await start_token_sidecar(self.control_url, service, token, app_port, version, name,
+                                            log_dir=self.log_dir, namespace=namespace)
         instance = Instance(service, version, name, None, sidecar)
         self.instances.append(instance)
         instance.app = await astart_service(service, {"SERVICE": service, "VERSION": version, "INSTANCE": name,
@@ -82,7 +86,7 @@ class SecureMesh(Mesh):
         return instance
 
     async def add_gateway(self, default_service: str | None = "web") -> SidecarProcess:
-        self.gateway = await start_token_sidecar(self.control_url, "gateway", self.token("gateway"), gateway=True,
+        self.gateway = await start_token_sidecar(self.control_url, "gateway", self.token(GATEWAY_ACCOUNT), gateway=True,
                                                  instance="gateway", default_service=default_service,
                                                  log_dir=self.log_dir)
         return self.gateway

@@ -2,9 +2,11 @@
 
 Istio's rules, which minimesh follows:
 
-- a policy with `selector.matchLabels` applies to the workloads whose labels
-  match; one without a selector applies mesh-wide (there is one namespace);
-- the workload's own policy beats the mesh-wide one; `UNSET` inherits;
+- a policy with `selector.matchLabels` applies to the workloads of its
+  namespace whose labels match; one without a selector applies to its
+  namespace — and, in the root namespace `istio-system`, to the whole mesh;
+- the workload's own policy beats its namespace's, which beats the
+  mesh-wide one; `UNSET` inherits;
 - with no policy at all the mode is PERMISSIVE, and clients send mTLS to
   any endpoint that has an identity ("auto mTLS"; the client's side of it,
   with secure naming, is secure_naming.py).
@@ -24,7 +26,8 @@ everything.
 
 from __future__ import annotations
 
-from minimesh.config import PeerAuthentication
+from minimesh.config import DEFAULT_NAMESPACE, PeerAuthentication
+from minimesh.config.resource import ROOT_NAMESPACE
 from minimesh.proxy.transport.sniffing import Action
 
 DEFAULT_MODE = "PERMISSIVE"
@@ -51,13 +54,13 @@ def _selects(policy: PeerAuthentication, labels: dict) -> bool:
     return all(labels.get(k) == v for k, v in dict(policy.selector).items())
 
 
-def effective_mode(resources, labels: dict) -> str:
-    """The mTLS mode in force for a workload with `labels`, from the snapshot's resources."""
-    policies = sorted((r for r in resources if isinstance(r, PeerAuthentication)), key=lambda p: p.name)
+def effective_mode(resources, labels: dict, namespace: str = DEFAULT_NAMESPACE) -> str:
+    """The mTLS mode in force for a workload with `labels` in `namespace`, from the snapshot's resources."""
+    policies = sorted((r for r in resources if isinstance(r, PeerAuthentication) and r.mtls_mode != "UNSET"),
+                      key=lambda p: p.name)
     workload = next((p.mtls_mode for p in policies
-                     if p.selector is not None and _selects(p, labels) and p.mtls_mode != "UNSET"), None)
-    if workload:
-        return workload
-    mesh = next((p.mtls_mode for p in policies if p.selector is None and p.mtls_mode != "UNSET"), None)
-    return mesh or DEFAULT_MODE
+                     if p.namespace == namespace and p.selector is not None and _selects(p, labels)), None)
+    here = next((p.mtls_mode for p in policies if p.namespace == namespace and p.selector is None), None)
+    mesh = next((p.mtls_mode for p in policies if p.namespace == ROOT_NAMESPACE and p.selector is None), None)
+    return workload or here or mesh or DEFAULT_MODE
 

@@ -37,7 +37,7 @@ import random
 import sys
 import time
 
-from minimesh.pki.spiffe import in_trust_domain, service_of
+from minimesh.pki.spiffe import in_trust_domain, reporter_of, service_of
 from minimesh.proxy.observe import tracing
 from minimesh.proxy.observe.export import TelemetryExporter, to_json
 from minimesh.proxy.observe.rollup import count_request, latency_bin
@@ -57,7 +57,8 @@ MAX_NOTED = 10_000  # count() at once past this many, whatever the exporter is d
 
 def verified_peer(claimed: str | None, identity: str | None) -> str | None:
     """The calling workload "service;version;instance" as far as its certificate vouches for it."""
-    service = service_of(identity) if identity and in_trust_domain(identity) else None
+    account = service_of(identity) if identity and in_trust_domain(identity) else None
+    service = reporter_of(account) if account is not None else None
     if service is None:
         return None  # plaintext, or a certificate naming no service of this mesh: unknown
     if claimed and claimed.split(";", 1)[0] == service:

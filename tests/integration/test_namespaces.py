@@ -1,0 +1,134 @@
+"""Namespaces, as Istio has them, with real sidecars.
+
+Two copies of the demo catalog run: one in namespace `default`, one in `foo`,
+each with a pricing instance beside it whose sidecar we use as the caller
+(its outbound listener is an HTTP proxy, as for any app). We check that a
+short host is read in the caller's namespace, that a VirtualService in `foo`
+does not steer `default`'s traffic, that `exportTo: [.]` hides one from other
+namespaces, that identities carry the namespace, and that a selector-less
+PeerAuthentication covers its namespace — and the whole mesh only from the
+root namespace `istio-system`.
+"""
+
+import aiohttp
+import pytest
+import pytest_asyncio
+
+from tests.support.mesh import client_session, run_mesh
+
+pytestmark = [pytest.mark.timeout(120), pytest.mark.asyncio(loop_scope="module")]
+
+ABORT = {"fault": {"abort": {"httpStatus": 418, "percentage": {"value": 100}}}}
+
+
+def catalog_vs(namespace: str, host: str = "catalog", export_to: list | None = None, name: str = "catalog") -> dict:
+    spec = {"hosts": [host], "http": [{"route": [{"destination": {"host": host}}], **ABORT}]}
+    if export_to is not None:
+        spec["exportTo"] = export_to
+    return {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+            "metadata": {"name": name, "namespace": namespace}, "spec": spec}
+
+
+def peer_authentication(namespace: str, mode: str) -> dict:
+    return {"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
+            "metadata": {"name": "default", "namespace": namespace}, "spec": {"mtls": {"mode": mode}}}
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def mesh(tmp_path_factory):
+    async with run_mesh(tmp_path_factory.mktemp("namespaces") / "home") as mesh:
+        mesh.catalog = {"default": await mesh.add("catalog"), "foo": await mesh.add("catalog", namespace="foo")}
+        mesh.caller = {"default": await mesh.add("pricing"), "foo": await mesh.add("pricing", namespace="foo")}
+        await mesh.converged()
+        yield mesh
+
+
+async def call(mesh, namespace: str, host: str) -> tuple[int, str]:
+    """GET http://HOST/items through the outbound of the caller in `namespace`: (status, serving instance)."""
+    async with client_session() as http:
+        async with http.get(f"http://{host}/items", proxy=mesh.caller[namespace].sidecar.outbound) as r:
+            body = await r.json(content_type=None) if r.status == 200 else {}
+            return r.status, body.get("instance", "")
+
+
+async def clear(mesh) -> None:
+    for kind in ("VirtualService", "PeerAuthentication"):
+        _, body = await mesh.cp("GET", f"/v1/config?kind={kind}")
+        for r in body["resources"]:
+            await mesh.cp("DELETE", f"/v1/config/{kind}/{r['metadata']['name']}"
+                                    f"?namespace={r['metadata'].get('namespace', 'default')}")
+    await mesh.converged()
+
+
+async def test_a_short_host_is_read_in_the_callers_namespace(mesh):
+    # `catalog` from default is default's catalog; from foo it is foo's; `catalog.foo` and the FQDN name foo's.
+    default_name, foo_name = mesh.catalog["default"].name, mesh.catalog["foo"].name
+    assert await call(mesh, "default", "catalog") == (200, default_name)
+    assert await call(mesh, "foo", "catalog") == (200, foo_name)
+    assert await call(mesh, "default", "catalog.foo") == (200, foo_name)
+    assert await call(mesh, "default", "catalog.foo.svc.cluster.local") == (200, foo_name)
+    assert await call(mesh, "foo", "catalog.default.svc.cluster.local") == (200, default_name)
+
+
+async def test_identities_carry_the_namespace(mesh):
+    _, body = await mesh.cp("GET", "/v1/instances")
+    identity = {i["instance"]: i["identity"] for i in body["instances"]}
+    assert identity[mesh.catalog["foo"].name] == "spiffe://cluster.local/ns/foo/sa/catalog"
+    assert identity[mesh.catalog["default"].name] == "spiffe://cluster.local/ns/default/sa/catalog"
+
+
+async def test_a_virtual_service_in_foo_does_not_steer_default(mesh):
+    try:
+        # `catalog` in a VirtualService of foo means catalog.foo.svc.cluster.local.
+        await mesh.apply(catalog_vs("foo"))
+        assert (await call(mesh, "foo", "catalog"))[0] == 418
+        assert (await call(mesh, "default", "catalog"))[0] == 200
+        assert (await call(mesh, "default", "catalog.foo"))[0] == 418  # exported everywhere by default
+    finally:
+        await clear(mesh)
+
+
+async def test_export_to_dot_hides_a_virtual_service_from_other_namespaces(mesh):
+    try:
+        await mesh.apply(catalog_vs("default", export_to=["."]))
+        assert (await call(mesh, "default", "catalog"))[0] == 418
+        # foo's proxies do not see it: they route default's catalog plainly.
+        assert await call(mesh, "foo", "catalog.default.svc.cluster.local") == (200, mesh.catalog["default"].name)
+        # Exported to foo by name, the same VirtualService applies there too.
+        await mesh.apply(catalog_vs("default", export_to=[".", "foo"]))
+        assert (await call(mesh, "foo", "catalog.default.svc.cluster.local"))[0] == 418
+    finally:
+        await clear(mesh)
+
+
+async def plaintext_ok(instance) -> bool:
+    """A plaintext request straight to the instance's inbound: answered (PERMISSIVE) or refused (STRICT)."""
+    try:
+        async with client_session() as http, http.get(instance.sidecar.inbound + "/items") as r:
+            return r.status == 200
+    except (aiohttp.ClientError, OSError):
+        return False
+
+
+async def test_a_selector_less_peer_authentication_covers_its_namespace_only(mesh):
+    try:
+        await mesh.apply(peer_authentication("foo", "STRICT"))
+        assert not await plaintext_ok(mesh.catalog["foo"])
+        assert await plaintext_ok(mesh.catalog["default"])  # a policy in foo is not mesh-wide
+        # mTLS between sidecars still works into foo.
+        assert (await call(mesh, "default", "catalog.foo"))[0] == 200
+    finally:
+        await clear(mesh)
+
+
+async def test_a_root_namespace_peer_authentication_is_mesh_wide(mesh):
+    try:
+        await mesh.apply(peer_authentication("istio-system", "STRICT"))
+        assert not await plaintext_ok(mesh.catalog["foo"])
+        assert not await plaintext_ok(mesh.catalog["default"])
+        # A namespace's own policy beats the mesh-wide one.
+        await mesh.apply(peer_authentication("default", "PERMISSIVE"))
+        assert await plaintext_ok(mesh.catalog["default"])
+        assert not await plaintext_ok(mesh.catalog["foo"])
+    finally:
+        await clear(mesh)
