@@ -10,6 +10,7 @@ entry points) and references.py (cross-resource checks).
 """
 
 from .destinationrule import DestinationRule, Subset
+from .gateway import Gateway
 from .trafficpolicy import (
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_LOAD_BALANCER, LOAD_BALANCERS, ConnectionPool, ConsistentHash, LoadBalancer,
     OutlierDetection, RetryBudget, TcpKeepalive, TrafficPolicy,
@@ -31,7 +32,7 @@ __all__ = [
     "DEFAULT_CONNECT_TIMEOUT", "DEFAULT_LOAD_BALANCER", "DEFAULT_NAMESPACE", "DEFAULT_RETRY",
     "DEFAULT_RETRY_BACKOFF", "LOAD_BALANCERS", "AuthorizationPolicy", "ConnectionPool", "ConsistentHash",
     "Destination", "HTTPMirrorPolicy", "LoadBalancer", "RetryBudget", "TcpKeepalive",
-    "DestinationRule", "FaultAbort", "FaultDelay", "HTTPFault", "HTTPMatchRequest", "HTTPRetry", "HTTPRoute",
+    "DestinationRule", "FaultAbort", "Gateway", "FaultDelay", "HTTPFault", "HTTPMatchRequest", "HTTPRetry", "HTTPRoute",
     "HTTPRouteDestination", "JwtRule", "Labels", "OutlierDetection", "PeerAuthentication",
     "RequestAuthentication", "Resource", "StringMatch", "Subset", "TrafficPolicy", "VirtualService", "check_references", "unknown_hosts",
     "format_duration", "load_file", "load_files", "load_manifests", "parse_duration", "parse_resource",

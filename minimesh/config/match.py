@@ -7,6 +7,8 @@ The semantics are Envoy's, because that is what Istio compiles a match into:
 - a regex must match the whole string (Envoy's `safe_regex` is a full match,
   RE2 syntax), not just somewhere inside it;
 - header names are case-insensitive, values are not;
+- `authority` is HTTP/1.1's Host header (HTTP/2's :authority), port included
+  when the client sent one;
 - every condition in one match must hold (AND); a route's list of matches
   is OR; an empty match matches everything.
 """
@@ -46,9 +48,12 @@ class HTTPMatchRequest:
     headers: tuple[tuple[str, StringMatch], ...] = ()  # names lowercased
     method: StringMatch | None = None
     name: str | None = None
+    authority: StringMatch | None = None
 
     def matches(self, method: str, path: str, headers: Mapping[str, str]) -> bool:
         if self.method is not None and not self.method.matches(method):
+            return False
+        if self.authority is not None and not self.authority.matches(_header(headers, "host") or ""):
             return False
         if self.uri is not None:
             subject = path if self.uri.kind == "prefix" else path.split("?", 1)[0]
@@ -83,9 +88,9 @@ def parse_string_match(value: Any, at: At) -> StringMatch:
     return StringMatch(kind, text, pattern)
 
 
-_MATCH_FIELDS = ("name", "uri", "headers", "method")
+_MATCH_FIELDS = ("name", "uri", "headers", "method", "authority")
 _MATCH_ISTIO_ONLY = (
-    "authority", "gateways", "ignoreUriCase", "port", "queryParams", "scheme",
+    "gateways", "ignoreUriCase", "port", "queryParams", "scheme",
     "sourceLabels", "sourceNamespace", "statPrefix", "withoutHeaders",
 )
 
@@ -100,4 +105,5 @@ def parse_match(value: Any, at: At) -> HTTPMatchRequest:
         for name, match in mapping(block.get("headers"), at / "headers").items()
     )
     name = string(block["name"], at / "name") if "name" in block else None
-    return HTTPMatchRequest(uri=uri, headers=headers, method=method, name=name)
+    authority = parse_string_match(block["authority"], at / "authority") if "authority" in block else None
+    return HTTPMatchRequest(uri=uri, headers=headers, method=method, name=name, authority=authority)

@@ -45,6 +45,8 @@ class Journey:
     started: float = field(default_factory=time.monotonic)
     # Filled in by the layers as the request travels inwards:
     config: object = None  # the MeshConfig in force when the request arrived
+    virtual_service: object = None  # gateway: the bound VirtualService to apply (ingress.py)
+    no_route: str = ""  # gateway: why no VirtualService serves this Host (404 NR in route.py)
     http_route: object = None  # the matched route (route.py)
     cluster: object = None  # the service + subset picked (split.py)
     endpoint: str | None = None  # the endpoint of the current attempt (balancer.py)

@@ -38,7 +38,9 @@ class MatchRoute:
 
     async def __call__(self, request: Request) -> Response:
         journey = request.journey
-        vs = journey.config.virtual_services.get(journey.service)
+        if journey.no_route:  # at the gateway: no Gateway server or bound VirtualService serves the Host
+            raise NoRoute(journey.no_route)
+        vs = journey.virtual_service or journey.config.virtual_services.get(journey.service)
         route = match_route(vs, journey.service, request.method, request.path, request.headers)
         if route is None:
             raise NoRoute(f"no http route of VirtualService {vs.name} matches "

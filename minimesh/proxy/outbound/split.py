@@ -44,5 +44,6 @@ class SplitTraffic:
             what = f"subset {dest.subset!r} of {dest.host}" if dest.subset else f"service {dest.host}"
             raise NoHealthyUpstream(f"{what} is not known to the mesh (no DestinationRule subset or no instances)")
         journey.cluster = cluster
+        journey.service = journey.service or dest.host  # at the gateway, the route decides the service
         journey.subset = dest.subset
         return await self.inner(request)
