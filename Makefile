@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test unit bench compose-e2e down clean
+.PHONY: setup demo test unit bench lesson-load compose-e2e down clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,13 +35,25 @@ bench: setup  ## direct vs HAProxy pair vs sidecar pairs, side by side (~3 min; 
 	sh bench/setup.sh
 	$(BIN)/python -m bench
 
+# A lesson's locustfile at each of its steps, on a stack of its own (a fresh home, any
+# free port): the CSVs stay in /tmp/minimesh-load-<lesson>-stepN_*.csv and the table
+# goes to lessons/<lesson>/RESULTS.md. `make lesson-load LESSON=02-retries STEP_TIME=30s`
+LESSON ?= 07-resilience
+STEP_TIME ?= 15s
+lesson-load: setup  ## a lesson's crowd at every step; the table in lessons/<LESSON>/RESULTS.md (~2 min)
+	@home=$$(mktemp -d); \
+	trap 'MINIMESH_HOME=$$home $(BIN)/minimesh down >/dev/null 2>&1; rm -rf $$home' EXIT INT TERM; \
+	MINIMESH_HOME=$$home $(BIN)/minimesh up lessons/$(LESSON) --detach --port 0 --fresh || exit 1; \
+	MINIMESH_HOME=$$home $(BIN)/minimesh load $(LESSON) --each-step -t $(STEP_TIME) --row /api/checkout \
+	  --row Aggregated --csv /tmp/minimesh-load-$(LESSON) --results lessons/$(LESSON)/RESULTS.md
+
 # Every lesson as a Docker Compose stack: build the image, then per lesson up,
 # every step's checks from the host, down -v. Offline: compose/make-base-image.sh
 # and MINIMESH_BASE_IMAGE=minimesh-base:bookworm (what .ci/run does).
 MINIMESH_BASE_IMAGE ?= python:3.11-slim
 compose-e2e: setup  ## every lesson's compose stack: up, lesson checks through the gateway, down (needs Docker)
 	docker build --quiet --network host --build-arg BASE_IMAGE=$(MINIMESH_BASE_IMAGE) -f compose/Dockerfile -t minimesh:local .
-	MINIMESH_COMPOSE_E2E=1 $(BIN)/python -m pytest -v -s tests/e2e/test_compose_stacks.py
+	MINIMESH_COMPOSE_E2E=1 $(BIN)/python -m pytest -v -s tests/e2e/test_compose_stacks.py tests/e2e/test_compose_walkthrough.py
 
 down:
 	-$(BIN)/minimesh down

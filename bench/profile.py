@@ -64,6 +64,7 @@ def main(argv=None) -> int:
     p.add_argument("--config", default="minimesh", help="a configuration name from the bench (default: minimesh)")
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--top", type=int, default=15)
+    p.add_argument("--native", action="store_true", help="sample C frames too (uvloop, the garbage collector, syscalls)")
     args = p.parse_args(argv)
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(spy).exists():
@@ -83,8 +84,9 @@ def main(argv=None) -> int:
             settings = Settings(connections=32)
             closed_loop(target, settings, Pinned(client), 1)  # warm
             outputs = {role: RESULTS / f"profile-{config.name}-{role}.txt" for role in target.proxies}
-            spies = [subprocess.Popen([spy, "record", "--format", "raw", "--rate", "250", "--nonblocking",
-                                       "-d", str(int(args.seconds)), "-o", str(outputs[role]), "-p", str(pid)],
+            spies = [subprocess.Popen([spy, "record", "--format", "raw", "--rate", "250",
+                                       "-d", str(int(args.seconds)), "-o", str(outputs[role]), "-p", str(pid),
+                                       *(["--native"] if args.native else ["--nonblocking"])],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                      for role, pid in target.proxies.items()]
             load = threading.Thread(target=closed_loop, args=(target, settings, Pinned(client), args.seconds + 1))

@@ -31,6 +31,13 @@ class NoHealthyUpstream(MeshError):
     layer = "balancer"
 
 
+class NoCluster(MeshError):
+    """The route names a service or subset the mesh has no cluster for (Envoy: 503, NC)."""
+
+    status, flag = 503, "NC"
+    layer = "route"
+
+
 class UpstreamConnectFailure(MeshError):
     status, flag = 503, "UF"
     layer = "connect"

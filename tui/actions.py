@@ -67,6 +67,10 @@ def current_split(resources: list[dict], service: str) -> Split | None:
                  for d in destinations if d.get("destination", {}).get("host") == service}
         if found.keys() <= {first, last} and None not in found:
             weights = {first: found.get(first, 0), last: found.get(last, 0)}
+            total = sum(weights.values())
+            if total > 0 and total != 100:  # weights are relative (Istio): 1 and 3 show as 25 % / 75 %
+                weights[last] = round(weights[last] * 100 / total)
+                weights[first] = 100 - weights[last]
     return Split(service, ((first, weights[first]), (last, weights[last])))
 
 

@@ -18,6 +18,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from minimesh.control.telemetry_events import describe
 from minimesh.runner.control_client import opener_for
 from tui.model import (Attempt, Edge, Instance, Latency, MeshStatus, Peer, Proxy, Route, Span, Stat, TapEvent,
                        Trace, Workload)
@@ -203,7 +204,9 @@ def parse_tap(e: dict) -> TapEvent:
         mtls=bool(e.get("mtls")), external=bool(e.get("external")),
         subset=e.get("subset", UNREPORTED),
         endpoint=e.get("endpoint"), attempt_list=_attempts(e.get("attempt_detail", detail)),
-        authz=_authz(e.get("authz")), identity=e.get("identity"))
+        authz=_authz(e.get("authz")), identity=e.get("identity"),
+        kind=str(e.get("kind") or "request"), event=e.get("event"),
+        note=describe(e) if e.get("kind") == "outlier" else None, reason=e.get("reason"))
 
 
 def _authz(record) -> str | None:

@@ -70,7 +70,27 @@ def peer_identity(event: TapEvent) -> str:
     return f"{other.label()} — plaintext: the instance the balancer picked, not proved by a certificate"
 
 
+def explain_outlier(event: TapEvent) -> list[tuple[str, str]]:
+    """An ejection or return: who decided it, about whom, why, and for how long."""
+    caller, upstream = event.source, event.destination
+    who = f"{caller.instance or caller.label()}'s sidecar"
+    target = f"{upstream.instance or '?'} ({upstream.label()}" + (f" at {event.endpoint})" if event.endpoint else ")")
+    if event.event == "ejected":
+        lines = [("event", f"{who} ejected {target} from its load balancer"),
+                 ("why", f"{event.reason}: that many failed answers in a row (outlierDetection)"),
+                 ("for", f"{event.note}; baseEjectionTime × the times it was ejected — "
+                         "the sweep every interval lets it back when the time is up")]
+    else:
+        lines = [("event", f"{who} let {target} back into its load balancer"),
+                 ("after", event.note or "")]
+    lines.append(("decided by", "the caller alone: each sidecar counts only the answers it got "
+                                "(no global view; `minimesh status` lists who ejected whom)"))
+    return lines
+
+
 def explain(event: TapEvent, trace: Trace | None = None) -> list[tuple[str, str]]:
+    if event.kind == "outlier":
+        return explain_outlier(event)
     lines = [
         ("request", f"{event.method or '?'} {event.authority or ''}{event.path or ''}".strip()),
         ("answer", f"{event.status}  in {event.duration_ms:.1f} ms"),

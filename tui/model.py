@@ -160,6 +160,10 @@ class TapEvent:
     attempt_list: tuple[Attempt, ...] = ()
     authz: str | None = None  # AuthorizationPolicy's decision and the policy/rule that made it
     identity: str | None = None  # the peer's SPIFFE ID, from the certificate it proved (None: plaintext)
+    kind: str = "request"  # or "outlier": the source's sidecar ejected the destination instance, or let it back
+    event: str | None = None  # "ejected" | "returned" (kind "outlier")
+    note: str | None = None  # the event in words: "ejected for 30s (consecutive5xxErrors 1, ejection 1)"
+    reason: str | None = None  # which outlierDetection threshold was reached
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,8 @@ class MeshState:
         last line shown: those go in their place, not at the bottom.
         """
         self.tap_meter.add(now, len(events))
-        shown, self.sampling = sample(events, TAP_DRAW_BUDGET)
+        shown, self.sampling = sample([e for e in events if e.kind == "request"], TAP_DRAW_BUDGET)
+        shown += [e for e in events if e.kind != "request"]  # an ejection or return is never sampled away
         for event in sorted(shown, key=lambda e: e.ts):
             if not self.tap or self.tap[-1].ts <= event.ts:
                 self.tap.append(event)  # the usual case: the stream scrolls on

@@ -20,6 +20,18 @@ def apply(files, wait, timeout, control_url):
 
 
 @main.command()
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False))
+@CONTROL_OPTION
+@friendly
+def analyze(files, control_url):
+    """Check manifests across resources as `istioctl analyze` does (IST0101, IST0109, IST0127, IST0130,
+    IST0131); exit 79 on an Error."""
+    from minimesh.runner.config_commands import analyze_command
+
+    analyze_command(list(files), control=control_url)
+
+
+@main.command()
 @click.argument("kind", required=False)
 @click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
 @CONTROL_OPTION

@@ -82,14 +82,27 @@ def fault(target, failure_rate, delay_ms, control_url):
 @click.option("--csv", "csv_prefix", default=None, help="CSV prefix (default: MINIMESH_HOME/load/<lesson>-<time>).")
 @click.option("--gateway", "gateway_url", envvar="MINIMESH_GATEWAY_URL", default=None,
               help="Gateway URL (default: the running stack's).")
+@click.option("--each-step", is_flag=True,
+              help="Run it once per step of the lesson (after `lesson step`), CSVs per step, and print a table.")
+@click.option("--step", "only", type=int, multiple=True, help="With --each-step: only this step (repeatable).")
+@click.option("--row", "rows", multiple=True, default=("Aggregated",), show_default=True,
+              help="With --each-step: the locust row(s) to tabulate, e.g. /api/checkout (repeatable).")
+@click.option("--results", default=None, help="With --each-step: write the table as Markdown to this file.")
+@CONTROL_OPTION
 @click.argument("locust_args", nargs=-1, type=click.UNPROCESSED)
 @friendly
-def load(ref, users, spawn_rate, run_time, csv_prefix, gateway_url, locust_args):
+def load(ref, users, spawn_rate, run_time, csv_prefix, gateway_url, each_step, only, rows, results, control_url,
+         locust_args):
     """Run a lesson's locustfile headless against the gateway; exit with locust's code.
 
     Anything after `--` goes to locust as it is."""
     from minimesh.lesson.load import LoadOptions, run_load
 
-    sys.exit(run_load(ref, LoadOptions(users=users, spawn_rate=spawn_rate, run_time=run_time,
-                                       csv_prefix=csv_prefix, locust_args=tuple(locust_args)),
-                      gateway=gateway_url))
+    opts = LoadOptions(users=users, spawn_rate=spawn_rate, run_time=run_time, csv_prefix=csv_prefix,
+                       locust_args=tuple(locust_args))
+    if each_step:
+        from minimesh.lesson.load_steps import run_each_step
+
+        sys.exit(run_each_step(ref, opts, tuple(rows), results, gateway=gateway_url, control=control_url,
+                               only=tuple(only)))
+    sys.exit(run_load(ref, opts, gateway=gateway_url))

@@ -6,7 +6,8 @@ that is not valid Istio or that minimesh cannot honour, with the file, line
 and field named. Modules: source.py (YAML with line numbers), fields.py
 (typed readers), duration.py, match.py, one module per kind (and
 trafficpolicy.py for a DestinationRule's trafficPolicy), load.py (the
-entry points) and references.py (cross-resource checks).
+entry points), references.py and analyze.py (cross-resource checks, as
+`istioctl analyze`).
 """
 
 from .destinationrule import DestinationRule, Subset
@@ -18,6 +19,7 @@ from .trafficpolicy import (
 from .duration import format_duration, parse_duration
 from .load import load_file, load_files, load_manifests, parse_resource
 from .match import HTTPMatchRequest, StringMatch
+from .analyze import Message, analyze
 from .references import check_references, unknown_hosts
 from .resource import DEFAULT_NAMESPACE, Labels, Resource, short_host
 from .authorization import AuthorizationPolicy
@@ -34,7 +36,8 @@ __all__ = [
     "Destination", "HTTPMirrorPolicy", "LoadBalancer", "RetryBudget", "TcpKeepalive",
     "DestinationRule", "FaultAbort", "Gateway", "FaultDelay", "HTTPFault", "HTTPMatchRequest", "HTTPRetry", "HTTPRoute",
     "HTTPRouteDestination", "JwtRule", "Labels", "OutlierDetection", "PeerAuthentication",
-    "RequestAuthentication", "Resource", "StringMatch", "Subset", "TrafficPolicy", "VirtualService", "check_references", "unknown_hosts",
+    "RequestAuthentication", "Resource", "StringMatch", "Subset", "TrafficPolicy", "VirtualService", "Message", "analyze", "check_references",
+    "unknown_hosts",
     "format_duration", "load_file", "load_files", "load_manifests", "parse_duration", "parse_resource",
     "short_host",
 ]

@@ -70,14 +70,20 @@ def mapping(value: Any, at: At) -> dict:
 
 
 def check_fields(value: dict, at: At, supported: Iterable[str], istio_only: Iterable[str] = ()) -> None:
-    """Refuse keys outside `supported`, saying whether Istio knows them."""
+    """Refuse keys outside `supported`, saying whether Istio knows them.
+
+    `istio_only` may map a field to one sentence on what Istio would do with
+    it, which the refusal then carries ("...; Istio would ...").
+    """
+    istio_does = dict(istio_only) if isinstance(istio_only, Mapping) else {}
     supported, istio_only = list(supported), set(istio_only)
     for key in value:
         if key in supported:
             continue
         if key in istio_only:
+            what = f"; {istio_does[key]}" if istio_does.get(key) else ""
             raise (at / key).error(
-                f"field '{key}' is not supported by minimesh (supported: {', '.join(supported)})"
+                f"field '{key}' is not supported by minimesh (supported: {', '.join(supported)}){what}"
             )
         hint = difflib.get_close_matches(key, supported + sorted(istio_only), n=1)
         suggestion = f"; did you mean '{hint[0]}'?" if hint else f"; expected one of: {', '.join(supported)}"

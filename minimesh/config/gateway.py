@@ -89,9 +89,14 @@ def _parse_server(value: Any, at: At) -> Server:
             "'tls' is not supported by minimesh's ingress gateway yet: on Istio it terminates TLS (SIMPLE, with "
             "credentialName or serverCertificate/privateKey) or requires client certificates (MUTUAL); "
             "serve plain HTTP on port 80 instead")
-    check_fields(block, at, ("port", "hosts", "name"), ("bind", "defaultEndpoint", "tls"))
+    check_fields(block, at, ("port", "hosts", "name"), {
+        "bind": "Istio would listen on that address only, or on a Unix socket",
+        "defaultEndpoint": "Istio would forward the traffic to that address of the gateway's own pod (sidecar ingress)",
+    })
     port = mapping(require(block, "port", at), at / "port")
-    check_fields(port, at / "port", ("number", "protocol", "name"), ("targetPort",))
+    check_fields(port, at / "port", ("number", "protocol", "name"), {
+        "targetPort": "Istio would use it only for a ServiceEntry's workloads; a Gateway's port takes none",
+    })
     number = integer(require(port, "number", at / "port"), at / "port" / "number", 1, 65535)
     protocol = enum(require(port, "protocol", at / "port"), at / "port" / "protocol", PROTOCOLS, _ISTIO_PROTOCOLS)
     if number != HTTP_PORT:

@@ -12,7 +12,8 @@ retries twice on connect-failure, refused-stream, unavailable and cancelled —
 retrying it re-sent POSTs that had already charged a card); a `retries` block
 without `attempts` means *no* retries (Istio reads the unset number as 0); no
 route timeout; a lone destination gets weight 100, and in a split a
-destination without a weight gets 0.
+destination without a weight gets 0. Weights are relative (weight / sum),
+as on Istio since 1.15; a sum other than 100 is accepted with a warning.
 
 Two surprises are kept, as Istio has them, and reported as warnings at
 apply: a fault without `percentage` touches no request (istio/istio issues
@@ -27,7 +28,12 @@ from typing import Any
 from .fields import (
     At, boolean, check_fields, duration, integer, mapping, percentage, require, sequence, string,
 )
+from .cors import CorsPolicy, parse_cors_policy
+from .headers import Headers, parse_headers
 from .match import HTTPMatchRequest, parse_match
+from .redirect import HTTPDirectResponse, HTTPRedirect, parse_direct_response, parse_redirect
+from .rewrite import HTTPRewrite, parse_rewrite
+from .trafficpolicy import SERVICE_PORT  # noqa: F401 (minimesh services answer on one port, 80)
 from .resource import Resource
 
 # Envoy's retry conditions (x-envoy-retry-on and x-envoy-retry-grpc-on), as
@@ -45,12 +51,14 @@ _HOST = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9
 class Destination:
     host: str  # short service name
     subset: str | None = None
+    port: int | None = None  # destination.port.number; a port the service lacks has no cluster (503 NC)
 
 
 @dataclass(frozen=True)
 class HTTPRouteDestination:
     destination: Destination
     weight: int
+    headers: Headers | None = None  # this destination's own header operations (applied before the route's)
 
 
 DEFAULT_RETRY_BACKOFF = 0.025  # seconds; Envoy's base interval, with jitter
@@ -111,14 +119,27 @@ class HTTPRoute:
     retries: HTTPRetry | None = None  # None: not configured, Istio's default applies
     fault: HTTPFault | None = None
     mirrors: tuple["HTTPMirrorPolicy", ...] = ()  # `mirror` (+ mirrorPercentage) and `mirrors[]`, together
+    rewrite: HTTPRewrite | None = None
+    redirect: HTTPRedirect | None = None  # answered by the proxy: no `route`
+    direct_response: HTTPDirectResponse | None = None  # answered by the proxy: no `route`
+    headers: Headers | None = None
+    cors_policy: CorsPolicy | None = None
 
     @property
     def retry_policy(self) -> HTTPRetry:
         """The retries actually in force: the configured ones, else Istio's default."""
         return self.retries if self.retries is not None else DEFAULT_RETRY
 
-    def matches(self, method: str, path: str, headers: Mapping[str, str]) -> bool:
-        return not self.match or any(m.matches(method, path, headers) for m in self.match)
+    def matches(self, method: str, path: str, headers: Mapping[str, str],
+                source_labels: Mapping[str, str] | None = None, port: int | None = None) -> bool:
+        return self.matching(method, path, headers, source_labels, port) is not None
+
+    def matching(self, method: str, path: str, headers: Mapping[str, str],
+                 source_labels: Mapping[str, str] | None = None, port: int | None = None):
+        """The first match entry that fits (rewrite.uri depends on which), `()` for a route without match, or None."""
+        if not self.match:
+            return ()
+        return next((m for m in self.match if m.matches(method, path, headers, source_labels, port)), None)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -134,9 +155,10 @@ class VirtualService(Resource):
         """Whether sidecars apply it (a VirtualService bound only to gateways is ingress-only)."""
         return "mesh" in self.gateways
 
-    def route_for(self, method: str, path: str, headers: Mapping[str, str]) -> HTTPRoute | None:
+    def route_for(self, method: str, path: str, headers: Mapping[str, str],
+                  source_labels: Mapping[str, str] | None = None, port: int | None = None) -> HTTPRoute | None:
         """The first route whose match fits the request, as Istio evaluates them (in order)."""
-        return next((r for r in self.http if r.matches(method, path, headers)), None)
+        return next((r for r in self.http if r.matches(method, path, headers, source_labels, port)), None)
 
 
 def parse_host(value: Any, at: At) -> str:
@@ -150,10 +172,16 @@ def parse_host(value: Any, at: At) -> str:
 
 def parse_destination(value: Any, at: At) -> Destination:
     block = mapping(value, at)
-    check_fields(block, at, ("host", "subset"), ("port",))
+    check_fields(block, at, ("host", "subset", "port"))
     host = parse_host(require(block, "host", at), at / "host")
     subset = string(block["subset"], at / "subset") if "subset" in block else None
-    return Destination(host, subset)
+    port = None
+    if "port" in block:
+        where = at / "port"
+        number = mapping(block["port"], where)
+        check_fields(number, where, ("number",))
+        port = integer(require(number, "number", where), where / "number", 1, 65535)
+    return Destination(host, subset, port)
 
 
 def parse_virtual_service(spec: dict, at: At, **meta) -> VirtualService:
@@ -193,11 +221,15 @@ def parse_ingress_host(value: Any, at: At) -> str:
     return parse_host(host, at)
 
 
-_ROUTE_FIELDS = ("name", "match", "route", "timeout", "retries", "fault", "mirror", "mirrorPercentage", "mirrors")
-_ROUTE_ISTIO_ONLY = (
-    "corsPolicy", "delegate", "directResponse", "headers", "mirrorPercent", "mirror_percent",
-    "redirect", "rewrite",
-)
+_ROUTE_FIELDS = ("name", "match", "route", "timeout", "retries", "fault", "mirror", "mirrorPercentage", "mirrors",
+                 "rewrite", "redirect", "directResponse", "headers", "corsPolicy")
+_ROUTE_ISTIO_ONLY = {
+    "delegate": "Istio would hand the matching requests to the routes of another VirtualService",
+    "mirrorPercent": "Istio would read it as the share of requests to mirror (deprecated: use mirrorPercentage)",
+    "mirror_percent": "Istio would read it as the share of requests to mirror (deprecated: use mirrorPercentage)",
+}
+# What a route answered by the proxy itself (redirect, directResponse) cannot have beside it.
+_NO_UPSTREAM = ("route", "timeout", "retries", "mirror", "mirrors", "rewrite")
 
 
 def _parse_route(value: Any, at: At) -> HTTPRoute:
@@ -205,8 +237,20 @@ def _parse_route(value: Any, at: At) -> HTTPRoute:
     check_fields(block, at, _ROUTE_FIELDS, _ROUTE_ISTIO_ONLY)
     name = string(block["name"], at / "name") if "name" in block else None
     match = tuple(parse_match(m, at / "match" / i) for i, m in enumerate(sequence(block.get("match"), at / "match")))
-    route = _parse_weighted(require(block, "route", at), at / "route")
+    local = [k for k in ("redirect", "directResponse") if k in block]
+    if len(local) == 2:
+        raise (at / "directResponse").error("set 'redirect' or 'directResponse', not both (Istio refuses both)")
+    if local:
+        clash = next((k for k in _NO_UPSTREAM if k in block), None)
+        if clash is not None:
+            raise (at / clash).error(f"'{clash}' cannot sit beside '{local[0]}': the proxy answers this route "
+                                     f"itself, so there is no upstream (Istio refuses route and rewrite there, "
+                                     f"and Envoy ignores the rest)")
+        route = ()
+    else:
+        route = _parse_weighted(require(block, "route", at), at / "route")
     mirrors = _parse_mirrors(block, at)
+    has_uri_match = bool(match) and all(m.uri is not None for m in match)
     return HTTPRoute(
         name=name,
         match=match,
@@ -215,6 +259,12 @@ def _parse_route(value: Any, at: At) -> HTTPRoute:
         retries=_parse_retries(block["retries"], at / "retries") if "retries" in block else None,
         fault=_parse_fault(block["fault"], at / "fault") if "fault" in block else None,
         mirrors=mirrors,
+        rewrite=parse_rewrite(block["rewrite"], at / "rewrite", has_uri_match) if "rewrite" in block else None,
+        redirect=parse_redirect(block["redirect"], at / "redirect") if "redirect" in block else None,
+        direct_response=(parse_direct_response(block["directResponse"], at / "directResponse")
+                         if "directResponse" in block else None),
+        headers=parse_headers(block["headers"], at / "headers") if "headers" in block else None,
+        cors_policy=parse_cors_policy(block["corsPolicy"], at / "corsPolicy") if "corsPolicy" in block else None,
     )
 
 
@@ -245,14 +295,20 @@ def _parse_weighted(value: Any, at: At) -> tuple[HTTPRouteDestination, ...]:
     routes = []
     for i, item in enumerate(items):
         block = mapping(item, at / i)
-        check_fields(block, at / i, ("destination", "weight"), ("headers",))
+        check_fields(block, at / i, ("destination", "weight", "headers"))
         destination = parse_destination(require(block, "destination", at / i), at / i / "destination")
         default = 100 if len(items) == 1 else 0
-        weight = integer(block.get("weight", default), at / i / "weight", 0, 100)
-        routes.append(HTTPRouteDestination(destination, weight))
+        weight = integer(block.get("weight", default), at / i / "weight", 0, 2**31 - 1)
+        headers = parse_headers(block["headers"], at / i / "headers") if "headers" in block else None
+        routes.append(HTTPRouteDestination(destination, weight, headers))
     total = sum(r.weight for r in routes)
+    if len(routes) > 1 and total == 0:
+        raise at.error("every weight is 0; give at least one destination a weight above 0 "
+                       "(Envoy refuses a split whose weights add up to 0, so Istio's route would not load)")
     if len(routes) > 1 and total != 100:
-        raise at.error(f"weights add up to {total}; make them add up to 100")
+        # Istio >= 1.15 (istio/istio PR 39544): weights are relative, weight/sum each.
+        shares = ", ".join(f"{r.weight * 100 / total:.4g}%" for r in routes)
+        at.warn(f"weights add up to {total}, not 100: as on Istio they are relative, so the split is {shares}")
     return tuple(routes)
 
 
@@ -297,7 +353,8 @@ def _parse_fault(value: Any, at: At) -> HTTPFault:
     delay = abort = None
     if "delay" in block:
         d, where = mapping(block["delay"], at / "delay"), at / "delay"
-        check_fields(d, where, ("fixedDelay", "percentage", "percent"), ("exponentialDelay",))
+        check_fields(d, where, ("fixedDelay", "percentage", "percent"), {
+            "exponentialDelay": "Istio does not implement it either (its API says so); use fixedDelay"})
         if "percent" in d and "percentage" in d:
             raise (where / "percent").error("set either 'percentage' or the deprecated 'percent', not both")
         share = (float(integer(d["percent"], where / "percent", 0, 100)) if "percent" in d
@@ -308,7 +365,9 @@ def _parse_fault(value: Any, at: At) -> HTTPFault:
         )
     if "abort" in block:
         a, where = mapping(block["abort"], at / "abort"), at / "abort"
-        check_fields(a, where, ("httpStatus", "percentage"), ("grpcStatus", "http2Error"))
+        check_fields(a, where, ("httpStatus", "percentage"), {
+            "grpcStatus": "Istio would abort gRPC calls with that gRPC status; minimesh's apps speak plain HTTP",
+            "http2Error": "Istio would reset the HTTP/2 stream with that error; minimesh speaks HTTP/1.1"})
         abort = FaultAbort(
             http_status=integer(require(a, "httpStatus", where), where / "httpStatus", 200, 599),
             percentage=_fault_percentage(a, where),

@@ -155,7 +155,8 @@ async def apply_config(request: web.Request) -> web.Response:
     except ConfigError as e:
         log.info("apply %s refused: %s", source, e)
         return error(400, str(e).replace("\n", " "))
-    return web.json_response({"version": result.version, "results": result.results})
+    return web.json_response({"version": result.version, "results": result.results,
+                              "warnings": list(result.warnings)})
 
 
 async def get_config(request: web.Request) -> web.Response:

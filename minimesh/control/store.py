@@ -2,9 +2,12 @@
 
 Resources are keyed by (kind, namespace, name), like objects in the
 Kubernetes API server. An apply is all or nothing: every manifest is parsed
-with `minimesh.config.parse_resource`, then the whole config as it *would*
-be is checked with `check_references`; one problem and nothing changes, so
+with `minimesh.config.parse_resource`; one problem and nothing changes, so
 the previous config stays in force (DESIGN.md, "Bad input and faults").
+Then the whole config as it *would* be is analyzed across resources
+(`minimesh.config.analyze`: a route to a subset no DestinationRule defines); as
+on Istio those are accepted, and the problems come back as warnings, the
+way `istioctl analyze` reports IST0101 while requests get 503 NC.
 
 The version is a plain integer that bumps once per apply that changed
 something; re-applying the same file is a no-op ("unchanged"), as with
@@ -51,11 +54,9 @@ def describe(key: Key) -> str:
     return f"{kind}/{name}" if namespace == DEFAULT_NAMESPACE else f"{kind}/{namespace}/{name}"
 
 
-def _check_references(parsed: list, source: str = "") -> None:
-    """The cross-resource check (e.g. a route to an undefined subset) over the whole config."""
-    problems = mesh_config.check_references(parsed)
-    if problems:
-        raise ConfigError("; ".join(problems), source=source)
+def _cross_resource_warnings(parsed: list) -> list[str]:
+    """What the whole config gets wrong across resources (e.g. a route to an undefined subset): warned, not refused."""
+    return [str(m) for m in mesh_config.analyze(parsed)]
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class ApplyResult:
     version: int
     changed: bool
     results: list[dict]  # [{"kind", "name", "action"}]
+    warnings: tuple[str, ...] = ()  # cross-resource problems Istio accepts too (istioctl analyze's)
 
 
 class ConfigStore:
@@ -106,7 +108,7 @@ class ConfigStore:
             action = ("created" if key not in docs else "unchanged" if docs[key] == manifest else "configured")
             docs[key], parsed[key] = manifest, item
             results.append({"kind": key[0], "name": key[2], "action": action})
-        _check_references(list(parsed.values()), source)
+        warnings = tuple(_cross_resource_warnings(list(parsed.values())))
         changed = any(r["action"] != "unchanged" for r in results)
         if changed:
             self._commit(docs, parsed)
@@ -114,20 +116,15 @@ class ConfigStore:
                      ", ".join(f"{r['kind']}/{r['name']} {r['action']}" for r in results))
         else:
             log.info("apply %s: unchanged, version stays %d", source or "<api>", self.version)
-        return ApplyResult(self.version, changed, results)
+        return ApplyResult(self.version, changed, results, warnings)
 
     def delete(self, kind: str, name: str, namespace: str = DEFAULT_NAMESPACE) -> Key | None:
-        """Remove one resource; None if there is none. Refuses to leave dangling references."""
+        """Remove one resource; None if there is none. Dangling references are allowed, as on Istio (503 NC)."""
         key = next((k for k in self._docs if k[0].lower() == kind.lower() and k[1:] == (namespace, name)), None)
         if key is None:
             return None
         docs = {k: v for k, v in self._docs.items() if k != key}
         parsed = {k: v for k, v in self._parsed.items() if k != key}
-        try:
-            _check_references(list(parsed.values()))
-        except ConfigError as e:
-            raise ConfigError(f"cannot delete {describe(key)}: {e.message}; delete or change that first",
-                              source="delete") from e
         self._commit(docs, parsed)
         log.info("delete %s: version %d", describe(key), self.version)
         return key

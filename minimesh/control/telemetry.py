@@ -14,7 +14,8 @@ someone taps: the hub's answer tells the sidecars whether anyone is tapping
     attempts  (destination service, version): every attempt that went there
     denied    (source service+version → destination service+version): requests an
               AuthorizationPolicy denied, counted where it denied them (inbound, or the gateway)
-- appends each record to the tap ring, waking anyone long-polling GET /v1/tap;
+- appends each record to the tap ring, waking anyone long-polling GET /v1/tap
+  (and each event of the mesh's own, an outlier ejection or return: telemetry_events.py);
 - files it under its trace id in the trace store (telemetry_traces.py), and,
   when MINIMESH_ZIPKIN_URL is set, queues its spans for the Zipkin exporter.
 
@@ -37,6 +38,7 @@ import time
 from collections import Counter, deque
 from typing import Callable
 
+from minimesh.control.telemetry_events import check_event, event_line, is_mesh_event
 from minimesh.control.telemetry_traces import TraceStore, flag_list, spans_of
 from minimesh.control.telemetry_window import Window, figures
 from minimesh.proxy.observe.rollup import Tally, count_request, is_success, latency_bin
@@ -116,6 +118,16 @@ class TelemetryHub:
         taken = 0
         spans = []
         for event in events if isinstance(events, list) else ():
+            if is_mesh_event(event):  # an ejection or return (telemetry_events.py): the tap only
+                try:
+                    check_event(event)
+                except (TypeError, ValueError, KeyError):
+                    self.rejected += 1
+                    continue
+                self.seq += 1
+                self.tap.append((self.seq, event))
+                taken += 1
+                continue
             if not isinstance(event, dict) or any(k not in event for k in REQUIRED):
                 self.rejected += 1
                 continue
@@ -182,7 +194,9 @@ class TelemetryHub:
                       denied_from=("outside", None) if denied else None)
 
     def tap_event(self, seq: int, e: dict) -> dict:
-        """An event as a tap line's data: who called whom, how it ended."""
+        """An event as a tap line's data: who called whom, how it ended (or what a sidecar decided)."""
+        if is_mesh_event(e):
+            return event_line(seq, e, self.resolve)
         me = {"service": e["service"], "version": e["version"], "instance": e["instance"]}
         attempts = e.get("tries") or []
         if e["reporter"] == "inbound":
@@ -286,6 +300,7 @@ def tap_filter(service: str | None = None, status: str | None = None, reporter: 
     """A predicate over tap events: service on either side; status '5xx', '503', '2xx'...; reporter side.
 
     reporter: 'source' (outbound and gateway: one line per hop), 'destination' (inbound), or None (all).
+    An outlier ejection or return passes any status filter: it is why the statuses change.
     """
     def status_ok(value) -> bool:
         if not status:
@@ -302,5 +317,5 @@ def tap_filter(service: str | None = None, status: str | None = None, reporter: 
             return False
         if reporter == "destination" and e["reporter"] != "inbound":
             return False
-        return status_ok(e["status"])
+        return "kind" in e or status_ok(e["status"])
     return match

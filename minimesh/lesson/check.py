@@ -112,12 +112,13 @@ def judge(kind: str, args: dict, traffic: Traffic, counts: tuple[int, int] | Non
         seen = _tally([str(a.status) for a in traffic.answers])
         ok = args.get("min", 0) <= share <= args.get("max", 1)
         return Verdict(ok, f"{code} answers {_range(args)}", f"measured {share:.1%} of {n} ({seen})")
-    if kind == "latency_p95_ms":
-        p95 = traffic.percentile_ms(0.95)
+    if kind in ("latency_p95_ms", "latency_p80_ms"):
+        name = kind.split("_")[1]  # "p95"
+        value = traffic.percentile_ms(int(name[1:]) / 100)
         lo, hi = args.get("min", 0), args.get("max", float("inf"))
-        what = (f"p95 latency between {lo} and {hi} ms" if "min" in args and "max" in args
-                else f"p95 latency over {lo} ms" if "min" in args else f"p95 latency under {hi} ms")
-        return Verdict(lo <= p95 <= hi, what, f"measured {p95:.0f} ms")
+        what = (f"{name} latency between {lo} and {hi} ms" if "min" in args and "max" in args
+                else f"{name} latency over {lo} ms" if "min" in args else f"{name} latency under {hi} ms")
+        return Verdict(lo <= value <= hi, what, f"measured {value:.0f} ms")
     if kind == "overflows":
         # counts: (circuit-breaker overflows before, after) summed over every sidecar, for the service
         n = counts[1] - counts[0]

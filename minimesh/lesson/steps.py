@@ -42,6 +42,7 @@ EXPECTATIONS = {
     "share": {"instance", "min", "max"},
     "version_share": {"service", "version", "min", "max"},
     "latency_p95_ms": {"min", "max"},
+    "latency_p80_ms": {"min", "max"},  # for a latency with two modes, the percentile clear of the second
     "attempts_per_request": {"service", "min", "max"},
     # circuit breaking and outlier detection (lesson 07), read from the sidecars and the control plane
     "overflows": {"service", "min", "max"},

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from minimesh.proxy.observe.metrics import CONTENT_TYPE
 
 
 def build_admin(sidecar) -> web.Application:
@@ -58,7 +57,7 @@ def build_admin(sidecar) -> web.Application:
         if sidecar.telemetry is not None:
             sidecar.telemetry.count()  # the requests noted since the last batch, too
         sidecar.metrics.set_config_version(sidecar.holder.current.config_version)
-        return web.Response(body=sidecar.metrics.exposition(), headers={"content-type": CONTENT_TYPE})
+        return web.Response(body=sidecar.metrics.exposition(), headers={"content-type": sidecar.metrics.content_type})
 
     app = web.Application()
     app.router.add_get("/ready", ready)

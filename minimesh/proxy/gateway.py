@@ -36,7 +36,8 @@ class GatewayRouter:
         self.config_holder = config_holder
         self.workload = workload or Workload(GATEWAY_LABELS)
         self._ingress: tuple[object, Ingress] | None = None  # (config, its routes): worked out once per snapshot
-        stack = build_outbound_stack(pool, in_flight, breakers=breakers, outliers=outliers)  # 3. the bound route, sent on as any sidecar's outbound
+        stack = build_outbound_stack(pool, in_flight, breakers=breakers, outliers=outliers,
+                                     labels=self.workload.labels)  # 3. the bound route, sent on as any sidecar's outbound
         stack = Authorize(stack, self.workload)           # 2. AuthorizationPolicy selecting the gateway (403)
         self.mesh = Authenticate(stack, self.workload, jwks or JwksCache())  # 1. its RequestAuthentication (401)
 

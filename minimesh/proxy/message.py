@@ -31,9 +31,14 @@ class Attempt:
     started: float = field(default_factory=time.monotonic)  # for the attempt's span in a trace
 
 
-@dataclass
+@dataclass(init=False)
 class Journey:
-    """What the mesh decided for one request, for logs, stats and explanations."""
+    """What the mesh decided for one request, for logs, stats and explanations.
+
+    One is made per request per hop, so its constructor sets only what every
+    request needs; every other field reads its class default until a layer
+    sets it (a generated dataclass __init__ would assign all of them).
+    """
 
     direction: str  # "outbound", "inbound" or "gateway"
     service: str | None = None  # the mesh service the request is for
@@ -48,6 +53,8 @@ class Journey:
     virtual_service: object = None  # gateway: the bound VirtualService to apply (ingress.py)
     no_route: str = ""  # gateway: why no VirtualService serves this Host (404 NR in route.py)
     http_route: object = None  # the matched route (route.py)
+    http_match: object = None  # which of its match entries fitted (None: a route without match), for rewrite.uri
+    destination_headers: object = None  # the picked destination's own `headers` (split.py, header_ops.py)
     cluster: object = None  # the service + subset picked (split.py)
     endpoint: str | None = None  # the endpoint of the current attempt (balancer.py)
     endpoint_instance: str | None = None
@@ -66,6 +73,17 @@ class Journey:
     # outbound: how the last attempt went out (secure_naming.py): "mutual_tls <identity>", "plaintext",
     # or "plaintext (no verified identity)" — PERMISSIVE to an endpoint that proved nothing, said so
     upstream_security: str | None = None
+
+    def __init__(self, direction: str, **given):
+        self.direction = direction
+        self.attempts: list[Attempt] = []
+        self.flags: list[str] = []
+        self.started = time.monotonic()
+        if given:
+            unknown = given.keys() - self.__dataclass_fields__.keys()
+            if unknown:
+                raise TypeError(f"Journey has no field {', '.join(sorted(unknown))}")
+            self.__dict__.update(given)
 
     def flag(self, name: str) -> None:
         if name not in self.flags:

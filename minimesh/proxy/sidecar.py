@@ -120,6 +120,9 @@ class Sidecar:
             self.exporter.outliers = self.outliers
         self.telemetry = (RequestTelemetry(self.identity, self.metrics, self.exporter, opts.trace_sampling,
                                            AccessLog(opts.access_log)) if opts.telemetry else None)
+        if self.telemetry is not None:  # ejections and returns: access-log and tap lines, from the caller's side
+            reporter = "gateway" if opts.gateway else "outbound"
+            self.outliers.emit = lambda event: self.telemetry.mesh_event(event, reporter)
 
     def is_ready(self) -> bool:
         return (self.client is not None and self.client.registered.is_set() and self.holder.received.is_set()
@@ -144,7 +147,8 @@ class Sidecar:
         else:
             if o.app_port is None:
                 raise ValueError("a sidecar needs --app-port (or --gateway)")
-            outbound = OutboundRouter(self.holder, self.pool, self.in_flight, self.breakers, self.outliers)
+            outbound = OutboundRouter(self.holder, self.pool, self.in_flight, self.breakers, self.outliers,
+                                      labels=self._labels())
             inbound = InboundRouter(self.holder, self.pool, o.service, o.app_port, workload, jwks)
             self.listeners.append(Listener("outbound", edge("outbound", outbound), o.host, o.outbound_port,
                                            limits=o.limits))

@@ -182,23 +182,40 @@ NEGATIVE_WEIGHT = VS_OK % (110, -10)
 VS_ALONE = VS_OK % (90, 10)
 
 
-@pytest.mark.parametrize("files_to_apply, reason", [
-    # the DestinationRule in force defines v1 and v2 only
-    ([("vs-v3.yaml", UNDEFINED_SUBSET)], "subset 'v3' of host 'pricing' is not defined"),
-    ([("vs-neg.yaml", NEGATIVE_WEIGHT)], "weight"),
-    # a DestinationRule in the same apply that still does not define it: all of it refused
-    ([("dr2.yaml", DR.replace("name: v2", "name: v2b")), ("vs-ok.yaml", VS_ALONE)],
-     "subset 'v2' of host 'pricing' is not defined"),
-], ids=["undefined-subset", "negative-weight", "subset-dropped-in-the-same-apply"])
-async def test_a_broken_reference_or_negative_weight_exits_1_and_applies_nothing(cp, files, tmp_path,
-                                                                                 files_to_apply, reason):
+async def fifty_fifty_then_write(cp, files, tmp_path, files_to_apply) -> tuple[int, list[str]]:
+    """Apply the DestinationRule and a 50/50 split; write `files_to_apply`; (config version, their paths)."""
     code, _, err = await run_cli("apply", str(files / "dr.yaml"), str(files / "vs-50.yaml"), control_url=cp.url)
     assert code == 0, err
-    before = await config_version(cp)
     paths = []
     for name, text in files_to_apply:
         (tmp_path / name).write_text(text)
         paths.append(str(tmp_path / name))
+    return await config_version(cp), paths
+
+
+@pytest.mark.parametrize("files_to_apply, warning", [
+    # the DestinationRule in force defines v1 and v2 only
+    ([("vs-v3.yaml", UNDEFINED_SUBSET)], "subset 'v3' of host 'pricing' is not defined"),
+    # a DestinationRule in the same apply that drops a subset the route in force names
+    ([("dr2.yaml", DR.replace("name: v2", "name: v2b")), ("vs-ok.yaml", VS_ALONE)],
+     "subset 'v2' of host 'pricing' is not defined"),
+], ids=["undefined-subset", "subset-dropped-in-the-same-apply"])
+async def test_an_undefined_subset_is_applied_with_a_warning_as_on_istio(cp, files, tmp_path, files_to_apply,
+                                                                         warning):
+    # Istio accepts it (istioctl analyze: IST0101) and requests get 503 NC; minimesh applies and warns.
+    before, paths = await fifty_fifty_then_write(cp, files, tmp_path, files_to_apply)
+    code, out, err = await run_cli("apply", *paths, control_url=cp.url)
+    assert code == 0, err
+    assert f"warning: VirtualService default/pricing http[0].route[1]: {warning}" in err, err
+    assert "503 NC" in err and "(istioctl analyze: IST0101 ReferencedResourceNotFound)" in err
+    assert await config_version(cp) == before + 1
+
+
+@pytest.mark.parametrize("files_to_apply, reason", [
+    ([("vs-neg.yaml", NEGATIVE_WEIGHT)], "weight"),
+], ids=["negative-weight"])
+async def test_a_negative_weight_exits_1_and_applies_nothing(cp, files, tmp_path, files_to_apply, reason):
+    before, paths = await fifty_fifty_then_write(cp, files, tmp_path, files_to_apply)
     code, out, err = await run_cli("apply", "--wait", *paths, control_url=cp.url)
     assert code == 1
     assert reason in err, err

@@ -110,6 +110,48 @@ async def test_an_ejected_instance_returns_after_base_ejection_time(clean):
     assert '"event":"outlier_returned"' in mesh.gateway.logs()
 
 
+async def test_ejection_and_return_are_lines_in_the_access_log_and_the_tap(clean):
+    mesh = clean
+    bad = catalogs(mesh)[2]
+    _, mark = await mesh.cp("GET", "/v1/tap?timeout=0")
+    logged = len(mesh.gateway.access_log())
+    await set_fault(bad, failure_rate=1.0)
+    await mesh.apply(NO_RETRIES, destination_rule("catalog", outlierDetection={"consecutive5xxErrors": 1, "interval": "200ms",
+                                                                "baseEjectionTime": "1s"}))
+    # A tapper is waiting: the lines come whether or not anyone taps, but a learner taps.
+    tap = asyncio.create_task(mesh.cp("GET", f"/v1/tap?since={mark['next']}&timeout=20&service=catalog&status=5xx"))
+    await fire(mesh, 30)
+    await set_fault(bad, failure_rate=0)
+
+    async def back():
+        return bad.name in {instance for status, instance, _ in await fire(mesh, 30) if status == 200}
+    await wait_for(back, 5, what=f"{bad.name} to return after baseEjectionTime")
+
+    # The gateway's access log has the ejection and the return, beside its requests.
+    events = [line for line in mesh.gateway.access_log()[logged:] if "event" in line]
+    assert [e["event"] for e in events][:2] == ["outlier_ejected", "outlier_returned"], events
+    assert events[0]["upstream_instance"] == bad.name and events[0]["reason"] == "consecutive5xxErrors 1"
+    assert events[0]["instance"] == "gateway" and events[0]["ejection_s"] == 1.0
+    # The tap (filtered to catalog's 5xx, as a learner watching failures would) shows them too:
+    # the gateway ejected the bad instance for 1 s, and later let it back.
+    _, first = await tap
+    assert first["events"], "the tap's first answer is empty"
+
+    async def both():
+        _, doc = await mesh.cp("GET", f"/v1/tap?since={mark['next']}&timeout=0&service=catalog&status=5xx")
+        lines = [e for e in doc["events"] if e.get("kind") == "outlier"]
+        return lines if {e["event"] for e in lines} >= {"ejected", "returned"} else None
+    lines = await wait_for(both, 5, what="the ejection and the return in the tap")
+    ejected = next(e for e in lines if e["event"] == "ejected")
+    returned = next(e for e in lines if e["event"] == "returned")
+    assert ejected["source"]["instance"] == "gateway" and ejected["destination"]["instance"] == bad.name
+    assert ejected["destination"]["version"] == "v1" and ejected["ejection_s"] == 1.0
+    assert ejected["reason"] == "consecutive5xxErrors 1" and ejected["seq"] < returned["seq"]
+    assert returned["destination"]["instance"] == bad.name and returned["ts"] >= ejected["ts"] + 0.9
+    # The request lines of the same tap are still requests, every one a 5xx.
+    assert all(e["status"] >= 500 for e in first["events"] if "kind" not in e)
+
+
 async def test_every_instance_failing_max_ejection_percent_and_panic(clean):
     mesh = clean
     for instance in catalogs(mesh):

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -65,9 +66,51 @@ class Tmux:
                 raise AssertionError(f"timed out after {deadline_s}s waiting for {what}; screen:\n{text}")
             time.sleep(0.1)
 
+    def processes(self) -> list[int]:
+        """Every process under the session's shell (the TUI, and anything it started), deepest last."""
+        try:
+            found = [int(self.run("display-message", "-p", "-t", "t", "#{pane_pid}").strip())]
+        except (subprocess.SubprocessError, ValueError):
+            return []
+        for pid in found:  # grows while walked: children of children
+            try:
+                found += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+            except OSError:
+                continue
+        return found
+
     def kill(self) -> None:
+        # The pane's processes first: a TUI that outlives a failed test keeps a core busy for
+        # the tests after it (kill-server only hangs up on the shell).
+        stop_processes(self.processes()[1:])  # while they are surely ours: the shell's children
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=10)
         Path(f"/tmp/tmux-{os.getuid()}/{self.socket}").unlink(missing_ok=True)  # tmux leaves its socket file
+
+
+def stop_processes(pids: list[int], grace_s: float = 3.0) -> None:
+    """SIGTERM these processes, and SIGKILL whichever is still there after `grace_s`."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        alive = []
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+                alive.append(pid)
+            except ProcessLookupError:
+                continue
+        deadline = time.monotonic() + grace_s
+        while alive and time.monotonic() < deadline:
+            alive = [pid for pid in alive if Path(f"/proc/{pid}").exists() and not _zombie(pid)]
+            time.sleep(0.05)
+        if not alive:
+            return
+        pids = alive
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
 
 
 def service_rows(screen: str) -> dict[str, tuple[float | None, float]]:

@@ -31,7 +31,7 @@ LESSON_DIRS = sorted(p for p in (ROOT / "lessons").glob("[0-9][0-9]-*") if p.is_
 # The lesson page template (DESIGN.md, "Lessons"), in order; other sections may sit between.
 SECTIONS = ("Goal", "Run it", "Steps", "What just happened", "Break it", "Cleanup", "Next")
 
-_FENCE = re.compile(r"^```([\w-]*)\n(.*?)^```", re.S | re.M)
+_FENCE = re.compile(r"^```([\w-]*)[^\n]*\n(.*?)^```", re.S | re.M)  # also ```sh compose (a compose-mode block)
 _APPLY = re.compile(r"minimesh apply((?:[ \t]+[^\s`#;&|]+)+)")
 _YAML_NAME = re.compile(r"[\w./-]+\.ya?ml\b")
 # `path/to/file.yaml`: on the line before a ```yaml fence, the file the block shows.

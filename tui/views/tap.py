@@ -5,6 +5,9 @@ plane does the filtering, so a filtered tap costs nothing extra. Space
 pauses. When lines come faster than the view draws them, it shows an even
 sample and says "sampling 1 in k". Selecting a line (arrows) explains it
 below: route, subset, endpoint, attempts, flags, peer (tui/explain.py).
+Outlier detection's decisions are lines too: EJECTED (red) when a caller's
+sidecar takes an instance out of its balancer, RETURNED (green) when it lets
+it back — never sampled away, however fast the requests come.
 """
 
 from __future__ import annotations
@@ -30,6 +33,16 @@ def tap_time(ts: float, localtime=time.localtime) -> str:
 def rows(events, localtime=time.localtime) -> list[tuple[str, tuple]]:
     out = []
     for e in reversed(events):
+        if e.kind == "outlier":  # the caller's sidecar ejected the instance, or let it back (outlier.py)
+            colour = "bad" if e.event == "ejected" else "good"
+            out.append((str(e.seq), (
+                cell(tap_time(e.ts, localtime), "idle"), cell(e.source.label()),
+                cell(f"{e.destination.label()} ({e.destination.instance or '?'})"),
+                cell((e.event or "").upper(), colour), cell(e.note or "", colour), cell("-", None, "right"),
+                cell("-", None, "right"), cell("-"), cell("-", None, "right"), cell("·"),
+                cell(SEEN_BY.get(e.reporter, e.reporter), "idle"),
+            )))
+            continue
         colour = status_class(e.status)
         out.append((str(e.seq), (
             cell(tap_time(e.ts, localtime), "idle"), cell(e.source.label()), cell(e.destination.label()),

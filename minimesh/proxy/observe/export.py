@@ -82,7 +82,7 @@ class TelemetryExporter(BatchSender):
 
     def _drop(self, n: int) -> None:
         self.dropped += n
-        self.metrics.dropped.inc(n)
+        self.metrics.count_dropped(n)
 
     def status(self) -> dict:
         """For the admin /stats: is anyone tapping, as last heard, and how long ago."""

@@ -19,6 +19,10 @@ them wants it:
   default; lessons record every trace);
 - the tap, while someone is tapping (the control plane says so).
 
+The mesh's own events — outlier detection ejecting an instance and letting it
+back (outbound/outlier.py) — are records too (`mesh_event`): a line in the access log,
+and a line in the tap.
+
 What `minimesh stat` needs never takes a record: the rollups are counted here
 (rollup.py) and sent as counts. This is the hot path, so it stays small: no
 I/O beyond the access log's one write, and the export queue (export.py) is
@@ -187,6 +191,27 @@ class RequestTelemetry:
             "trace_id": journey.trace_id, "span_id": journey.span_id, "parent_id": journey.parent_id,
             "sampled": journey.sampled, "authz": journey.authz,
         })
+
+    def mesh_event(self, event: dict, reporter: str) -> None:
+        """An event of the mesh's own (an outlier ejection or return): an access-log line and a tap line.
+
+        `event` is what outbound/outlier.py tells (its "service" is the destination); the
+        record names this sidecar as the reporter, as a request's record does.
+        Events are rare, so they go to the control plane whether or not anyone
+        taps: a learner's tap, started any time later, never misses one in flight.
+        """
+        me = self.identity
+        line = to_json({
+            "event": event["event"], "reporter": reporter, "service": me["service"], "version": me["version"],
+            "instance": me["instance"], "destination": event["service"], "subset": event.get("subset"),
+            "endpoint": event.get("endpoint"), "upstream_instance": event.get("upstream_instance"),
+            "reason": event.get("reason"), "ejections": event.get("ejections"),
+            "ejection_s": event.get("ejection_s"), "time": round(time.time(), 6),
+        })
+        if self.access_log.enabled:
+            self.access_log.write(line)
+        if self.exporter is not None:
+            self.exporter.add(line)
 
     def _versions(self, config) -> dict:
         """Endpoint address -> its version label, in the snapshot a request ran with (made once per snapshot)."""

@@ -21,6 +21,7 @@ import random
 
 from multidict import CIMultiDict
 
+from minimesh.config.virtualservice import SERVICE_PORT
 from minimesh.errors import MeshError
 from minimesh.proxy.outbound.connect import Forward
 from minimesh.proxy.outbound.fault import roll
@@ -55,8 +56,8 @@ class Mirror:
     def _start(self, destination, request: Request) -> None:
         config = request.journey.config
         cluster = config.cluster(destination.host, destination.subset)
-        if cluster is None or not cluster.endpoints:
-            return
+        if cluster is None or not cluster.endpoints or destination.port not in (None, SERVICE_PORT):
+            return  # no cluster for it (Envoy drops the copy); `minimesh analyze` names it (IST0101)
         endpoint = self.rand.choice(cluster.endpoints)
         journey = Journey("mirror", service=destination.host, subset=destination.subset, config=config,
                           cluster=cluster, endpoint=endpoint.address, endpoint_instance=endpoint.instance)

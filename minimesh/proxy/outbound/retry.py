@@ -154,8 +154,11 @@ class Retry:
         start = loop.time()
         per_try = policy.per_try_timeout
         try:
-            async with asyncio.timeout(per_try):
+            if per_try is None:  # Istio's default: no per-try timeout, and no timer to arm per request
                 response = await self.inner(request)
+            else:
+                async with asyncio.timeout(per_try):
+                    response = await self.inner(request)
         except TimeoutError as e:
             error = UpstreamTimeout(f"attempt timed out after {per_try:g}s (perTryTimeout)")
             error.layer = "retry"

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import random
 
-from minimesh.errors import NoHealthyUpstream
+from minimesh.config.virtualservice import SERVICE_PORT
+from minimesh.errors import NoCluster, NoHealthyUpstream
 from minimesh.proxy.message import Request, Response, Service
 
 
@@ -39,10 +40,17 @@ class SplitTraffic:
         if chosen is None:
             raise NoHealthyUpstream(f"route {journey.route} gives every destination weight 0")
         dest = chosen.destination
+        journey.destination_headers = chosen.headers
         cluster = journey.config.cluster(dest.host, dest.subset)
+        if dest.port is not None and dest.port != SERVICE_PORT:
+            # A port the service does not have names a cluster that does not exist (Envoy: 503 NC).
+            raise NoCluster(f"service {dest.host} has no port {dest.port} (minimesh services answer on "
+                            f"{SERVICE_PORT} only)")
         if cluster is None:
             what = f"subset {dest.subset!r} of {dest.host}" if dest.subset else f"service {dest.host}"
-            raise NoHealthyUpstream(f"{what} is not known to the mesh (no DestinationRule subset or no instances)")
+            # As Envoy: a route to a cluster that does not exist answers 503 NC (istioctl analyze: IST0101).
+            raise NoCluster(f"{what} is not known to the mesh (no DestinationRule defines that subset, "
+                            "or the service has no instances)")
         journey.cluster = cluster
         journey.service = journey.service or dest.host  # at the gateway, the route decides the service
         journey.subset = dest.subset

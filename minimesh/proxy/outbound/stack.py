@@ -18,6 +18,10 @@ from minimesh.config import short_host
 from minimesh.proxy.outbound.balancer import Balance, InFlight
 from minimesh.proxy.outbound.breaker import Breakers, CircuitBreak
 from minimesh.proxy.outbound.connect import Forward, PassThrough
+from minimesh.proxy.outbound.cors import Cors
+from minimesh.proxy.outbound.header_ops import HeaderOps
+from minimesh.proxy.outbound.redirect import AnswerLocally
+from minimesh.proxy.outbound.rewrite import Rewrite
 from minimesh.proxy.headers import add_forwarding
 from minimesh.proxy.outbound.fault import InjectFault
 from minimesh.proxy.message import Request
@@ -31,7 +35,7 @@ from minimesh.proxy.outbound.timeout import RouteTimeout
 
 
 def build_outbound_stack(pool: UpstreamPool, in_flight: InFlight, rand: random.Random = random,
-                         breakers: Breakers | None = None, outliers: Outliers | None = None):
+                         breakers: Breakers | None = None, outliers: Outliers | None = None, labels=None):
     breakers = breakers if breakers is not None else Breakers()
     outliers = outliers if outliers is not None else Outliers()
     stack = Forward(pool)                  # 9. send over a pooled connection to the endpoint
@@ -40,10 +44,14 @@ def build_outbound_stack(pool: UpstreamPool, in_flight: InFlight, rand: random.R
     stack = CircuitBreak(stack, breakers)  # 6. connectionPool limits: a connection slot, pending, or 503 UO
     stack = Retry(stack, rand=rand, breakers=breakers)  # 5. per-try timeout; retry per retryOn (maxRetries, budget)
     stack = RouteTimeout(stack)            # 4. the route's overall timeout
-    stack = SplitTraffic(stack, rand)      # 3. weighted destination -> service + subset
-    stack = Mirror(stack, pool, rand)      # 2b. shadow copies to the route's mirror(s), if any
-    stack = InjectFault(stack, rand=rand)  # 2a. the route's fault: delay and/or abort
-    stack = MatchRoute(stack)              # 1. which VirtualService http route applies
+    stack = Mirror(stack, pool, rand)      # 3c. shadow copies to the route's mirror(s), headers and rewrite included
+    stack = HeaderOps(stack)               # 3b. headers: the destination's set/add/remove, then the route's
+    stack = SplitTraffic(stack, rand)      # 3a. weighted destination -> service + subset (port: else 503 NC)
+    stack = Rewrite(stack)                 # 2d. rewrite: the path (prefix or regex) and Host sent upstream
+    stack = AnswerLocally(stack)           # 2c. redirect / directResponse: answered here, no upstream
+    stack = InjectFault(stack, rand=rand)  # 2b. the route's fault: delay and/or abort
+    stack = Cors(stack)                    # 2a. corsPolicy: answer allowed preflights, mark allowed origins
+    stack = MatchRoute(stack, labels)      # 1. which VirtualService http route applies (sourceLabels: ours)
     return stack
 
 
@@ -51,9 +59,9 @@ class OutboundRouter:
     """Decides, per request, between the mesh stack and pass-through."""
 
     def __init__(self, config_holder, pool: UpstreamPool, in_flight: InFlight, breakers: Breakers | None = None,
-                 outliers: Outliers | None = None):
+                 outliers: Outliers | None = None, labels=None):
         self.config_holder = config_holder
-        self.mesh = build_outbound_stack(pool, in_flight, breakers=breakers, outliers=outliers)
+        self.mesh = build_outbound_stack(pool, in_flight, breakers=breakers, outliers=outliers, labels=labels)
         self.passthrough = PassThrough(pool)
 
     def __call__(self, request: Request):

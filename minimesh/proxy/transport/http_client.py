@@ -218,10 +218,14 @@ class UpstreamConnection(TunnelEnd, asyncio.Protocol):
         self._count(len(status) + 13)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._fields.append((name, value))
-        if len(self._fields) > self.limits.max_header_fields:
-            raise _TooLarge(f"more than {self.limits.max_header_fields} response header fields")
-        self._count(len(name) + len(value) + 4)
+        fields = self._fields
+        fields.append((name, value))
+        limits = self.limits
+        if len(fields) > limits.max_header_fields:
+            raise _TooLarge(f"more than {limits.max_header_fields} response header fields")
+        self._head_bytes += len(name) + len(value) + 4  # _count(), inlined: this runs for every field
+        if self._head_bytes > limits.max_header_bytes:
+            raise _TooLarge(f"response headers over {limits.max_header_bytes // 1024} KiB")
 
     def _count(self, n: int) -> None:
         self._head_bytes += n
@@ -229,7 +233,7 @@ class UpstreamConnection(TunnelEnd, asyncio.Protocol):
             raise _TooLarge(f"response headers over {self.limits.max_header_bytes // 1024} KiB")
 
     def _headers(self) -> CIMultiDict:
-        return CIMultiDict((n.decode("latin-1"), v.decode("latin-1")) for n, v in self._fields)
+        return CIMultiDict([(n.decode("latin-1"), v.decode("latin-1")) for n, v in self._fields])
 
     def on_headers_complete(self) -> None:
         status = self._status = self.parser.get_status_code()

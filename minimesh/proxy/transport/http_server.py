@@ -176,10 +176,14 @@ class ServerConnection(TunnelEnd, asyncio.Protocol):
         self._count(len(part))
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._fields.append((name, value))
-        if len(self._fields) > self.limits.max_header_fields:
-            raise Refuse(431, f"more than {self.limits.max_header_fields} request header fields")
-        self._count(len(name) + len(value) + 4)
+        fields = self._fields
+        fields.append((name, value))
+        limits = self.limits
+        if len(fields) > limits.max_header_fields:
+            raise Refuse(431, f"more than {limits.max_header_fields} request header fields")
+        self._head_bytes += len(name) + len(value) + 4  # _count(), inlined: this runs for every field
+        if self._head_bytes > limits.max_header_bytes:
+            raise Refuse(431, f"request headers over {limits.max_header_bytes // 1024} KiB")
 
     def _count(self, n: int) -> None:
         self._head_bytes += n

@@ -64,7 +64,7 @@ def exchange_for(method: str, target: str, fields, journey: Journey, client: str
     """The Exchange for a parsed head; its body streams from `flow`'s socket when large or chunked."""
     if method == "CONNECT":
         raise Refuse(405, "CONNECT is not supported: the sidecar proxies HTTP requests, it opens no tunnels")
-    headers = CIMultiDict((n.decode("latin-1"), v.decode("latin-1")) for n, v in fields)
+    headers = CIMultiDict([(n.decode("latin-1"), v.decode("latin-1")) for n, v in fields])
     authority, path = split_target(target, headers)
     upgrade = headers.get("upgrade") if upgrade_asked else None
     expect = headers.get("expect", "").lower() == "100-continue"

@@ -18,14 +18,17 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 def _fields(headers, skip: frozenset = frozenset()) -> str:
-    if skip:
-        lines = [f"{k}: {v}\r\n" for k, v in headers.items() if k.lower() not in skip]
-    else:
-        lines = [f"{k}: {v}\r\n" for k, v in headers.items()]
-    text = "".join(lines)
-    if text.count("\n") != len(lines) or text.count("\r") != len(lines):
-        # Some value carried its own CR or LF: flatten it (see the module's note).
-        text = "".join(f"{k}: {_flat(v)}\r\n" for k, v in headers.items() if k.lower() not in skip)
+    items = [kv for kv in headers.items() if kv[0].lower() not in skip] if skip else headers.items()
+    if not items:
+        return ""
+    try:
+        text = "\r\n".join(map(": ".join, items)) + "\r\n"  # one C-level join: no f-string per field
+    except TypeError:  # a layer set a value that is not a string
+        text = ""
+    n = len(items)
+    if text.count("\n") != n or text.count("\r") != n:
+        # Some value carried its own CR or LF, or was not text: flatten it (see the module's note).
+        text = "".join(f"{k}: {_flat(str(v))}\r\n" for k, v in items)
     return text
 
 

@@ -30,6 +30,44 @@ spec:
 """
 
 ACCEPTED = {
+    "vs-route-fields": VS + """\
+  - name: shop
+    match:
+    - uri: {prefix: /Shop/}
+      ignoreUriCase: true
+      queryParams: {beta: {exact: "on"}}
+      headers: {x-canary: {}}
+      withoutHeaders: {x-user: {exact: alice}}
+      sourceLabels: {app: web}
+      port: 80
+      authority: {prefix: pricing}
+    rewrite: {uri: /, authority: backend}
+    headers:
+      request: {set: {x-tier: gold}, add: {x-trail: mesh}, remove: [x-secret]}
+      response: {set: {x-served: mesh}}
+    corsPolicy:
+      allowOrigins: [{exact: "https://shop.example"}, {regex: "https://.*[.]test"}]
+      allowMethods: [GET, POST]
+      allowHeaders: [x-cart]
+      exposeHeaders: [x-total]
+      maxAge: 24h
+      allowCredentials: true
+    route:
+    - destination: {host: pricing, subset: v1, port: {number: 80}}
+      weight: 1
+      headers: {request: {set: {x-dest: v1}}}
+    - destination: {host: pricing, subset: v2}
+      weight: 3
+  - match: [{uri: {exact: /old}}]
+    redirect: {uri: /new, authority: shop.example, scheme: https, port: 8443, redirectCode: 308}
+  - match: [{uri: {prefix: /legacy/}}]
+    redirect: {prefixRewrite: /v2/, derivePort: FROM_PROTOCOL_DEFAULT}
+  - match: [{uri: {exact: /teapot}}]
+    directResponse: {status: 418, body: {string: short and stout}}
+  - rewrite: {uriRegexRewrite: {match: "^/v1/(.*)$", rewrite: "/api/\\\\1"}}
+    route:
+    - destination: {host: pricing}
+""",
     "vs-minimal": VS + """\
   - route:
     - destination: {host: pricing}

@@ -21,7 +21,62 @@ def _vs(route_yaml: str) -> str:
     return VS + route_yaml
 
 
+_PA = """\
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: catalog}
+spec:
+"""
+
 REJECTED = {
+    "port-level-mtls-other-port": Rejected(_PA + """\
+  selector: {matchLabels: {app: catalog}}
+  portLevelMtls:
+    9090: {mode: DISABLE}  # <-
+""", "spec.portLevelMtls.9090", "a minimesh workload serves one port, 8080", crd=True),
+    "port-level-mtls-without-selector": Rejected(_PA + """\
+  mtls: {mode: STRICT}
+  portLevelMtls:  # <-
+    8080: {mode: DISABLE}
+""", "spec.portLevelMtls", "needs a selector", crd=True),
+    "redirect-beside-route": Rejected(_vs("""\
+  - redirect: {uri: /new}
+    route:  # <-
+    - destination: {host: pricing}
+"""), "spec.http[0].route", "cannot sit beside 'redirect'", crd=True),
+    "redirect-uri-and-prefix-rewrite": Rejected(_vs("""\
+  - redirect:
+      uri: /a
+      prefixRewrite: /b  # <-
+"""), "spec.http[0].redirect.prefixRewrite", "not both", crd=True),
+    "rewrite-uri-and-regex": Rejected(_vs("""\
+  - rewrite:
+      uri: /a
+      uriRegexRewrite: {match: "^/b", rewrite: /c}  # <-
+    route:
+    - destination: {host: pricing}
+"""), "spec.http[0].rewrite.uriRegexRewrite", "not both", crd=True),
+    "headers-set-host": Rejected(_vs("""\
+  - headers:
+      request:
+        set:
+          host: other  # <-
+    route:
+    - destination: {host: pricing}
+"""), "spec.http[0].headers.request.set.host", "use rewrite.authority", crd=True),
+    "query-param-presence": Rejected(_vs("""\
+  - match:
+    - queryParams:
+        beta: {}  # <-
+    route:
+    - destination: {host: pricing}
+"""), "spec.http[0].match[0].queryParams.beta", "give exact, prefix or regex", crd=True),
+    "match-scheme": Rejected(_vs("""\
+  - match:
+    - scheme: {exact: https}  # <-
+    route:
+    - destination: {host: pricing}
+"""), "spec.http[0].match[0].scheme", "Istio would match the request's scheme", crd=True),
     "unknown-field-typo": Rejected(_vs("""\
   - route:
     - destination: {host: pricing}
@@ -30,33 +85,26 @@ REJECTED = {
     "istio-field-not-supported": Rejected(_vs("""\
   - route:
     - destination: {host: pricing}
-    corsPolicy: {allowOrigins: [{exact: "https://example.com"}]}  # <-
-"""), "spec.http[0].corsPolicy", "not supported by minimesh (supported: name, match", crd=True),
+    delegate: {name: pricing-routes}  # <-
+"""), "spec.http[0].delegate", "not supported by minimesh (supported: name, match", crd=True),
     "negative-attempts": Rejected(_vs("""\
   - route:
     - destination: {host: pricing}
     retries:
       attempts: -1  # <-
 """), "spec.http[0].retries.attempts", "at least 0", crd=True),
-    "weight-over-100": Rejected(_vs("""\
-  - route:
+    "weights-all-zero": Rejected(_vs("""\
+  - route:  # <-
     - destination: {host: pricing, subset: v1}
-      weight: 101  # <-
+      weight: 0
     - destination: {host: pricing, subset: v2}
       weight: 0
-"""), "spec.http[0].route[0].weight", "between 0 and 100", crd=True),
+"""), "spec.http[0].route", "every weight is 0", crd=True),
     "weight-negative": Rejected(_vs("""\
   - route:
     - destination: {host: pricing}
       weight: -5  # <-
-"""), "spec.http[0].route[0].weight", "between 0 and 100", crd=True),
-    "weights-not-100": Rejected(_vs("""\
-  - route:  # <-
-    - destination: {host: pricing, subset: v1}
-      weight: 60
-    - destination: {host: pricing, subset: v2}
-      weight: 30
-"""), "spec.http[0].route", "add up to 90", crd=True),
+"""), "spec.http[0].route[0].weight", "between 0 and 2147483647", crd=True),
     "weight-not-a-number": Rejected(_vs("""\
   - route:
     - destination: {host: pricing}

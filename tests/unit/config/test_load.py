@@ -127,6 +127,19 @@ def test_weights(route_yaml, expected):
     assert [d.weight for d in vs.http[0].route] == expected
 
 
+def test_weights_are_relative_as_on_istio_and_a_sum_other_than_100_is_warned():
+    # Istio >= 1.15 (istio/istio PR 39544): 1 and 3 mean 25 % and 75 %.
+    text = VS + ("  - route:\n    - destination: {host: pricing, subset: v1}\n      weight: 1\n"
+                 "    - destination: {host: pricing, subset: v2}\n      weight: 3\n")
+    (vs,) = load_manifests(text, "canary.yaml")
+    assert [d.weight for d in vs.http[0].route] == [1, 3]
+    assert len(vs.warnings) == 1
+    assert vs.warnings[0].startswith("canary.yaml:8: spec.http[0].route: weights add up to 4, not 100")
+    assert "25%, 75%" in vs.warnings[0]
+    # Adding up to 100, or a single destination: nothing to warn about.
+    assert load_manifests(VS + "  - route:\n    - destination: {host: pricing}\n      weight: 7\n")[0].warnings == ()
+
+
 @pytest.mark.parametrize("retries_yaml, attempts, retry_on, codes", [
     ("{attempts: 4}", 4, DEFAULT_RETRY.retry_on, ()),  # retryOn unset: Istio's default conditions
     ("{perTryTimeout: 1s}", 0, DEFAULT_RETRY.retry_on, ()),  # attempts unset: 0, retries off

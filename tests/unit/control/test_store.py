@@ -38,8 +38,19 @@ def test_versions_bump_once_per_changing_apply(path, applies, version, actions):
     assert [r["action"] for r in result.results] == actions
 
 
+def test_a_route_to_an_undefined_subset_is_applied_with_a_warning_as_on_istio(path):
+    store = ConfigStore(path)
+    result = store.apply([dr("v1"), vs("v2")], "a.yaml")
+    assert store.version == 1 and result.changed
+    [warning] = result.warnings
+    assert "subset 'v2' of host 'pricing' is not defined" in warning
+    assert warning.endswith("(istioctl analyze: IST0101 ReferencedResourceNotFound)")
+    # Deleting the DestinationRule a route names is allowed too (Istio: 503 NC from then on).
+    store.delete("DestinationRule", "pricing")
+    assert store.version == 2
+
+
 @pytest.mark.parametrize("bad", [
-    [dr("v1"), vs("v2")],                       # a route to a subset nobody defines
     [dr("v1"), {**vs("v1"), "kind": "Sidecar"}],
     [dr("v1"), "text"],
 ])

@@ -103,8 +103,8 @@ def test_a_bad_endpoint_is_quarantined_alone(endpoint):
 @pytest.mark.parametrize("resource", [
     {**vs_doc("pricing", route("r", host="pricing")), "spec": {"hosts": ["pricing"], "http": [], "bogus": 1}},
     vs_doc("pricing", {"route": [{"destination": {"host": "pricing"}}], "retries": {"retryOn": "sometimes"}}),
-    vs_doc("pricing", {"route": [{"destination": {"host": "pricing"}, "weight": 50},
-                                 {"destination": {"host": "pricing"}, "weight": 20}]}),
+    vs_doc("pricing", {"route": [{"destination": {"host": "pricing"}, "weight": 0},
+                                 {"destination": {"host": "pricing"}, "weight": 0}]}),
     {"apiVersion": "networking.istio.io/v1", "kind": "Gateway", "metadata": {"name": "g"}, "spec": {}},
     dr_doc("pricing", lb="FASTEST"),
     1,

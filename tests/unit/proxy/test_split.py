@@ -22,11 +22,12 @@ def shares(destinations, seed):
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-@pytest.mark.parametrize("weights", [(90, 10), (50, 50), (20, 30, 50), (1, 99), (34, 33, 33)])
+@pytest.mark.parametrize("weights", [(90, 10), (50, 50), (20, 30, 50), (1, 99), (34, 33, 33),
+                                     (1, 3), (2, 2, 4), (700, 300)])  # relative, as on Istio: weight / sum
 def test_each_destination_gets_its_weight(weights, seed):
     got = shares(split(*weights), seed)
     for i, w in enumerate(weights):
-        expected = w / 100
+        expected = w / sum(weights)
         # 4.5 standard deviations of a binomial share over 10k draws: fails only on a real bias.
         margin = 4.5 * (expected * (1 - expected) / DRAWS) ** 0.5 + 1e-9
         assert abs(got.get(f"v{i + 1}", 0) - expected) <= margin, (weights, got)

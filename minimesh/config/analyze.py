@@ -1,0 +1,166 @@
+"""`minimesh analyze`: what `istioctl analyze` would say about a set of resources.
+
+Each resource can be valid alone and still be wrong with the others, or
+with the mesh that runs: a route to a subset no DestinationRule defines, a
+policy whose selector matches no workload. Istio accepts all of these and
+reports them with a message code; so does minimesh, with Istio's code and
+name where Istio has one, so what a learner sees here is what
+`istioctl analyze` would print on a cluster:
+
+    Error   IST0101 ReferencedResourceNotFound  a subset, host or port named but not there
+    Error   IST0109 ConflictingMeshGatewayVirtualServiceHosts  two VirtualServices for one host
+    Warning IST0127 NoMatchingWorkloadsFound    a policy's selector matches no workload
+    Warning IST0130 VirtualServiceUnreachableRule  a route after one that matches everything (or all it matches)
+    Info    IST0131 VirtualServiceIneffectiveMatch  a match an earlier route already takes
+
+(the levels are Istio's; `istioctl analyze` exits 79 when it finds an Error,
+and so does `minimesh analyze` — `apply` only warns, and applies).
+
+The checks are pure: resources in, messages out. What runs (services and
+their workloads' labels) is passed in when known, and the host and
+selector checks are skipped when it is not (e.g. analyzing files offline).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from .authorization import AuthorizationPolicy
+from .references import check_references, unknown_hosts
+from .requestauthentication import RequestAuthentication
+from .resource import Resource
+from .security import PeerAuthentication
+from .trafficpolicy import SERVICE_PORT
+from .virtualservice import VirtualService
+
+
+LEVELS = {"IST0101": "Error", "IST0109": "Error", "IST0127": "Warning", "IST0130": "Warning",  # Istio's
+          "IST0131": "Info"}
+
+
+@dataclass(frozen=True)
+class Message:
+    code: str  # Istio's, e.g. "IST0101"
+    name: str  # Istio's, e.g. "ReferencedResourceNotFound"
+    text: str  # "VirtualService default/pricing http[0].route[0]: ..." — the resource first
+
+    @property
+    def level(self) -> str:
+        return LEVELS[self.code]
+
+    def __str__(self) -> str:
+        """As `minimesh apply` warns: the text, then the code istioctl would give."""
+        return f"{self.text} (istioctl analyze: {self.code} {self.name})"
+
+    def istioctl(self) -> str:
+        """As `istioctl analyze` prints it: 'Error [IST0101] (VirtualService pricing.default) details'."""
+        kind, where, details = self.text.split(" ", 2)
+        namespace, _, name = where.partition("/")
+        return f"{self.level} [{self.code}] ({kind} {name}.{namespace}) {details}"
+
+
+def analyze(resources: Iterable[Resource], services: set[str] | None = None,
+            workloads: Iterable[Mapping[str, str]] | None = None) -> list[Message]:
+    """Every cross-resource problem, in a stable order; `services`/`workloads` None: not known.
+
+    Two resources with one kind, namespace and name: the later one stands, as with `kubectl apply`
+    of the files in that order (a lesson's steps rewrite the same VirtualService).
+    """
+    resources = sorted({r.key: r for r in resources}.values(), key=lambda r: r.key)
+    found = [Message("IST0101", "ReferencedResourceNotFound", text) for text in check_references(resources)]
+    found += _destination_ports(resources)
+    if services is not None:
+        found += _unknown_hosts(resources, services)
+    found += _conflicting_hosts(resources)
+    found += _unreachable_routes(resources)
+    if workloads is not None:
+        found += _selecting_nothing(resources, [dict(w) for w in workloads])
+    return found
+
+
+def _name(r: Resource) -> str:
+    return f"{r.kind} {r.namespace}/{r.name}"
+
+
+def _destination_ports(resources) -> list[Message]:
+    out = []
+    for vs in (r for r in resources if isinstance(r, VirtualService)):
+        for i, route in enumerate(vs.http):
+            targets = [(f"http[{i}].route[{j}].destination", rd.destination, "requests routed there get 503 NC")
+                       for j, rd in enumerate(route.route)]
+            targets += [(f"http[{i}].{m.field}", m.destination, "no copy is sent") for m in route.mirrors]
+            for where, dest, effect in targets:
+                if dest.port is not None and dest.port != SERVICE_PORT:
+                    out.append(Message("IST0101", "ReferencedResourceNotFound",
+                                       f"{_name(vs)} {where}.port: host '{dest.host}' has no port {dest.port} "
+                                       f"(minimesh services answer on {SERVICE_PORT}); {effect}"))
+    return out
+
+
+def _unknown_hosts(resources, services: set[str]) -> list[Message]:
+    # references.unknown_hosts words each line for `minimesh apply`, code included; here the code is ours.
+    suffix = " (istioctl analyze: IST0101 ReferencedResourceNotFound)"
+    return [Message("IST0101", "ReferencedResourceNotFound", line.removesuffix(suffix))
+            for line in unknown_hosts(resources, services)]
+
+
+def _conflicting_hosts(resources) -> list[Message]:
+    owners: dict[str, list[VirtualService]] = {}
+    for vs in (r for r in resources if isinstance(r, VirtualService)):
+        for host in dict.fromkeys(vs.hosts):
+            owners.setdefault(host, []).append(vs)
+    out = []
+    for host, services in sorted(owners.items()):
+        if len(services) > 1:
+            names = ", ".join(f"{v.namespace}/{v.name}" for v in services)
+            first = f"{services[0].namespace}/{services[0].name}"
+            out += [Message("IST0109", "ConflictingMeshGatewayVirtualServiceHosts",
+                            f"{_name(vs)} hosts: the VirtualServices {names} all claim host '{host}'; sidecars "
+                            f"use only the first ({first}): merge their routes into one") for vs in services]
+    return out
+
+
+def _unreachable_routes(resources) -> list[Message]:
+    """IST0130: a route no request can reach; IST0131: one of its matches an earlier route already takes."""
+    out = []
+    for vs in (r for r in resources if isinstance(r, VirtualService)):
+        seen: dict = {}  # match entry -> the first route that has it (its name in `name` ignored, as Istio)
+        for i, route in enumerate(vs.http):
+            earlier = [k for k, prev in enumerate(vs.http[:i]) if not prev.match]
+            if earlier:
+                out.append(Message("IST0130", "VirtualServiceUnreachableRule",
+                                   f"{_name(vs)} http[{i}]: never used, because http[{earlier[0]}] has no match "
+                                   "and takes every request first; move the catch-all route last"))
+                continue
+            taken = [(j, seen[_key(m)]) for j, m in enumerate(route.match) if _key(m) in seen]
+            if route.match and len(taken) == len(route.match):
+                out.append(Message("IST0130", "VirtualServiceUnreachableRule",
+                                   f"{_name(vs)} http[{i}]: never used, because every one of its matches is "
+                                   f"already in http[{taken[0][1]}], which comes first"))
+            else:
+                out += [Message("IST0131", "VirtualServiceIneffectiveMatch",
+                                f"{_name(vs)} http[{i}].match[{j}]: never used, because http[{first}] has the same "
+                                "match and comes first") for j, first in taken]
+            for m in route.match:
+                seen.setdefault(_key(m), i)
+    return out
+
+
+def _key(match):
+    return dataclasses.replace(match, name=None)
+
+
+def _selecting_nothing(resources, workloads: list[dict]) -> list[Message]:
+    out = []
+    for r in resources:
+        if not isinstance(r, (PeerAuthentication, AuthorizationPolicy, RequestAuthentication)):
+            continue
+        if r.selector is None or any(r.selector.selects(w) for w in workloads):
+            continue
+        wanted = ", ".join(f"{k}={v}" for k, v in r.selector.items())
+        out.append(Message("IST0127", "NoMatchingWorkloadsFound",
+                           f"{_name(r)} selector: no workload has the labels {wanted}; the policy applies to "
+                           "nothing"))
+    return out
