@@ -11,7 +11,7 @@ VirtualService without `gateways:` never applying at the gateway.
 import pytest
 import pytest_asyncio
 
-from tests.support.mesh import run_mesh
+from tests.support.mesh import delete_all, run_mesh
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.asyncio(loop_scope="module")]
 
@@ -46,12 +46,7 @@ async def mesh(tmp_path_factory):
 @pytest_asyncio.fixture(loop_scope="module")
 async def clean(mesh):
     yield mesh
-    for kind in ("VirtualService", "Gateway"):
-        _, body = await mesh.cp("GET", f"/v1/config?kind={kind}")
-        for r in body["resources"]:
-            await mesh.cp("DELETE", f"/v1/config/{kind}/{r['metadata']['name']}"
-                                    f"?namespace={r['metadata'].get('namespace', 'default')}")
-    await mesh.converged()
+    await delete_all(mesh, "VirtualService", "Gateway")
 
 
 async def get(mesh, host: str, path: str = "/items") -> tuple[int, str, str]:

@@ -385,6 +385,16 @@ async def delete_routing(mesh) -> None:
             await mesh.cp("DELETE", f"/v1/config/{kind}/{resource['metadata']['name']}")
 
 
+async def delete_all(mesh, *kinds: str) -> None:
+    """Delete every resource of these kinds, in every namespace, and wait until every proxy has it so."""
+    for kind in kinds:
+        _, body = await mesh.cp("GET", f"/v1/config?kind={kind}")
+        for r in body["resources"]:
+            await mesh.cp("DELETE", f"/v1/config/{kind}/{r['metadata']['name']}"
+                                    f"?namespace={r['metadata'].get('namespace', 'default')}")
+    await mesh.converged()
+
+
 async def set_fault(instance: Instance, **knobs) -> None:
     """Change a demo app's fault knobs at run time (failure_rate, delay_ms): PUT /_fault."""
     async with client_session() as http, http.put(instance.app.url + "/_fault", json=knobs) as r:
