@@ -2,6 +2,10 @@
 
 v2 is the canary of the canary lesson: it gives 10 % off, so which version
 answered is visible in every price.
+
+With RATES_HOST set (the egress lesson: rates.example.com), pricing also asks
+that exchange-rate API outside the mesh for the dollar rate and adds
+`prices_usd`; when the API fails, so does pricing (502, naming it).
 """
 
 import asyncio
@@ -25,6 +29,7 @@ DISCOUNT = 0.10 if VERSION == "v2" else 0.0
 #   PRICING_BUG=slow:           a request that includes p3 takes 300 ms longer
 #   PRICING_BUG_SHARE=0.5:      ... but only half of them (default: all), on
 #                               seeded dice, so a run tells the same story each time
+RATES_HOST = os.environ.get("RATES_HOST", "").strip()  # lesson 08: an API outside the mesh
 PRICING_BUG = os.environ.get("PRICING_BUG", "").strip().lower()
 BUG_SHARE = float(os.environ.get("PRICING_BUG_SHARE", "1"))
 BUGGY_ITEM = "p3"
@@ -44,7 +49,15 @@ async def prices(request: web.Request) -> web.Response:
             return shop.reply(request, {"error": f"pricing bug: cannot price {BUGGY_ITEM}"}, status=503)
     found = {i: round(PRICES_V1[i] * (1 - DISCOUNT), 2) for i in wanted if i in PRICES_V1}
     unknown = [i for i in wanted if i not in PRICES_V1]
-    return shop.reply(request, {"prices": found, "currency": "EUR", "unknown": unknown})
+    answer = {"prices": found, "currency": "EUR", "unknown": unknown}
+    if RATES_HOST:
+        rates = await shop.call(request, RATES_HOST, "GET", "/rates")
+        if not rates.ok:
+            return shop.reply(request, {"error": f"{RATES_HOST} answered {rates.status}: {rates.error or ''}".strip(),
+                                        "upstreams": [rates.who()]}, status=502)
+        usd = rates.body.get("rates", {}).get("USD", 1.0)
+        answer |= {"prices_usd": {i: round(p * usd, 2) for i, p in found.items()}, "upstreams": [rates.who()]}
+    return shop.reply(request, answer)
 
 
 if __name__ == "__main__":

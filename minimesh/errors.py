@@ -53,6 +53,13 @@ class UpstreamTimeout(MeshError):
     layer = "timeout"
 
 
+class EgressBlocked(MeshError):
+    """REGISTRY_ONLY: a host outside the sidecar's registry (Istio's BlackHoleCluster, 502)."""
+
+    status, flag = 502, "BH"
+    layer = "egress"
+
+
 class Overflow(MeshError):
     status, flag = 503, "UO"
     layer = "breaker"

@@ -50,6 +50,10 @@ FLAGS: dict[str, Flag] = {f.code: f for f in (
     Flag("LD", "LoopDetected", "The request would have come back into the same sidecar, so it answered 508.",
          "An app calling its own sidecar's listener address, or a route that leads back to where it "
          "started (minimesh's own flag; Envoy has none).", 508),
+    Flag("BH", "BlackHoleCluster", "The sidecar refused a request for a host outside its registry (502).",
+         "A Sidecar with outboundTrafficPolicy REGISTRY_ONLY, and no ServiceEntry for the host (or the "
+         "Sidecar's egress hosts leave it out); Istio answers 502 from its BlackHoleCluster "
+         "(minimesh's own flag; Envoy logs none).", 502),
     Flag("IE", "InternalError", "The proxy hit an error it did not expect and answered 500 instead.",
          "A minimesh bug, or the machine ran out of something (disk, file descriptors): "
          "the sidecar's log has a line naming it (minimesh's own flag).", 500),

@@ -61,6 +61,12 @@ NOTES = {
     },
     "DestinationRule": {
         "spec.trafficPolicy.portLevelSettings[].port": "80, the one port of a minimesh service; others refused",
+        "spec.trafficPolicy.tls.mode": "DISABLE, SIMPLE, MUTUAL, ISTIO_MUTUAL (origination, proxy/outbound/origination.py)",
+    },
+    "ServiceEntry": {
+        "spec.ports": "one port per entry (HTTP); more are refused",
+        "spec.ports[].protocol": "HTTP; HTTPS, TLS, TCP, GRPC, HTTP2 ... refused (no CONNECT tunnels)",
+        "spec.resolution": "NONE and DNS resolve the host at connect time; STATIC uses the endpoints' IPs",
     },
 }
 
@@ -69,6 +75,8 @@ BASES = {
     "VirtualService": {"hosts": ["pricing"], "http": [{"route": [{"destination": {"host": "pricing"}}]}]},
     "DestinationRule": {"host": "pricing"},
     "Gateway": {"servers": [{"port": {"number": 80, "protocol": "HTTP"}, "hosts": ["*"]}]},
+    "ServiceEntry": {"hosts": ["api.example.com"], "resolution": "DNS",
+                     "ports": [{"number": 80, "name": "http", "protocol": "HTTP"}]},
 }
 SKELETONS = {
     "spec.http[]": {"route": [{"destination": {"host": "pricing"}}]},
@@ -79,6 +87,9 @@ SKELETONS = {
     "spec.trafficPolicy.portLevelSettings[]": {"port": {"number": 80}},
     "spec.subsets[].trafficPolicy.portLevelSettings[]": {"port": {"number": 80}},
     "spec.jwtRules[]": {"issuer": "https://issuer.test", "jwksUri": "https://issuer.test/jwks"},
+    "spec.ports[]": {"number": 80, "name": "http"},
+    "spec.endpoints[]": {"address": "eu.api.example.com"},
+    "spec.egress[]": {"hosts": ["./*"]},
     "spec.rules[].when[]": {"key": "request.headers[x]", "values": ["v"]},
     "spec.jwtRules[].fromHeaders[]": {"name": "x-token"},
     "spec.jwtRules[].outputClaimToHeaders[]": {"header": "x-sub", "claim": "sub"},
@@ -96,6 +107,9 @@ _PARENTS = (
     ("loadBalancer.consistentHash", {"httpHeaderName": "x"},
      ("httpHeaderName", "httpCookie", "useSourceIp", "httpQueryParameterName")),
     ("loadBalancer.warmup", {"duration": "10s"}, ()),
+    # a tls block's fields act with the mode that uses them (MUTUAL: every file is read)
+    ("trafficPolicy.tls", {"mode": "MUTUAL", "clientCertificate": "/c.pem", "privateKey": "/k.pem"}, ("mode",)),
+    ("].tls", {"mode": "MUTUAL", "clientCertificate": "/c.pem", "privateKey": "/k.pem"}, ("mode",)),
 )
 # What spec.http[0] must be for a probe under these fields (a redirect has no route, ...).
 _HTTP_ROUTE_FOR = {

@@ -74,15 +74,24 @@ def control(host, port, home, instance_ttl, cert_ttl, initial_config):
               show_default=True, metavar="SECONDS", help="A request with no bytes moving is closed after this.")
 @click.option("--max-connections", type=click.IntRange(1), default=1024, show_default=True,
               help="Open connections per listener; the next one is closed (and counted in /stats).")
+@click.option("--resolve", "resolve", envvar="MINIMESH_RESOLVE", default="", metavar="HOST:PORT=ADDR:PORT,...",
+              help="Connect to ADDR:PORT for HOST:PORT, as curl --resolve (the runner's stand-in for DNS).")
 @friendly
 def sidecar(control_url, service, version_, instance, labels, host, app_port, inbound_port,
             outbound_port, admin_port, gateway, namespace, listen_port, advertise_host, token,
             control_ca, access_log, trace_sampling, max_header_kb, max_headers, header_timeout, idle_timeout,
-            stream_idle_timeout, max_connections):
+            stream_idle_timeout, max_connections, resolve):
     """Run a sidecar proxy beside one app instance (or the gateway)."""
     from minimesh.proxy.transport.limits import Limits
     from minimesh.proxy.sidecar import SidecarOptions, run_sidecar
 
+    resolve_map = {}
+    for item in filter(None, resolve.split(",")):
+        name, sep, address = item.partition("=")
+        if not sep or ":" not in name or ":" not in address:
+            raise UserError(f"--resolve {item!r} is not HOST:PORT=ADDRESS:PORT; write e.g. "
+                            "rates.example.com:80=127.0.0.1:8089")
+        resolve_map[name.lower()] = address
     label_map = {}
     for item in labels:
         key, sep, value = item.partition("=")
@@ -96,6 +105,7 @@ def sidecar(control_url, service, version_, instance, labels, host, app_port, in
         listen_port=listen_port,
         advertise_host=advertise_host or host, token=token or None,
         control_ca=control_ca or default_control_ca(), access_log=access_log, trace_sampling=trace_sampling / 100,
+        resolve=resolve_map,
         limits=Limits(max_header_bytes=max_header_kb * 1024, max_header_fields=max_headers,
                       header_timeout=header_timeout, idle_timeout=idle_timeout,
                       stream_idle_timeout=stream_idle_timeout, max_connections=max_connections),

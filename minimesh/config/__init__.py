@@ -1,7 +1,7 @@
 """Istio's configuration language, the subset minimesh speaks.
 
 `load_manifests` turns YAML into frozen resources (VirtualService,
-DestinationRule, PeerAuthentication, AuthorizationPolicy, RequestAuthentication), refusing anything
+DestinationRule, ServiceEntry, Sidecar, PeerAuthentication, AuthorizationPolicy, RequestAuthentication), refusing anything
 that is not valid Istio or that minimesh cannot honour, with the file, line
 and field named. Modules: source.py (YAML with line numbers), fields.py
 (typed readers), duration.py, match.py, one module per kind (and
@@ -25,6 +25,8 @@ from .resource import DEFAULT_NAMESPACE, Labels, Resource, short_host
 from .authorization import AuthorizationPolicy
 from .requestauthentication import JwtRule, RequestAuthentication
 from .security import PeerAuthentication
+from .serviceentry import ServiceEntry, ServicePort, WorkloadEndpoint
+from .sidecar_resource import ROOT_NAMESPACE, EgressHost, Sidecar
 from .virtualservice import (
     DEFAULT_RETRY, DEFAULT_RETRY_BACKOFF, Destination, FaultAbort, FaultDelay, HTTPFault, HTTPRetry,
     HTTPMirrorPolicy, HTTPRoute, HTTPRouteDestination, VirtualService,
@@ -39,5 +41,5 @@ __all__ = [
     "RequestAuthentication", "Resource", "StringMatch", "Subset", "TrafficPolicy", "VirtualService", "Message", "analyze", "check_references",
     "unknown_hosts",
     "format_duration", "load_file", "load_files", "load_manifests", "parse_duration", "parse_resource",
-    "short_host",
+    "short_host", "ServiceEntry", "ServicePort", "WorkloadEndpoint", "ROOT_NAMESPACE", "EgressHost", "Sidecar",
 ]

@@ -24,6 +24,8 @@ from .resource import DEFAULT_NAMESPACE, Resource
 from .authorization import parse_authorization_policy
 from .requestauthentication import parse_request_authentication
 from .security import parse_peer_authentication
+from .serviceentry import parse_service_entry
+from .sidecar_resource import parse_sidecar
 from .source import read_documents
 from .virtualservice import parse_virtual_service
 
@@ -38,11 +40,13 @@ KINDS: dict[str, tuple[str, tuple[str, ...], Callable[..., Resource]]] = {
     "PeerAuthentication": (*_SECURITY, parse_peer_authentication),
     "AuthorizationPolicy": (*_SECURITY, parse_authorization_policy),
     "RequestAuthentication": (*_SECURITY, parse_request_authentication),
+    "ServiceEntry": (*_NETWORKING, parse_service_entry),
+    "Sidecar": (*_NETWORKING, parse_sidecar),
 }
 # Kinds with `exportTo`: read here, once, for all of them (namespaces.py).
 EXPORTABLE = ("VirtualService", "DestinationRule", "ServiceEntry")
 _ISTIO_ONLY_KINDS = (
-    "ServiceEntry", "Sidecar", "EnvoyFilter", "WorkloadEntry", "WorkloadGroup", "ProxyConfig",
+    "EnvoyFilter", "WorkloadEntry", "WorkloadGroup", "ProxyConfig",
     "Telemetry", "WasmPlugin",
 )
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 
 from .destinationrule import DestinationRule
 from .resource import Resource
+from .serviceentry import ServiceEntry
 from .virtualservice import Destination, VirtualService
 
 
@@ -55,7 +56,10 @@ def unknown_hosts(resources: Iterable[Resource], services: set[str]) -> list[str
     analyze` reports IST0101 ReferencedResourceNotFound. minimesh does the
     same: accepts, and `minimesh apply` warns with these lines.
     """
+    resources = list(resources)
     known = ", ".join(sorted(services)) or "none running"
+    # A ServiceEntry makes its hosts part of the mesh's registry.
+    services = set(services) | {h for r in resources if isinstance(r, ServiceEntry) for h in r.hosts}
     problems = []
     for r in resources:
         if isinstance(r, VirtualService):

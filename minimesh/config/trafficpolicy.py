@@ -5,6 +5,7 @@ requests it sends to one destination (service, or subset of it).
     connectionPool    Envoy's circuit breakers and connection settings (breaker.py, pool.py)
     outlierDetection  ejecting endpoints that keep failing (outlier.py)
     retryBudget       how many retries may be in flight, as a share of requests (breaker.py)
+    tls               TLS origination or mTLS to the destination (clienttls.py, proxy/outbound/origination.py)
     portLevelSettings the same four, for one port of the service
 
 Every field here is either enforced by the data plane or refused at load time
@@ -22,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from .clienttls import ClientTLS, parse_client_tls
 from .fields import At, boolean, check_fields, duration, enum, integer, mapping, number, require, sequence, string
 
 DEFAULT_LOAD_BALANCER = "LEAST_REQUEST"  # Istio's default: power of two choices
@@ -99,10 +101,11 @@ class TrafficPolicy:
     connection_pool: ConnectionPool | None = None
     outlier_detection: OutlierDetection | None = None
     retry_budget: RetryBudget | None = None
+    tls: ClientTLS | None = None
     port_level: tuple["TrafficPolicy", ...] = ()  # portLevelSettings, each for SERVICE_PORT
 
 
-_BLOCKS = ("load_balancer", "connection_pool", "outlier_detection", "retry_budget")
+_BLOCKS = ("load_balancer", "connection_pool", "outlier_detection", "retry_budget", "tls")
 
 
 def merge(base: TrafficPolicy | None, over: TrafficPolicy | None) -> TrafficPolicy | None:
@@ -126,7 +129,7 @@ def parse_traffic_policy(value: Any, at: At, port_level: bool = False) -> Traffi
     block = mapping(value, at)
     fields = ("loadBalancer", "connectionPool", "outlierDetection")
     if port_level:
-        check_fields(block, at, ("port", *fields), ("tls",))
+        check_fields(block, at, ("port", *fields, "tls"))
         port = integer(require(mapping(require(block, "port", at), at / "port"), "number", at / "port"),
                        at / "port" / "number", 1, 65535)
         if port != SERVICE_PORT:
@@ -134,7 +137,7 @@ def parse_traffic_policy(value: Any, at: At, port_level: bool = False) -> Traffi
                 f"minimesh services have one port, {SERVICE_PORT} (apps call http://service); "
                 f"Istio would apply these settings to traffic on port {port} only")
     else:
-        check_fields(block, at, (*fields, "retryBudget", "portLevelSettings"), ("proxyProtocol", "tls", "tunnel"))
+        check_fields(block, at, (*fields, "retryBudget", "portLevelSettings", "tls"), ("proxyProtocol", "tunnel"))
     return TrafficPolicy(
         load_balancer=_parse_lb(block["loadBalancer"], at / "loadBalancer") if "loadBalancer" in block else None,
         connection_pool=_parse_pool(block["connectionPool"], at / "connectionPool")
@@ -142,6 +145,7 @@ def parse_traffic_policy(value: Any, at: At, port_level: bool = False) -> Traffi
         outlier_detection=_parse_outlier(block["outlierDetection"], at / "outlierDetection")
         if "outlierDetection" in block else None,
         retry_budget=_parse_budget(block["retryBudget"], at / "retryBudget") if "retryBudget" in block else None,
+        tls=parse_client_tls(block["tls"], at / "tls") if "tls" in block else None,
         port_level=tuple(parse_traffic_policy(p, at / "portLevelSettings" / i, port_level=True)
                          for i, p in enumerate(sequence(block.get("portLevelSettings"), at / "portLevelSettings"))),
     )

@@ -92,7 +92,7 @@ def parse_registration(body: object) -> Registration:
         raise InvalidRegistration("register: addresses must be an object")
     unknown = set(addresses) - set(ADDRESS_ROLES)
     if unknown:
-        raise InvalidRegistration(f"register: unknown address role(s): {', '.join(sorted(map(str, unknown)))}")
+        raise InvalidRegistration(f"register: unknown address role(s): {', '.join(sorted(map(repr, unknown)))}")
     for role, addr in addresses.items():
         if addr is not None:
             admission.host_port(addr, f"addresses.{role}")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from minimesh.config import load_file
+from minimesh.lesson.export_check import judge_export
 from minimesh.lesson.steps import Step
 from minimesh.lesson.security_checks import SECURITY_EXPECTATIONS, judge_security, observing
 from minimesh.lesson.trace_check import fetch_trace, judge_trace, with_trace
@@ -218,6 +219,7 @@ async def run_checks(step: Step, stack: Stack) -> list[Verdict]:
             elif kind == "ejected":
                 counts = await _ejected_by_soon(stack, args["instance"])
             v = (judge_security(kind, args, observed[kind]) if kind in SECURITY_EXPECTATIONS
+                 else judge_export(args["lesson"]) if kind == "exported"
                  else judge(kind, args, traffic, counts, trace))
             verdicts.append(Verdict(v.ok, f"{check.name}: {v.what}", v.detail))
     return verdicts

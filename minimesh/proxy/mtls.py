@@ -20,6 +20,7 @@ from minimesh.errors import UpstreamConnectFailure
 from minimesh.proxy.identity import WorkloadIdentity
 from minimesh.proxy.message import Request
 from minimesh.proxy.inbound.peer_auth import effective_mode, inbound_action
+from minimesh.proxy.outbound.origination import Originate
 from minimesh.proxy.transport.sniffing import Action
 from minimesh.proxy.outbound.secure_naming import Transport, upstream_security
 
@@ -49,12 +50,19 @@ class InboundSecurity:
 class AutoMTLS:
     def __init__(self, identity: WorkloadIdentity | None):
         self.identity = identity  # None: a sidecar without a certificate (only plaintext, where allowed)
+        self.originate = Originate()  # a DestinationRule's tls, when the destination has one (origination.py)
 
     def __call__(self, request: Request) -> ssl.SSLContext | None:
         """The TLS context for this attempt, None for plaintext; raises UF where neither is safe."""
         journey = request.journey
         config = journey.config
         endpoint = config.endpoint_at(journey.endpoint) if config is not None else None
+        policy = journey.cluster.policy if journey.cluster is not None else None
+        if policy is not None and policy.tls is not None:  # the DestinationRule decides, not auto mTLS
+            contexts = self.identity.contexts(config) if self.identity is not None else None
+            ctx = self.originate(policy.tls, request.authority.rsplit(":", 1)[0], endpoint, contexts)
+            journey.upstream_security = f"tls {policy.tls.mode}" if ctx is not None else "plaintext"
+            return ctx
         if endpoint is None:
             return None  # not a mesh endpoint (a pass-through host)
         contexts = self.identity.contexts(config) if self.identity is not None else None

@@ -73,6 +73,7 @@ class SidecarOptions:
     access_log: bool = False  # a JSON line per request (Istio's default profile: off; its demo profile and lessons: on)
     trace_sampling: float = 0.01  # share of new traces recorded (Istio's default: 1 %; lessons: all)
     limits: Limits = field(default_factory=Limits)  # header sizes, timeouts, connections (limits.py)
+    resolve: dict = field(default_factory=dict)  # "host:port" -> "address:port": --resolve, DNS's local stand-in
 
 
 def read_control_ca(path: str | None) -> str | None:
@@ -99,6 +100,7 @@ class Sidecar:
         self.guard = LoopGuard()  # 508 for a request that would come back into this sidecar
         self.pool = UpstreamPool(limits=opts.limits)
         self.pool.guard = self.guard
+        self.pool.resolve = opts.resolve
         self.in_flight = InFlight()
         self.breakers = Breakers()  # connectionPool limits and retry budgets, per destination (breaker.py)
         self.outliers = Outliers()  # outlierDetection: who this sidecar has ejected (outlier.py)

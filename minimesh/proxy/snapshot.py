@@ -74,6 +74,7 @@ class MeshConfig:
     endpoints_by_address: dict[str, Endpoint] = field(default_factory=dict)
     quarantined: tuple[str, ...] = ()  # entries left out, each "what: why" (the sidecar NACKs naming them)
     namespace: str = DEFAULT_NAMESPACE  # the proxy's own: short Host names are read in it
+    external_hosts: dict = field(default_factory=dict)  # host key -> egress.ExternalHost, from ServiceEntries
 
     def service_key(self, host: str) -> str:
         """The service a Host names, read from this proxy's namespace (or the host itself if external)."""
@@ -123,6 +124,10 @@ def parse_snapshot(doc: dict, namespace: str = DEFAULT_NAMESPACE) -> MeshConfig:
         for subset in rule.subsets:
             clusters.setdefault((service, subset.name), _cluster(service, subset.name, (), rule))
 
+    endpoints_by_address = {e.address: e for (_, subset), c in clusters.items() if subset is None
+                            for e in c.endpoints}
+    external = _service_entry_clusters(resources, clusters, destination_rules, set(doc.get("services", {})),
+                                       namespace)
     return MeshConfig(
         version=str(doc["version"]),
         config_version=int(doc.get("config_version", 0)),
@@ -131,10 +136,10 @@ def parse_snapshot(doc: dict, namespace: str = DEFAULT_NAMESPACE) -> MeshConfig:
         clusters=clusters,
         resources=resources,
         trust_bundle="".join(doc.get("trust_bundle", [])),
-        endpoints_by_address={e.address: e for (_, subset), c in clusters.items() if subset is None
-                              for e in c.endpoints},
+        endpoints_by_address=endpoints_by_address,
         quarantined=tuple(quarantined),
         namespace=namespace,
+        external_hosts=external,
     )
 
 
@@ -145,6 +150,27 @@ def _prefer(chosen: dict, host: str, resource, namespace: str) -> None:
         return order.index(r.namespace) if r.namespace in order else len(order)
     if host not in chosen or rank(resource) < rank(chosen[host]):
         chosen[host] = resource
+
+
+def _service_entry_clusters(resources, clusters: dict, destination_rules: dict, mesh_services: set,
+                            namespace: str) -> dict:
+    """Clusters for the hosts ServiceEntries declare (egress.py), added to `clusters`; returns the hosts.
+
+    Their endpoints are no mesh workloads: they stay out of endpoints_by_address, so auto mTLS leaves them
+    plaintext unless a DestinationRule's tls says otherwise (origination.py).
+    """
+    from minimesh.proxy.outbound.egress import entry_endpoints, external_hosts
+
+    hosts = external_hosts(resources, mesh_services, namespace)
+    for host in hosts.values():
+        endpoints = tuple(Endpoint(instance=name, address=address, labels=labels, mtls_mode="DISABLE")
+                          for name, address, labels in entry_endpoints(resources, host))
+        rule = destination_rules.get(host.host)
+        clusters[(host.host, None)] = _cluster(host.host, None, endpoints, rule)
+        for subset in rule.subsets if rule else ():
+            members = tuple(e for e in endpoints if e.has_labels(tuple(dict(subset.labels).items())))
+            clusters[(host.host, subset.name)] = _cluster(host.host, subset.name, members, rule)
+    return hosts
 
 
 def _entry_name(manifest) -> str:

@@ -21,6 +21,8 @@ in Kubernetes:
                          the app reaches its sidecar on 127.0.0.1, just as in
                          a Kubernetes pod
     gateway              a sidecar in gateway mode, published on port 8080
+    <outside>            a program outside the mesh (lesson.yaml `outside:`), no
+                         sidecar, on port 80 under its DNS name (a network alias)
 
 Start order comes from health checks: sidecars and gateway wait for a healthy
 control plane, the gateway for every healthy sidecar, so `up -d` returns with
@@ -202,12 +204,28 @@ def gateway_service(lesson: Lesson) -> dict:
     }
 
 
+def outside_service(lesson: Lesson, out) -> dict:
+    """A program outside the mesh: no sidecar; other containers find it by its DNS name, on port 80."""
+    env = {**out.spec.env, "HOST": "0.0.0.0", "PORT": "80", "SERVICE": out.name, "VERSION": "v1",
+           "INSTANCE": out.name}
+    return {
+        "image": IMAGE,
+        "command": in_container(lesson, out.spec.command),
+        "environment": env,
+        "networks": {"default": {"aliases": [out.host]}},
+        "healthcheck": tcp_open(80),
+        "restart": "unless-stopped",
+    }
+
+
 def compose_model(lesson: Lesson) -> dict:
     """The compose file as data (a pure function of the lesson)."""
     proxies = [*lesson.services, "gateway"]
     accounts = {v.service: account_key(v.namespace, v.service) for v in lesson.versions}
     accounts["gateway"] = GATEWAY_ACCOUNT
     services = {"control": control_service(lesson), "tokens": tokens_service(proxies, accounts)}
+    for out in lesson.outside:
+        services[out.name] = outside_service(lesson, out)
     for inst in lesson.instances():
         services[inst.name] = app_service(lesson, inst)
         services[f"{inst.name}-sidecar"] = sidecar_service(inst)

@@ -24,6 +24,8 @@ KINDS = {
     "PeerAuthentication": ("peerauthentications", "peerauthentication", "pa"),
     "AuthorizationPolicy": ("authorizationpolicies", "authorizationpolicy", "ap"),
     "RequestAuthentication": ("requestauthentications", "requestauthentication", "ra"),
+    "ServiceEntry": ("serviceentries", "serviceentry", "se"),
+    "Sidecar": ("sidecars", "sidecar"),
 }
 
 

@@ -7,6 +7,10 @@ here — so it can be read top to bottom and tested without sockets:
     for every instance:  the app (PORT, SERVICE, VERSION, INSTANCE, HTTP_PROXY)
                          and its sidecar (inbound → app, outbound ← app, admin)
     gateway              a sidecar in gateway mode on the public port
+    outside programs     the lesson's `outside:` apps, with no sidecar; every
+                         proxy gets MINIMESH_RESOLVE ("rates.example.com:80=
+                         127.0.0.1:P"), the local stand-in for the DNS name
+                         Docker Compose gives their containers
 
 Each process also says how we know it is ready: the control plane and the
 proxies answer HTTP (`/healthz`, `/ready`), while an app is any program, so a
@@ -92,6 +96,16 @@ def plan_stack(lesson: Lesson, home: Path, gateway_port: int, next_port, token_f
         env={"MINIMESH_LESSON": lesson.dir.name})  # `minimesh lesson check` of another lesson says so
 
     instances, workloads = [], []
+    resolve = []
+    for out in lesson.outside:
+        port = next_port()
+        resolve.append(f"{out.host}:80={HOST}:{port}")
+        workloads.append(ProcessSpec(
+            name=out.name, role="app", argv=out.spec.command, probe=Probe(port), ports=(port,),
+            env={**out.spec.env, "PORT": str(port), "SERVICE": out.name, "VERSION": "v1", "INSTANCE": out.name}))
+    if resolve:
+        resolve_env = {"MINIMESH_RESOLVE": ",".join(resolve)}
+        token_env = (lambda given: lambda service: {**given(service), **resolve_env})(token_env)
     for inst in lesson.instances():
         ip = InstancePlan(inst.service, inst.version, inst.name,
                           app_port=next_port(), inbound_port=next_port(),

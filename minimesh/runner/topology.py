@@ -15,6 +15,15 @@ parent of its `lessons/` folder), then in the lesson folder, then in the current
 directory — so a lesson file anywhere can mesh any program. `description`,
 `manifests` and `steps` are read here but belong to others (the lesson guide);
 they are passed through untouched. Any other key is an error naming its line.
+
+`outside` lists programs that are *not* part of the mesh — an external API for
+the egress lesson — each reached by a DNS name on port 80, with no sidecar:
+
+    outside:
+      rates: {host: rates.example.com, command: [python, demo-services/rates.py]}
+
+(Docker Compose gives the container that name; locally the runner tells the
+sidecars where the name points, as DNS would: runner/plan.py.)
 """
 
 import dataclasses
@@ -29,7 +38,9 @@ from minimesh.config.source import line_of, read_file
 
 LESSON_FILE = "lesson.yaml"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-TOP_KEYS = {"title", "services", "description", "manifests", "steps", "cert_ttl"}
+_DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$")
+TOP_KEYS = {"title", "services", "description", "manifests", "steps", "cert_ttl", "outside"}
+OUTSIDE_KEYS = {"host", "command", "env"}
 SERVICE_KEYS = {"versions", "namespace"}
 VERSION_KEYS = {"command", "replicas", "env", "labels"}
 
@@ -50,6 +61,15 @@ class VersionSpec:
     env: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     namespace: str = "default"  # the service's Kubernetes namespace: its identity and host names follow it
+
+
+@dataclass(frozen=True)
+class OutsideSpec:
+    """A program outside the mesh: `host` is the DNS name apps call it by (port 80)."""
+
+    name: str
+    host: str
+    spec: VersionSpec  # its command and environment (service = name, one replica)
 
 
 @dataclass(frozen=True)
@@ -75,6 +95,7 @@ class Lesson:
     manifests: tuple[Path, ...] = ()
     steps: object = None  # owned by the lesson guide; kept as parsed
     cert_ttl: str | None = None  # certificate lifetime for this lesson (MINIMESH_CERT_TTL overrides)
+    outside: tuple["OutsideSpec", ...] = ()  # programs outside the mesh (no sidecar), by DNS name
 
     @property
     def services(self) -> list[str]:
@@ -174,9 +195,20 @@ def parse_lesson(data, lines, *, source: str, lesson_dir: Path, cwd: Path | None
         except UserError as e:
             raise fail(str(e).split(": ", 1)[-1], ("cert_ttl",)) from e
 
+    outside = []
+    for name, body in mapping(data.get("outside") or {}, ("outside",)).items():
+        opath = ("outside", name)
+        mapping(body, opath, OUTSIDE_KEYS)
+        host = string(body.get("host"), opath + ("host",)).lower()
+        if name in services or not _DNS_NAME.match(host):
+            raise fail(f"needs a unique name and a DNS name as host (like rates.example.com), not {host!r}", opath)
+        spec = _parse_version(str(name), "v1", {k: v for k, v in body.items() if k != "host"}, opath,
+                              mapping, string, fail, search)
+        outside.append(OutsideSpec(str(name), host, spec))
+
     return Lesson(dir=lesson_dir, title=title, versions=tuple(versions),
                   description=description, manifests=tuple(manifest_paths), steps=data.get("steps"),
-                  cert_ttl=cert_ttl)
+                  cert_ttl=cert_ttl, outside=tuple(outside))
 
 
 def _parse_version(service, version, body, path, mapping, string, fail, search) -> VersionSpec:

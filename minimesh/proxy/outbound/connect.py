@@ -40,7 +40,7 @@ class Forward:
             # What telemetry reports for this outbound hop: mutual TLS or not, and the identity the
             # upstream proved (the pool refuses a certificate naming anyone else: secure naming).
             # The inbound hop to our own app keeps the caller's, set by the listener.
-            request.journey.mtls = tls is not None
+            request.journey.mtls = tls is not None and getattr(tls, "mutual", True)  # SIMPLE origination: not mutual
             request.journey.peer_identity = getattr(tls, "expected_peer", None) if tls is not None else None
         return response
 

@@ -2,9 +2,10 @@
 
 The app sends every request to its sidecar's outbound listener as to an HTTP
 forward proxy (`HTTP_PROXY`): `GET http://catalog/items`. If `catalog` is a
-mesh service the request travels the stack below; any other host is passed
-straight through (Istio's default `outboundTrafficPolicy: ALLOW_ANY`) and
-reported as external.
+mesh service, or a host a ServiceEntry declares, the request travels the
+stack below; any other host is passed straight through (Istio's default
+`outboundTrafficPolicy: ALLOW_ANY`) and reported as external — or refused
+with 502 BH under a Sidecar's REGISTRY_ONLY (egress.py decides).
 
 The stack is built innermost first; read it bottom-up for the order a
 request meets the layers:
@@ -19,6 +20,7 @@ from minimesh.proxy.outbound.balancer import Balance, InFlight
 from minimesh.proxy.outbound.breaker import Breakers, CircuitBreak
 from minimesh.proxy.outbound.connect import Forward, PassThrough
 from minimesh.proxy.outbound.cors import Cors
+from minimesh.proxy.outbound.egress import decide, sidecar_for
 from minimesh.proxy.outbound.header_ops import HeaderOps
 from minimesh.proxy.outbound.redirect import AnswerLocally
 from minimesh.proxy.outbound.rewrite import Rewrite
@@ -61,6 +63,8 @@ class OutboundRouter:
     def __init__(self, config_holder, pool: UpstreamPool, in_flight: InFlight, breakers: Breakers | None = None,
                  outliers: Outliers | None = None, labels=None):
         self.config_holder = config_holder
+        self.labels = labels or {}  # the workload's labels: which Sidecar resource applies (egress.py)
+        self._sidecar: tuple[object, object] = (None, None)  # (config, its Sidecar for us), once per snapshot
         self.mesh = build_outbound_stack(pool, in_flight, breakers=breakers, outliers=outliers, labels=labels)
         self.passthrough = PassThrough(pool)
 
@@ -69,9 +73,12 @@ class OutboundRouter:
         journey = request.journey
         journey.config = config
         add_forwarding(request.headers, "")
-        service = config.service_key(host_of(request.authority))  # read in this proxy's namespace
-        if config.cluster(service, None) is not None:
-            journey.service = service
+        if self._sidecar[0] is not config:
+            self._sidecar = (config, sidecar_for(config.resources, self.labels, config.namespace))
+        egress = decide(config, request.authority, self._sidecar[1])  # EgressBlocked: 502 BH
+        if egress.service is not None:
+            journey.service = egress.service
+            journey.external = egress.external  # a MESH_EXTERNAL ServiceEntry host: leaving the mesh, routed
             return self.mesh
         journey.external = True
         journey.service = request.authority

@@ -106,6 +106,8 @@ class UpstreamPool:
         self.mtls = None
         # The sidecar's loop guard (loop_guard.py): refuses destinations that are ourselves.
         self.guard = None
+        # "host:port" -> "address:port" where to connect instead (--resolve: what DNS would say).
+        self.resolve: dict[str, str] = {}
         self._idle: dict[tuple, list[UpstreamConnection]] = {}
         self._open: set[UpstreamConnection] = set()
         self._sweeper: asyncio.Task | None = None
@@ -194,7 +196,8 @@ class UpstreamPool:
 
     async def _connect(self, address: str, tls: ssl.SSLContext | None, key, group: _Destination | None = None,
                        destination: str | None = None) -> UpstreamConnection:
-        host, _, port = address.rpartition(":")
+        named = address.rpartition(":")[0].strip("[]")  # the name TLS checks, even when resolved elsewhere
+        host, _, port = self.resolve.get(address.lower(), address).rpartition(":")
         host = host.strip("[]")
         loop = asyncio.get_running_loop()
         if self._sweeper is None:
@@ -203,11 +206,14 @@ class UpstreamPool:
         connect_timeout = settings.connect_timeout if settings is not None else self.connect_timeout
         if group is not None:
             group.open += 1
+        # TLS origination (origination.py) names the server it expects; mTLS checks the SPIFFE ID instead.
+        server_name = (getattr(tls, "server_name", None) or named) if tls is not None else None
         try:
             async with asyncio.timeout(connect_timeout):
                 _, conn = await loop.create_connection(
-                    lambda: UpstreamConnection(address, self.limits, self._park(key, group, destination), tls, host),
-                    host, int(port), ssl=tls, server_hostname=(host if tls is not None else None))
+                    lambda: UpstreamConnection(address, self.limits, self._park(key, group, destination), tls,
+                                               server_name or host),
+                    host, int(port), ssl=tls, server_hostname=server_name)
         except TimeoutError as e:
             self._lost(group)(None)
             raise UpstreamConnectFailure(f"cannot connect to {address}: no answer within "
@@ -227,6 +233,11 @@ class UpstreamPool:
             if presented != expected:
                 conn.close()
                 raise UpstreamConnectFailure(f"{address}: {PeerIdentityMismatch(presented, expected)}")
+        verify = getattr(tls, "verify_peer", None) if tls is not None else None
+        problem = verify(conn.transport.get_extra_info("ssl_object")) if verify is not None else None
+        if problem is not None:  # a DestinationRule's subjectAltNames
+            conn.close()
+            raise UpstreamConnectFailure(f"{address}: {problem}")
         self._open.add(conn)
         return conn
 

@@ -243,8 +243,10 @@ spec: {mtls: {mode: STRICT}}
   - name: v1
     labels: {version: v1}
     trafficPolicy:
-      tls: {mode: ISTIO_MUTUAL}  # <-
-""", "spec.subsets[0].trafficPolicy.tls", "not supported by minimesh", crd=True),
+      tls:
+        mode: SIMPLE
+        credentialName: pricing-ca  # <-
+""", "spec.subsets[0].trafficPolicy.tls.credentialName", "not supported by minimesh", crd=True),
     "duplicate-subset": Rejected(DR + """\
   subsets:
   - name: v1

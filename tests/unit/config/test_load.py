@@ -50,7 +50,7 @@ def test_parse_resource_round_trips_a_manifest():
     ("a: 1\n b: 2\n", 2, "YAML syntax error"),
     ("- just\n- a list\n", 1, "expected a mapping"),
     (ACCEPTED["vs-minimal"] + "---\n42\n", 11, "expected a mapping"),
-    ("apiVersion: networking.istio.io/v1\nkind: Sidecar\n", 2, "'Sidecar' is not supported by minimesh"),
+    ("apiVersion: networking.istio.io/v1\nkind: EnvoyFilter\n", 2, "'EnvoyFilter' is not supported by minimesh"),
     ("kind: VirtualService\napiVersion: networking.istio.io/v1\nspec: {hosts: [a]}\n", 1, "'metadata' with a 'name'"),
 ])
 def test_malformed_documents(text, line, message):

@@ -51,7 +51,7 @@ def test_a_route_to_an_undefined_subset_is_applied_with_a_warning_as_on_istio(pa
 
 
 @pytest.mark.parametrize("bad", [
-    [dr("v1"), {**vs("v1"), "kind": "Sidecar"}],
+    [dr("v1"), {**vs("v1"), "kind": "EnvoyFilter"}],
     [dr("v1"), "text"],
 ])
 def test_invalid_apply_changes_nothing_in_memory_or_on_disk(path, bad):
