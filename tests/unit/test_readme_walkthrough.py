@@ -16,7 +16,7 @@ from tests.e2e.readme_walkthrough import WALKED as NAMES, blocks, compose_up, pr
 
 ROOT = Path(__file__).resolve().parents[2]
 WALKED = [ROOT / "lessons" / name for name in NAMES]
-LOCAL_ONLY = re.compile(r"minimesh (up|down|sniff|stop|start)\b|minimesh home\)/logs|CATALOG_INBOUND|\.admin\b|"
+LOCAL_ONLY = re.compile(r"minimesh (up|down|stop|start)\b|minimesh home\)/logs|CATALOG_INBOUND|\.admin\b|"
                         r"\| \.app\b")
 
 

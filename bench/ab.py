@@ -1,0 +1,90 @@
+"""`python -m bench.ab`: two checkouts of minimesh side by side in one run — did a change pay?
+
+Each configuration runs twice at once: `base-<name>` with the minimesh package
+from `--base` (a directory holding a `minimesh/` package, e.g. made with
+`git archive <commit> minimesh | tar -x -C /tmp/base`), and `<name>` with this
+checkout. Closed-loop rounds alternate between them, so a busy machine slows
+both alike; printed per configuration: the throughput ratio (this ÷ base) of
+each round and its median, and each sidecar's CPU microseconds per request.
+
+    python -m bench.ab --base /tmp/base --only minimesh,minimesh-no-telemetry --rounds 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import os
+import statistics
+import sys
+from pathlib import Path
+
+from bench import configs
+from bench.__main__ import RESULTS, split_cores
+from bench.measure import Pinned, Settings, closed_loop
+from bench.procstat import cpu_snapshot
+from bench.topology import Processes, running, start_upstream
+
+
+class BaseProcesses(Processes):
+    """Starts minimesh from the `base` directory instead of this checkout."""
+
+    def __init__(self, logs: Path, cores: set[int], base: str):
+        super().__init__(logs, cores)
+        self.base = base
+
+    def spawn(self, name, cmd, env=None, stdout=None, cores=None):
+        if cmd[0].endswith("/minimesh"):  # the console script imports this checkout: run the module instead
+            # -P: no working directory (this checkout) ahead of PYTHONPATH on sys.path.
+            cmd = [sys.executable, "-P", "-m", "minimesh.cli", *cmd[1:]]
+        return super().spawn(name, cmd, {**(env or {}), "PYTHONPATH": self.base}, stdout, cores)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.ab")
+    p.add_argument("--base", required=True, help="a directory with the minimesh package to compare against")
+    p.add_argument("--only", default="minimesh", help="comma-separated configuration names")
+    p.add_argument("--rounds", type=int, default=8)
+    p.add_argument("--seconds", type=float, default=2.0, help="per closed-loop round")
+    args = p.parse_args(argv)
+    plan = {c.name: c for c, why in configs.plan() if not why}
+    names = args.only.split(",")
+    client, server = split_cores()
+    logs = RESULTS / "logs-ab"
+    results: dict[str, list[dict]] = {}
+    with contextlib.ExitStack() as stack:
+        upstream = Processes(logs, server)
+        stack.callback(upstream.stop_all)
+        app_port = start_upstream(upstream)
+        targets = {}
+        for name in names:
+            base = dataclasses.replace(plan[name], name="base-" + name)
+            targets[base.name] = stack.enter_context(running(base, app_port, BaseProcesses(logs, server, args.base)))
+            targets[name] = stack.enter_context(running(plan[name], app_port, Processes(logs, server)))
+        settings = Settings(connections=32)
+        for target in targets.values():
+            closed_loop(target, settings, Pinned(client), 1)  # warm
+        order = list(targets)
+        for r in range(args.rounds):
+            for name in order[r % len(order):] + order[:r % len(order)]:
+                target = targets[name]
+                before = cpu_snapshot(target.proxies)
+                out = closed_loop(target, settings, Pinned(client), args.seconds)
+                after = cpu_snapshot(target.proxies)
+                per_request = {role: 1e6 * (after[role] - before[role]) / max(1, out["requests"]) for role in before}
+                results.setdefault(name, []).append({"rps": out["rps"], **per_request})
+    for name in names:
+        new, old = results[name], results["base-" + name]
+        ratios = [n["rps"] / o["rps"] for n, o in zip(new, old) if o["rps"]]
+        med = lambda rows, key: statistics.median(row[key] for row in rows)  # noqa: E731
+        print(f"{name}: throughput this ÷ base {statistics.median(ratios):.2f} (rounds "
+              f"{', '.join(f'{x:.2f}' for x in ratios)}); CPU µs per request: outbound "
+              f"{med(old, 'outbound'):.0f} → {med(new, 'outbound'):.0f}, inbound "
+              f"{med(old, 'inbound'):.0f} → {med(new, 'inbound'):.0f}")
+    print(f"load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
