@@ -54,6 +54,11 @@ NOTES = {
     "PeerAuthentication": {
         "spec.portLevelMtls": "port 8080, every app's container port; other ports refused; needs a selector",
     },
+    "Gateway": {
+        "spec.servers[].port.number": "80 only: the lesson's gateway port stands for port 80 of Istio's ingress Service",
+        "spec.servers[].port.protocol": "HTTP only; TLS termination (HTTPS, tls) is refused",
+        "spec.servers[].hosts": "'*', '*.example.com', FQDNs, each optionally NAMESPACE/; short names refused, as Istio",
+    },
     "DestinationRule": {
         "spec.trafficPolicy.portLevelSettings[].port": "80, the one port of a minimesh service; others refused",
         "spec.trafficPolicy.tls.mode": "DISABLE, SIMPLE, MUTUAL, ISTIO_MUTUAL (origination, proxy/outbound/origination.py)",
@@ -69,6 +74,7 @@ NOTES = {
 BASES = {
     "VirtualService": {"hosts": ["pricing"], "http": [{"route": [{"destination": {"host": "pricing"}}]}]},
     "DestinationRule": {"host": "pricing"},
+    "Gateway": {"servers": [{"port": {"number": 80, "protocol": "HTTP"}, "hosts": ["*"]}]},
     "ServiceEntry": {"hosts": ["api.example.com"], "resolution": "DNS",
                      "ports": [{"number": 80, "name": "http", "protocol": "HTTP"}]},
 }
@@ -77,6 +83,7 @@ SKELETONS = {
     "spec.http[].route[]": {"destination": {"host": "pricing"}},
     "spec.http[].mirrors[]": {"destination": {"host": "pricing"}},
     "spec.subsets[]": {"name": "v1"},
+    "spec.servers[]": {"port": {"number": 80, "protocol": "HTTP"}, "hosts": ["*"]},
     "spec.trafficPolicy.portLevelSettings[]": {"port": {"number": 80}},
     "spec.subsets[].trafficPolicy.portLevelSettings[]": {"port": {"number": 80}},
     "spec.jwtRules[]": {"issuer": "https://issuer.test", "jwksUri": "https://issuer.test/jwks"},
@@ -91,6 +98,7 @@ SKELETONS = {
 # sibling is left out when the probed field is one of `exclusive` (Istio's oneOf).
 _PARENTS = (
     ("fault.abort", {"httpStatus": 503}, ()),
+    ("servers[].port", {"number": 80, "protocol": "HTTP"}, ()),
     ("fault.delay", {"fixedDelay": "1s"}, ()),
     ("directResponse", {"status": 200}, ()),
     ("mirror", {"host": "pricing"}, ()),

@@ -23,14 +23,16 @@ def _telemetry_off(off: bool) -> None:
               help="Seconds without a heartbeat before an instance leaves the registry.")
 @click.option("--cert-ttl", envvar="MINIMESH_CERT_TTL", default="24h", show_default=True,
               help="Lifetime of the certificates the mesh CA signs (e.g. 20s, 1h); sidecars renew at half-life.")
+@click.option("--initial-config", multiple=True, metavar="FILE",
+              help="Manifests to apply on the first start (an empty store); compose files pass the lesson's.")
 @friendly
-def control(host, port, home, instance_ttl, cert_ttl):
+def control(host, port, home, instance_ttl, cert_ttl, initial_config):
     """Run the control plane: registry, config store, watch API, CA."""
     from minimesh.control.server import run_control_plane
     from minimesh.pki.ttl import parse_cert_ttl
 
     run_control_plane(host=host, port=port, home=home, instance_ttl=instance_ttl,
-                      cert_ttl=parse_cert_ttl(cert_ttl))
+                      cert_ttl=parse_cert_ttl(cert_ttl), initial_config=tuple(initial_config))
 
 
 @main.command()
@@ -48,7 +50,6 @@ def control(host, port, home, instance_ttl, cert_ttl):
 @click.option("--admin-port", type=int, default=15000, show_default=True)
 @click.option("--gateway", is_flag=True, help="Run as the mesh's ingress gateway instead of a sidecar.")
 @click.option("--listen-port", type=int, default=8080, show_default=True, help="Gateway: the public port.")
-@click.option("--default-service", default=None, help="Gateway: where a Host that names no service goes.")
 @click.option("--advertise-host", default=None, help="Address other sidecars use to reach this one.")
 @click.option("--token", envvar="MINIMESH_JOIN_TOKEN", default=None,
               help="Join token for this service (`minimesh token SERVICE`); without one: no identity, no mTLS.")
@@ -77,7 +78,7 @@ def control(host, port, home, instance_ttl, cert_ttl):
               help="Connect to ADDR:PORT for HOST:PORT, as curl --resolve (the runner's stand-in for DNS).")
 @friendly
 def sidecar(control_url, service, version_, instance, labels, host, app_port, inbound_port,
-            outbound_port, admin_port, gateway, namespace, listen_port, default_service, advertise_host, token,
+            outbound_port, admin_port, gateway, namespace, listen_port, advertise_host, token,
             control_ca, access_log, trace_sampling, max_header_kb, max_headers, header_timeout, idle_timeout,
             stream_idle_timeout, max_connections, resolve):
     """Run a sidecar proxy beside one app instance (or the gateway)."""
@@ -101,7 +102,7 @@ def sidecar(control_url, service, version_, instance, labels, host, app_port, in
         control_url=control_url, service=service, version=version_, instance=instance, namespace=namespace,
         labels=label_map, host=host, app_port=app_port, inbound_port=inbound_port,
         outbound_port=outbound_port, admin_port=admin_port, gateway=gateway,
-        listen_port=listen_port, default_service=default_service,
+        listen_port=listen_port,
         advertise_host=advertise_host or host, token=token or None,
         control_ca=control_ca or default_control_ca(), access_log=access_log, trace_sampling=trace_sampling / 100,
         resolve=resolve_map,

@@ -11,6 +11,7 @@ entry points), references.py and analyze.py (cross-resource checks, as
 """
 
 from .destinationrule import DestinationRule, Subset
+from .gateway import Gateway
 from .trafficpolicy import (
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_LOAD_BALANCER, LOAD_BALANCERS, ConnectionPool, ConsistentHash, LoadBalancer,
     OutlierDetection, RetryBudget, TcpKeepalive, TrafficPolicy,
@@ -35,7 +36,7 @@ __all__ = [
     "DEFAULT_CONNECT_TIMEOUT", "DEFAULT_LOAD_BALANCER", "DEFAULT_NAMESPACE", "DEFAULT_RETRY",
     "DEFAULT_RETRY_BACKOFF", "LOAD_BALANCERS", "AuthorizationPolicy", "ConnectionPool", "ConsistentHash",
     "Destination", "HTTPMirrorPolicy", "LoadBalancer", "RetryBudget", "TcpKeepalive",
-    "DestinationRule", "FaultAbort", "FaultDelay", "HTTPFault", "HTTPMatchRequest", "HTTPRetry", "HTTPRoute",
+    "DestinationRule", "FaultAbort", "Gateway", "FaultDelay", "HTTPFault", "HTTPMatchRequest", "HTTPRetry", "HTTPRoute",
     "HTTPRouteDestination", "JwtRule", "Labels", "OutlierDetection", "PeerAuthentication",
     "RequestAuthentication", "Resource", "StringMatch", "Subset", "TrafficPolicy", "VirtualService", "Message", "analyze", "check_references",
     "unknown_hosts",

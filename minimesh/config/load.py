@@ -17,6 +17,7 @@ from typing import Any, Callable
 from minimesh.errors import ConfigError
 
 from .destinationrule import parse_destination_rule
+from .gateway import parse_gateway
 from .fields import At, check_fields, mapping, require, string
 from .namespaces import in_namespace, parse_export_to
 from .resource import DEFAULT_NAMESPACE, Resource
@@ -35,6 +36,7 @@ _SECURITY = ("security.istio.io", ("v1", "v1beta1"))
 KINDS: dict[str, tuple[str, tuple[str, ...], Callable[..., Resource]]] = {
     "VirtualService": (*_NETWORKING, parse_virtual_service),
     "DestinationRule": (*_NETWORKING, parse_destination_rule),
+    "Gateway": (*_NETWORKING, parse_gateway),
     "PeerAuthentication": (*_SECURITY, parse_peer_authentication),
     "AuthorizationPolicy": (*_SECURITY, parse_authorization_policy),
     "RequestAuthentication": (*_SECURITY, parse_request_authentication),
@@ -44,7 +46,7 @@ KINDS: dict[str, tuple[str, tuple[str, ...], Callable[..., Resource]]] = {
 # Kinds with `exportTo`: read here, once, for all of them (namespaces.py).
 EXPORTABLE = ("VirtualService", "DestinationRule", "ServiceEntry")
 _ISTIO_ONLY_KINDS = (
-    "Gateway", "EnvoyFilter", "WorkloadEntry", "WorkloadGroup", "ProxyConfig",
+    "EnvoyFilter", "WorkloadEntry", "WorkloadGroup", "ProxyConfig",
     "Telemetry", "WasmPlugin",
 )
 

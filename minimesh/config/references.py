@@ -63,7 +63,8 @@ def unknown_hosts(resources: Iterable[Resource], services: set[str]) -> list[str
     problems = []
     for r in resources:
         if isinstance(r, VirtualService):
-            named = [(f"hosts[{i}]", h) for i, h in enumerate(r.hosts)]
+            # Bound only to gateways, its hosts are Host header names, not services.
+            named = [(f"hosts[{i}]", h) for i, h in enumerate(r.hosts)] if r.for_mesh else []
             named += [(f"http[{i}].route[{j}].destination.host", rd.destination.host)
                       for i, route in enumerate(r.http) for j, rd in enumerate(route.route)]
         elif isinstance(r, DestinationRule):

@@ -34,7 +34,7 @@ from .match import HTTPMatchRequest, parse_match
 from .redirect import HTTPDirectResponse, HTTPRedirect, parse_direct_response, parse_redirect
 from .rewrite import HTTPRewrite, parse_rewrite
 from .trafficpolicy import SERVICE_PORT  # noqa: F401 (minimesh services answer on one port, 80)
-from .resource import Resource, short_host
+from .resource import Resource
 
 # Envoy's retry conditions (x-envoy-retry-on and x-envoy-retry-grpc-on), as
 # Istio passes them through from `retryOn`.
@@ -147,6 +147,13 @@ class VirtualService(Resource):
     kind = "VirtualService"
     hosts: tuple[str, ...]
     http: tuple[HTTPRoute, ...] = ()
+    # `gateways`, each "NAMESPACE/NAME" or "mesh" (every sidecar); absent: ("mesh",), as Istio.
+    gateways: tuple[str, ...] = ("mesh",)
+
+    @property
+    def for_mesh(self) -> bool:
+        """Whether sidecars apply it (a VirtualService bound only to gateways is ingress-only)."""
+        return "mesh" in self.gateways
 
     def route_for(self, method: str, path: str, headers: Mapping[str, str],
                   source_labels: Mapping[str, str] | None = None, port: int | None = None) -> HTTPRoute | None:
@@ -160,7 +167,7 @@ def parse_host(value: Any, at: At) -> str:
         raise at.error(f"wildcard host {host!r} is not supported by minimesh; name a service, like 'catalog'")
     if not _HOST.match(host):
         raise at.error(f"invalid host {host!r}; use a service name like 'catalog' (lowercase letters, digits, '-', '.')")
-    return short_host(host)
+    return host  # as written: load.py reads it in the resource's namespace (namespaces.py)
 
 
 def parse_destination(value: Any, at: At) -> Destination:
@@ -178,12 +185,40 @@ def parse_destination(value: Any, at: At) -> Destination:
 
 
 def parse_virtual_service(spec: dict, at: At, **meta) -> VirtualService:
-    check_fields(spec, at, ("hosts", "http"), ("gateways", "exportTo", "tcp", "tls"))
-    hosts = tuple(parse_host(h, at / "hosts" / i) for i, h in enumerate(sequence(require(spec, "hosts", at), at / "hosts")))
+    check_fields(spec, at, ("hosts", "http", "gateways"), ("exportTo", "tcp", "tls"))
+    gateways = parse_gateways(spec, at, meta.get("namespace", "default"))
+    # Bound only to gateways, hosts are matched against Host headers: wildcards are fine there.
+    read_host = parse_host if "mesh" in gateways else parse_ingress_host
+    hosts = tuple(read_host(h, at / "hosts" / i) for i, h in enumerate(sequence(require(spec, "hosts", at), at / "hosts")))
     if not hosts:
         raise (at / "hosts").error("at least one host is required, like ['catalog']")
     http = tuple(_parse_route(r, at / "http" / i) for i, r in enumerate(sequence(spec.get("http"), at / "http")))
-    return VirtualService(hosts=hosts, http=http, **meta)
+    return VirtualService(hosts=hosts, http=http, gateways=gateways, **meta)
+
+
+def parse_gateways(spec: dict, at: At, namespace: str) -> tuple[str, ...]:
+    """`gateways`: 'mesh', or a Gateway as 'NAME' (in this namespace) or 'NAMESPACE/NAME'."""
+    if "gateways" not in spec:
+        return ("mesh",)
+    names = []
+    for i, item in enumerate(sequence(spec["gateways"], at / "gateways")):
+        text = string(item, at / "gateways" / i)
+        ns, slash, name = text.rpartition("/")
+        if text != "mesh" and (not _HOST.match(name) or (slash and not _HOST.match(ns))):
+            raise (at / "gateways" / i).error(f"{text!r} is not a Gateway reference; write 'mesh', 'NAME' or "
+                                              "'NAMESPACE/NAME'")
+        names.append(text if text == "mesh" else f"{ns or namespace}/{name}")
+    if not names:
+        raise (at / "gateways").error("an empty list binds to nothing; drop 'gateways' to mean the mesh")
+    return tuple(names)
+
+
+def parse_ingress_host(value: Any, at: At) -> str:
+    """A host of a gateway-only VirtualService: '*', '*.example.com', or a name (short names are read in the namespace)."""
+    host = string(value, at).lower()
+    if host == "*" or (host.startswith("*.") and _HOST.match(host[2:])):
+        return host
+    return parse_host(host, at)
 
 
 _ROUTE_FIELDS = ("name", "match", "route", "timeout", "retries", "fault", "mirror", "mirrorPercentage", "mirrors",

@@ -59,15 +59,28 @@ async def _background(app: web.Application):
         await task
 
 
+def apply_initial_config(plane: ControlPlane, files: tuple[str, ...]) -> None:
+    """A lesson's starting config (`--initial-config`), on a first start only: what was applied since stays."""
+    if not files or plane.store.version != 0:
+        return
+    from minimesh.config import load_files
+
+    resources = load_files(files)  # a bad file: ConfigError, one line naming file:line:field
+    plane.apply([r.manifest for r in resources], source=", ".join(Path(f).name for f in files))
+    log.info("applied the initial config %s: version %d", ", ".join(files), plane.store.version)
+
+
 def _url_host(host: str) -> str:
     return "127.0.0.1" if host in ("", "0.0.0.0") else host
 
 
 async def start_control_plane(host: str, port: int, home: str | os.PathLike, instance_ttl: float,
                               warmup: float = 2.0, clock: Callable[[], float] = time.monotonic,
-                              cert_ttl: float = DEFAULT_LEAF_TTL) -> tuple[web.AppRunner, str]:
+                              cert_ttl: float = DEFAULT_LEAF_TTL, initial_config: tuple[str, ...] = ()
+                              ) -> tuple[web.AppRunner, str]:
     """Start listening; returns (runner, base URL). Stop with `await runner.cleanup()`."""
     plane = ControlPlane(Path(home), instance_ttl, warmup=warmup, clock=clock, cert_ttl=cert_ttl)
+    apply_initial_config(plane, initial_config)
     write_operator_credentials(plane.signer.ca, credentials_dir(plane.home))
     tls = server_context(server_credentials(plane.signer.ca, (host,) if host not in ("", "0.0.0.0") else ()))
     app = build_app(plane)
@@ -94,8 +107,10 @@ async def start_control_plane(host: str, port: int, home: str | os.PathLike, ins
     return runner, url
 
 
-async def _serve(host: str, port: int, home: str, instance_ttl: float, warmup: float, cert_ttl: float) -> None:
-    runner, _url = await start_control_plane(host, port, home, instance_ttl, warmup, cert_ttl=cert_ttl)
+async def _serve(host: str, port: int, home: str, instance_ttl: float, warmup: float, cert_ttl: float,
+                 initial_config: tuple[str, ...] = ()) -> None:
+    runner, _url = await start_control_plane(host, port, home, instance_ttl, warmup, cert_ttl=cert_ttl,
+                                             initial_config=initial_config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -108,11 +123,11 @@ async def _serve(host: str, port: int, home: str, instance_ttl: float, warmup: f
 
 
 def run_control_plane(host: str, port: int, home: str, instance_ttl: float, warmup: float | None = None,
-                      cert_ttl: float = DEFAULT_LEAF_TTL) -> None:
+                      cert_ttl: float = DEFAULT_LEAF_TTL, initial_config: tuple[str, ...] = ()) -> None:
     """Blocking entry point of `minimesh control`; warm-up defaults to $MINIMESH_CONTROL_WARMUP or 2 s."""
     from minimesh.logs import run_async, setup_logging
 
     setup_logging()
     if warmup is None:
         warmup = float(os.environ.get(WARMUP_ENV, "2.0"))
-    run_async(_serve(host, port, home, instance_ttl, warmup, cert_ttl))
+    run_async(_serve(host, port, home, instance_ttl, warmup, cert_ttl, initial_config))

@@ -64,7 +64,6 @@ class SidecarOptions:
     admin_port: int = 15000
     gateway: bool = False
     listen_port: int = 8080
-    default_service: str | None = None
     advertise_host: str = "127.0.0.1"
     token: str | None = None  # join token: with one, a certificate and mTLS; without, plaintext only
     control_ca: str | None = None  # PEM file of the mesh CA, to verify an https:// control plane by
@@ -143,7 +142,7 @@ class Sidecar:
         jwks = JwksCache()  # RequestAuthentication's jwksUri key sets, shared by this proxy's listeners
         workload = Workload(self._labels(), namespace=self.namespace, port=o.listen_port if o.gateway else o.app_port, ip=o.advertise_host)
         if o.gateway:
-            router = GatewayRouter(self.holder, self.pool, self.in_flight, o.default_service, workload, jwks,
+            router = GatewayRouter(self.holder, self.pool, self.in_flight, workload, jwks,
                                    self.breakers, self.outliers)
             self.listeners.append(Listener("gateway", edge("gateway", router), o.host, o.listen_port,
                                            limits=o.limits))

@@ -99,7 +99,7 @@ def parse_snapshot(doc: dict, namespace: str = DEFAULT_NAMESPACE) -> MeshConfig:
     virtual_services: dict[str, VirtualService] = {}
     destination_rules: dict[str, DestinationRule] = {}
     for r in sorted((r for r in resources if exported_to(r, namespace)), key=lambda r: r.name):
-        if isinstance(r, VirtualService):
+        if isinstance(r, VirtualService) and r.for_mesh:  # gateway-only ones: the gateway's (ingress.py)
             for host in r.hosts:
                 # Istio merges VirtualServices for one host only on gateways;
                 # for sidecars one wins (here: by namespace order, then name).

@@ -121,8 +121,12 @@ def control_service(lesson: Lesson) -> dict:
         # One service builds the image; every other service uses it by name.
         "build": {"context": "..", "dockerfile": "compose/Dockerfile", "network": "host",
                   "args": {"BASE_IMAGE": "${MINIMESH_BASE_IMAGE:-python:3.11-slim}"}},
+        # The lesson's starting config (its Gateway, ...), applied on the control plane's first start,
+        # as `minimesh up` applies it; the home volume keeps what was applied after that.
         "command": ["minimesh", "control", "--host", "0.0.0.0", "--port", str(CONTROL_PORT),
-                    "--home", CONTROL_HOME],
+                    "--home", CONTROL_HOME,
+                    *(a for p in lesson.manifests
+                      for a in ("--initial-config", str(WORKDIR / "lessons" / lesson.dir.name / p.name)))],
         # Certificate lifetime: the lesson's cert_ttl, unless MINIMESH_CERT_TTL overrides it (as with `minimesh up`).
         "environment": {"MINIMESH_CERT_TTL": f"${{MINIMESH_CERT_TTL:-{lesson.cert_ttl or '24h'}}}",
                         "MINIMESH_LESSON": lesson.dir.name},  # `minimesh lesson check` of another lesson says so
@@ -186,7 +190,7 @@ def sidecar_service(inst: Instance) -> dict:
 def gateway_service(lesson: Lesson) -> dict:
     args = ["minimesh", "sidecar", "--gateway", "--service", "gateway", "--instance", "gateway",
             "--control", CONTROL_URL, "--host", "0.0.0.0", "--listen-port", str(GATEWAY_PORT),
-            "--admin-port", str(ADMIN_PORT), "--default-service", lesson.gateway, *LESSON_TELEMETRY]
+            "--admin-port", str(ADMIN_PORT), *LESSON_TELEMETRY]
     return {
         "image": IMAGE,
         "command": sidecar_command(args),

@@ -137,7 +137,7 @@ def plan_stack(lesson: Lesson, home: Path, gateway_port: int, next_port, token_f
         name="gateway", role="gateway",
         argv=(*MESH, "sidecar", "--gateway", "--service", "gateway", "--instance", "gateway",
               "--listen-port", str(gateway_port), "--admin-port", str(gateway_admin),
-              "--default-service", lesson.gateway, "--control", control_url, *LESSON_TELEMETRY),
+              "--control", control_url, *LESSON_TELEMETRY),
         env=token_env(GATEWAY_ACCOUNT), probe=Probe(gateway_admin, "/ready"), instance="gateway",
         ports=(gateway_port, gateway_admin))
 

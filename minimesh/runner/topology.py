@@ -3,7 +3,7 @@
 `lesson.yaml` is a public format — a user can mesh their own programs with it:
 
     title: Retries
-    gateway: web                 # where a request whose Host names no service goes
+    manifests: [gateway.yaml]    # the starting config: here the shop's Gateway + VirtualService
     services:
       payments:
         versions:
@@ -39,7 +39,7 @@ from minimesh.config.source import line_of, read_file
 LESSON_FILE = "lesson.yaml"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$")
-TOP_KEYS = {"title", "gateway", "services", "description", "manifests", "steps", "cert_ttl", "outside"}
+TOP_KEYS = {"title", "services", "description", "manifests", "steps", "cert_ttl", "outside"}
 OUTSIDE_KEYS = {"host", "command", "env"}
 SERVICE_KEYS = {"versions", "namespace"}
 VERSION_KEYS = {"command", "replicas", "env", "labels"}
@@ -90,7 +90,6 @@ class Instance:
 class Lesson:
     dir: Path
     title: str
-    gateway: str
     versions: tuple[VersionSpec, ...]
     description: str | None = None
     manifests: tuple[Path, ...] = ()
@@ -146,6 +145,9 @@ def parse_lesson(data, lines, *, source: str, lesson_dir: Path, cwd: Path | None
             raise fail(f"must be a non-empty string, not {_kind(value)}", path)
         return value
 
+    if isinstance(data, dict) and "gateway" in data:
+        raise fail("is gone: the ingress gateway serves only what Gateway + VirtualService manifests open, as "
+                   "Istio's does; list one under `manifests:` (see lessons/01-hello-mesh/gateway.yaml)", ("gateway",))
     mapping(data, (), TOP_KEYS)
     for required in ("title", "services"):
         if required not in data:
@@ -171,11 +173,6 @@ def parse_lesson(data, lines, *, source: str, lesson_dir: Path, cwd: Path | None
             vpath = spath + ("versions", version)
             versions.append(dataclasses.replace(_parse_version(str(service), str(version), vbody, vpath,
                                                                mapping, string, fail, search), namespace=namespace))
-
-    gateway = data.get("gateway", versions[0].service)
-    gateway = string(gateway, ("gateway",))
-    if gateway not in services:
-        raise fail(f"names {gateway!r}, which is not one of the services ({', '.join(services)})", ("gateway",))
 
     description = data.get("description")
     if description is not None and not isinstance(description, str):
@@ -209,7 +206,7 @@ def parse_lesson(data, lines, *, source: str, lesson_dir: Path, cwd: Path | None
                               mapping, string, fail, search)
         outside.append(OutsideSpec(str(name), host, spec))
 
-    return Lesson(dir=lesson_dir, title=title, gateway=gateway, versions=tuple(versions),
+    return Lesson(dir=lesson_dir, title=title, versions=tuple(versions),
                   description=description, manifests=tuple(manifest_paths), steps=data.get("steps"),
                   cert_ttl=cert_ttl, outside=tuple(outside))
 

@@ -61,7 +61,8 @@ def apply_wait(stack, *names: str) -> subprocess.CompletedProcess:
 
 
 def v2_share(stack, count: int, concurrency: int, headers: dict | None = None) -> tuple[float, int]:
-    send = Send(host="pricing", path="/prices?ids=p1,p2", count=count, concurrency=concurrency,
+    # The FQDN: the Host the lesson's pricing VirtualServices serve at the ingress (gateways: [mesh, shop-gateway]).
+    send = Send(host="pricing.default.svc.cluster.local", path="/prices?ids=p1,p2", count=count, concurrency=concurrency,
                 headers=tuple((headers or {}).items()))
     traffic = asyncio.run(send_traffic(stack.status()["gateway_url"], send))
     versions = [a.version_of("pricing") for a in traffic.answers]

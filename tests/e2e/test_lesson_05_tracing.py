@@ -60,6 +60,7 @@ def test_break_it_an_app_that_drops_the_trace_headers_splits_the_trace(tmp_path)
         doc["services"][name]["versions"]["v1"]["command"] = ["python", str(REPO / "demo-services" / f"{name}.py")]
     doc.pop("steps")
     (lesson / "lesson.yaml").write_text(yaml.safe_dump(doc))
+    (lesson / "gateway.yaml").write_text((LESSON / "gateway.yaml").read_text())  # the way in, as the lesson's
     with running_stack(lesson, tmp_path / "home") as broken:
         gateway = broken.status()["gateway_url"]
         import urllib.request

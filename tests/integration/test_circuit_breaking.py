@@ -48,7 +48,7 @@ async def burst(mesh, n):
     async with client_session(connector=aiohttp.TCPConnector(limit=0)) as http:
         async def one():
             started = loop.time()
-            async with http.get(mesh.gateway.listen + "/items", headers={"Host": "catalog"}) as r:
+            async with http.get(mesh.gateway.listen + "/items", headers={"Host": "catalog.default.svc.cluster.local"}) as r:
                 await r.read()
                 return r.status, r.headers.get("x-minimesh-error", ""), loop.time() - started
         return await asyncio.gather(*(one() for _ in range(n)))

@@ -68,7 +68,7 @@ def other_lesson(directory: Path) -> Path:
         "metadata": {"name": "catalog"},
         "spec": {"host": "catalog", "trafficPolicy": {"loadBalancer": {"simple": "ROUND_ROBIN"}}}}))
     (directory / "lesson.yaml").write_text(yaml.safe_dump({
-        "title": "Another lesson", "gateway": "catalog",
+        "title": "Another lesson",
         "services": {"catalog": {"versions": {"v1": demo("catalog")}}},
         "steps": [{"name": "round robin", "manifests": ["catalog-dr.yaml"]}]}))
     return directory

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from tests.support.mesh import client_session, run_mesh
+from tests.support.mesh import client_session, delete_all, run_mesh
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.asyncio(loop_scope="module")]
 
@@ -52,12 +52,7 @@ async def call(mesh, namespace: str, host: str) -> tuple[int, str]:
 
 
 async def clear(mesh) -> None:
-    for kind in ("VirtualService", "PeerAuthentication"):
-        _, body = await mesh.cp("GET", f"/v1/config?kind={kind}")
-        for r in body["resources"]:
-            await mesh.cp("DELETE", f"/v1/config/{kind}/{r['metadata']['name']}"
-                                    f"?namespace={r['metadata'].get('namespace', 'default')}")
-    await mesh.converged()
+    await delete_all(mesh, "VirtualService", "PeerAuthentication")
 
 
 async def test_a_short_host_is_read_in_the_callers_namespace(mesh):

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from minimesh.runner.state import is_locked, pid_alive, read_state
-from tests.support.stack import CATALOG_VS as VS, REPO, cli, demo, running_stack, wait_for, write_lesson
+from tests.support.stack import CATALOG_VS as VS, own_resources, REPO, cli, demo, running_stack, wait_for, write_lesson
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -79,13 +79,13 @@ def test_config_survives_down_and_up_and_fresh_starts_clean(lesson, tmp_path):
     # The same lesson again: the learner's change is still in force (not the lesson's starting manifest).
     with running_stack(lesson, home) as stack:
         assert "keeping the config" in stack.up_result.stdout and "--fresh" in stack.up_result.stdout
-        kept = json.loads(stack.cli("get", "-o", "json").stdout)["resources"]
+        kept = own_resources(stack.cli("get", "-o", "json"))
         assert [r["spec"]["http"][0].get("timeout") for r in kept] == ["7s"]
     # --fresh: back to the lesson's own starting manifests.
     r = cli("up", str(lesson), "--detach", "--port", "0", "--fresh", home=home)
     try:
         assert r.returncode == 0, r.stderr
-        fresh = json.loads(cli("get", "-o", "json", home=home).stdout)["resources"]
+        fresh = own_resources(cli("get", "-o", "json", home=home))
         assert [r["spec"]["http"][0].get("timeout") for r in fresh] == [None]
     finally:
         cli("down", home=home)

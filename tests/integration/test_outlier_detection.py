@@ -46,7 +46,7 @@ async def fire(mesh, n, headers=None, concurrency=4):
     async with client_session() as http:
         async def one():
             async with sem, http.get(mesh.gateway.listen + "/items",
-                                     headers={"Host": "catalog", **(headers or {})}) as r:
+                                     headers={"Host": "catalog.default.svc.cluster.local", **(headers or {})}) as r:
                 body = await r.json(content_type=None) if r.content_type == "application/json" else {}
                 return r.status, body.get("instance"), r.headers
         return await asyncio.gather(*(one() for _ in range(n)))

@@ -16,7 +16,7 @@ import urllib.request
 import pytest
 
 from minimesh.runner.state import pid_alive
-from tests.support.stack import CATALOG_VS as VS, cli, demo, running_stack, start_stack, stop_stack, wait_for, write_lesson
+from tests.support.stack import CATALOG_VS as VS, own_resources, cli, demo, running_stack, start_stack, stop_stack, wait_for, write_lesson
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -200,7 +200,7 @@ def test_apply_get_delete_and_a_bad_file_changes_nothing(lesson, tmp_path):
         assert r.returncode == 0 and "kind: VirtualService" in r.stdout and "name: catalog" in r.stdout
         r = stack.cli("delete", "virtualservice", "catalog")
         assert r.returncode == 0 and "virtualservice/catalog deleted" in r.stdout
-        assert json.loads(stack.cli("get", "-o", "json").stdout)["resources"] == []
+        assert own_resources(stack.cli("get", "-o", "json")) == []
         r = stack.cli("delete", "virtualservice", "catalog")
         assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1
 
@@ -213,8 +213,8 @@ def test_two_homes_run_two_stacks_and_a_lesson_applies_its_manifests(lesson, tmp
     with running_stack(lesson, tmp_path / "one") as one, running_stack(second, tmp_path / "two") as two:
         a, b = one.status(), two.status()
         assert a["control_url"] != b["control_url"] and a["gateway_url"] != b["gateway_url"]
-        assert json.loads(two.cli("get", "-o", "json").stdout)["resources"][0]["metadata"]["name"] == "catalog"
-        assert json.loads(one.cli("get", "-o", "json").stdout)["resources"] == []
+        assert [r["metadata"]["name"] for r in own_resources(two.cli("get", "-o", "json"))] == ["catalog"]
+        assert own_resources(one.cli("get", "-o", "json")) == []
 
         # Stopping one leaves the other serving.
         assert one.cli("down").returncode == 0

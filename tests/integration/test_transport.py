@@ -89,7 +89,7 @@ async def stack(tmp_path_factory):
                                        log_dir=mesh.log_dir)
         s.gateway = await mesh.add_gateway(default_service="echo")
         s.tight = await start_sidecar(mesh.control_url, "tight", gateway=True, instance="tight",
-                                      default_service="echo", log_dir=mesh.log_dir,
+                                      log_dir=mesh.log_dir,
                                       extra_args=("--header-timeout", "1", "--max-connections", "200"))
         mesh.instances_extra = [s.echo, s.broken, s.tight]
         await mesh.converged()

@@ -7,7 +7,7 @@
     async with run_mesh(tmp_path) as mesh:                 # a control plane in tmp_path
         web = await mesh.add("web")                        # app + its sidecar, HTTP_PROXY wired
         await mesh.add("catalog", env={"DELAY_MS": "200"}, replicas=2)
-        gateway = await mesh.add_gateway(default_service="web")
+        gateway = await mesh.add_gateway(default_service="web")   # + a Gateway and bound VirtualService
         await mesh.converged()                             # every proxy ACKed the newest snapshot
         async with mesh.client() as http: ...              # an aiohttp session that ignores HTTP_PROXY
 
@@ -115,8 +115,6 @@ class SidecarProcess:
             cmd += ["--token", self.token]
         if self.gateway:
             cmd += ["--gateway", "--listen-port", str(self.ports["listen"])]
-            if self.default_service:
-                cmd += ["--default-service", self.default_service]
         else:
             cmd += ["--app-port", str(self.app_port), "--inbound-port", str(self.ports["inbound"]),
                     "--outbound-port", str(self.ports["outbound"])]
@@ -288,8 +286,11 @@ class Mesh:
         return instance
 
     async def add_gateway(self, default_service: str | None = "web") -> SidecarProcess:
+        """The ingress gateway; with `default_service`, also `ingress(default_service)` applied."""
         self.gateway = await start_sidecar(self.control_url, "gateway", gateway=True, instance="gateway",
-                                           default_service=default_service, log_dir=self.log_dir)
+                                           log_dir=self.log_dir)
+        if default_service:
+            await self.apply(*ingress(default_service))
         return self.gateway
 
     def proxies(self) -> list[SidecarProcess]:
@@ -374,11 +375,24 @@ async def serving(mesh, control):
 
 
 async def delete_routing(mesh) -> None:
-    """Delete every VirtualService and DestinationRule (between the tests of one module-wide mesh)."""
+    """Delete every VirtualService and DestinationRule (between the tests of one module-wide mesh),
+    but not the way in: VirtualServices bound to a Gateway (add_gateway's `ingress`) stay."""
     for kind in ("VirtualService", "DestinationRule"):
         _, body = await mesh.cp("GET", f"/v1/config?kind={kind}")
         for resource in body["resources"]:
+            if kind == "VirtualService" and "mesh" not in resource["spec"].get("gateways", ["mesh"]):
+                continue
             await mesh.cp("DELETE", f"/v1/config/{kind}/{resource['metadata']['name']}")
+
+
+async def delete_all(mesh, *kinds: str) -> None:
+    """Delete every resource of these kinds, in every namespace, and wait until every proxy has it so."""
+    for kind in kinds:
+        _, body = await mesh.cp("GET", f"/v1/config?kind={kind}")
+        for r in body["resources"]:
+            await mesh.cp("DELETE", f"/v1/config/{kind}/{r['metadata']['name']}"
+                                    f"?namespace={r['metadata'].get('namespace', 'default')}")
+    await mesh.converged()
 
 
 async def set_fault(instance: Instance, **knobs) -> None:
@@ -390,10 +404,34 @@ async def set_fault(instance: Instance, **knobs) -> None:
 # --- manifests ---------------------------------------------------------------------------------
 
 
+DEMO_SERVICES = tuple(sorted(p.stem for p in (Path(__file__).resolve().parents[2] / "demo-services").glob("*.py")
+                             if not p.stem.startswith("_"))) + ("echo", "broken", "ghost", "gone")
+# What the tests' VirtualServices bind to: the sidecars, and add_gateway's Gateway (for Hosts
+# written as FQDNs, `catalog.default.svc.cluster.local`, as on Istio).
+TEST_GATEWAYS = ["mesh", "istio-system/ingress"]
+
+
+def ingress(default_service: str, services: tuple[str, ...] = DEMO_SERVICES) -> list[dict]:
+    """A Gateway on every Host and a VirtualService bound to it, as the lessons ship them: each
+    service by name (`Host: catalog`, `catalog:80`, its FQDN), anything else to `default_service`."""
+    gateway = {"apiVersion": "networking.istio.io/v1", "kind": "Gateway",
+               "metadata": {"name": "ingress", "namespace": "istio-system"},
+               "spec": {"selector": {"istio": "ingressgateway"},
+                        "servers": [{"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}]}}
+    by_name = [{"match": [{"authority": {"regex": rf"{s}(\.default\.svc\.cluster\.local)?(:[0-9]+)?"}}],
+                "route": [{"destination": {"host": s}}]} for s in services if s != default_service]
+    vs = {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+          "metadata": {"name": "ingress", "namespace": "default"},
+          "spec": {"hosts": ["*"], "gateways": ["istio-system/ingress"],
+                   "http": [*by_name, {"route": [{"destination": {"host": default_service}}]}]}}
+    return [gateway, vs]
+
+
 def virtual_service(host: str, **route) -> dict:
     """A VirtualService with one http route to `host`; `route` adds timeout, retries, match..."""
     return {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"name": host},
-            "spec": {"hosts": [host], "http": [{"route": [{"destination": {"host": host}}], **route}]}}
+            "spec": {"hosts": [host], "gateways": TEST_GATEWAYS,
+                     "http": [{"route": [{"destination": {"host": host}}], **route}]}}
 
 
 def destination_rule(host: str, lb: str | None = None, subsets: list | None = None, **traffic_policy) -> dict:

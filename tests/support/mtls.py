@@ -24,7 +24,7 @@ from minimesh.pki.tokens import issue_token
 from minimesh.pki.workload import build_csr, credentials, new_key
 from minimesh.pki.spiffe import spiffe_id
 from tests.support.control import ControlPlaneProcess
-from tests.support.mesh import Instance, Mesh, SidecarProcess, _log_file, serving
+from tests.support.mesh import Instance, Mesh, SidecarProcess, _log_file, ingress, serving
 from tests.support.shop import astart_service, free_port
 
 
@@ -87,8 +87,9 @@ class SecureMesh(Mesh):
 
     async def add_gateway(self, default_service: str | None = "web") -> SidecarProcess:
         self.gateway = await start_token_sidecar(self.control_url, "gateway", self.token(GATEWAY_ACCOUNT), gateway=True,
-                                                 instance="gateway", default_service=default_service,
-                                                 log_dir=self.log_dir)
+                                                 instance="gateway", log_dir=self.log_dir)
+        if default_service:
+            await self.apply(*ingress(default_service))
         return self.gateway
 
 

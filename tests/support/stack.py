@@ -56,15 +56,25 @@ def cli(*args: str, home: Path, timeout: float = 90, cwd: Path | None = None,
 def write_lesson(directory: Path, services: dict[str, dict], *, gateway: str | None = None,
                  title: str = "Test lesson", manifests: list[str] | None = None) -> Path:
     """Write lesson.yaml; `services` maps service → {version: spec}, e.g.
-    {"catalog": {"v1": {"command": ["python", str(DEMO / "catalog.py")], "replicas": 2}}}."""
+    {"catalog": {"v1": {"command": ["python", str(DEMO / "catalog.py")], "replicas": 2}}}.
+    The lesson starts with gateway.yaml, a Gateway + VirtualService as the lessons ship: each
+    service by name, any other Host to `gateway` (the first service when not given)."""
+    from tests.support.mesh import ingress
+
     directory.mkdir(parents=True, exist_ok=True)
     doc = {"title": title, "services": {s: {"versions": v} for s, v in services.items()}}
-    if gateway:
-        doc["gateway"] = gateway
-    if manifests:
-        doc["manifests"] = manifests
+    (directory / "gateway.yaml").write_text(yaml.safe_dump_all(ingress(gateway or next(iter(services)),
+                                                                       tuple(services)), sort_keys=False))
+    doc["manifests"] = ["gateway.yaml", *(manifests or [])]
     (directory / "lesson.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     return directory
+
+
+def own_resources(stack_cli_result) -> list[dict]:
+    """`minimesh get -o json`'s resources, less the way in that write_lesson adds (the `ingress` Gateway + VS)."""
+    import json
+
+    return [r for r in json.loads(stack_cli_result.stdout)["resources"] if r["metadata"]["name"] != "ingress"]
 
 
 def demo(name: str, **spec) -> dict:

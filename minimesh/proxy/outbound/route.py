@@ -64,7 +64,9 @@ class MatchRoute:
 
     async def __call__(self, request: Request) -> Response:
         journey = request.journey
-        vs = journey.config.virtual_services.get(journey.service)
+        if journey.no_route:  # at the gateway: no Gateway server or bound VirtualService serves the Host
+            raise NoRoute(journey.no_route)
+        vs = journey.virtual_service or journey.config.virtual_services.get(journey.service)
         found = match_route_entry(vs, journey.service, request.method, request.path, request.headers,
                                   self.labels, addressed_port(request.authority))
         route, journey.http_match = found if found is not None else (None, None)

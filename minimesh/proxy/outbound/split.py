@@ -52,5 +52,6 @@ class SplitTraffic:
             raise NoCluster(f"{what} is not known to the mesh (no DestinationRule defines that subset, "
                             "or the service has no instances)")
         journey.cluster = cluster
+        journey.service = journey.service or dest.host  # at the gateway, the route decides the service
         journey.subset = dest.subset
         return await self.inner(request)

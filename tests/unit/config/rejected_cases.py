@@ -180,11 +180,11 @@ metadata: {name: x}
 spec: {hosts: [pricing]}
 """, "kind", "'VirtualServce' is not an Istio kind", crd=False),
     "istio-kind-not-supported": Rejected("""\
-apiVersion: networking.istio.io/v1
-kind: Gateway  # <-
+apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter  # <-
 metadata: {name: x}
-spec: {selector: {istio: ingressgateway}}
-""", "kind", "'Gateway' is not supported by minimesh", crd=True),
+spec: {workloadSelector: {labels: {istio: ingressgateway}}}
+""", "kind", "'EnvoyFilter' is not supported by minimesh", crd=True),
     "wrong-api-version": Rejected("""\
 apiVersion: networking.istio.io/v2  # <-
 kind: VirtualService

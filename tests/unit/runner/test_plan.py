@@ -11,7 +11,7 @@ from minimesh.runner.topology import Lesson, VersionSpec
 
 
 def lesson() -> Lesson:
-    return Lesson(dir=Path("/l"), title="T", gateway="web", versions=(
+    return Lesson(dir=Path("/l"), title="T", versions=(
         VersionSpec("web", "v1", ("/bin/web",)),
         VersionSpec("pricing", "v2", ("/bin/pricing",), replicas=2, env={"DELAY_MS": "5"},
                     labels={"track": "canary"}),
@@ -40,7 +40,7 @@ def test_plan_gives_each_instance_an_app_and_a_sidecar_with_distinct_ports():
     assert f"--app-port {ip.app_port} --inbound-port {ip.inbound_port}" in argv
     assert sidecar.probe.port == ip.admin_port and sidecar.probe.path == "/ready"
 
-    assert "--default-service web" in " ".join(plan.gateway.argv)
+    assert "--gateway" in plan.gateway.argv and "--default-service" not in plan.gateway.argv
     assert plan.gateway_url == "http://127.0.0.1:8080"
 
 

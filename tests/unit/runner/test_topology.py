@@ -23,7 +23,6 @@ def write_lesson(root: Path, text: str, files=("demo-services/web.py", "demo-ser
 
 GOOD = """\
 title: Retries
-gateway: web
 description: try retries
 manifests: [retries.yaml]
 steps: [{anything: goes}]
@@ -44,7 +43,7 @@ def test_good_lesson_becomes_specs_with_resolved_commands(tmp_path):
 
     lesson = load_lesson(lesson_dir)
 
-    assert lesson.title == "Retries" and lesson.gateway == "web"
+    assert lesson.title == "Retries"
     assert lesson.services == ["web", "catalog"]
     # `python` is our interpreter; the script is found in the repo that holds lessons/.
     web = lesson.versions[0]
@@ -56,13 +55,14 @@ def test_good_lesson_becomes_specs_with_resolved_commands(tmp_path):
     assert lesson.steps == [{"anything": "goes"}] and lesson.description == "try retries"
 
 
-def test_gateway_defaults_to_the_first_service(tmp_path):
+def test_a_service_may_live_in_a_namespace(tmp_path):
     lesson = load_lesson(write_lesson(tmp_path, """\
         title: T
         services:
-          catalog: {versions: {v1: {command: [python, demo-services/catalog.py]}}}
+          catalog: {namespace: foo, versions: {v1: {command: [python, demo-services/catalog.py]}}}
+          web: {versions: {v1: {command: [python, demo-services/web.py]}}}
         """))
-    assert lesson.gateway == "catalog"
+    assert [(v.service, v.namespace) for v in lesson.versions] == [("catalog", "foo"), ("web", "default")]
 
 
 def test_script_next_to_a_lesson_outside_a_repo_is_found(tmp_path):
@@ -88,8 +88,10 @@ def test_script_next_to_a_lesson_outside_a_repo_is_found(tmp_path):
      6, "services.web.versions.v1.command", "not found on PATH"),
     ("title: T\nservices:\n  web:\n    versions:\n      v1:\n        command: [python, demo-services/web.py]\n"
      "        env: {A: [1]}\n", 7, "services.web.versions.v1.env.A", "must be a string"),
-    ("title: T\ngateway: shop\nservices:\n  web: {versions: {v1: {command: [python, demo-services/web.py]}}}\n",
-     2, "gateway", "not one of the services"),
+    ("title: T\ngateway: web\nservices:\n  web: {versions: {v1: {command: [python, demo-services/web.py]}}}\n",
+     2, "gateway", "is gone: the ingress gateway serves only what Gateway + VirtualService manifests open"),
+    ("title: T\nservices:\n  web: {namespace: Foo_1, versions: {v1: {command: [python, demo-services/web.py]}}}\n",
+     3, "services.web.namespace", "must be a namespace name"),
     ("title: T\nmanifests: [missing.yaml]\nservices:\n  web: {versions: {v1: {command: [python, demo-services/web.py]}}}\n",
      2, "manifests.0", "does not exist"),
     ("title: T\nservices:\n  web: {version: {}}\n", 3, "services.web.version", "unknown field"),
