@@ -148,8 +148,11 @@ def test_ctrl_c_during_up_detach_stops_what_it_started(tmp_path):
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if k not in ("MINIMESH_GATEWAY_PORT", "MINIMESH_CONTROL_URL")}
     env["MINIMESH_HOME"] = str(home)
+    # As from a terminal: a test run started in the background by a script (`nohup make test &`) inherits SIGINT ignored,
+    # and an ignored signal stays ignored across exec, so `up` would never see the Ctrl-C.
     up = subprocess.Popen([sys.executable, "-m", "minimesh.cli", "up", str(lesson), "--detach", "--port", "0"],
-                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         # Wait until the supervisor has started children, then press Ctrl-C.
         state = wait_for(lambda: (s := read_state(home)) and any(p.get("pid") for p in s["processes"].values()) and s,

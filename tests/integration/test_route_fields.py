@@ -16,7 +16,7 @@ import pytest_asyncio
 
 from tests.support.control import wait_for
 from tests.support.echo import add_echo
-from tests.support.mesh import client_session, destination_rule, run_mesh
+from tests.support.mesh import TEST_GATEWAYS, client_session, destination_rule, run_mesh
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.asyncio(loop_scope="module")]
 
@@ -24,9 +24,12 @@ SUBSETS = [{"name": "v1", "labels": {"version": "v1"}}, {"name": "v2", "labels":
            {"name": "v9", "labels": {"version": "v9"}}]  # v9: no instance has the label (503 UH)
 
 
+FQDN = "catalog.default.svc.cluster.local"
+
+
 def catalog_vs(*routes) -> dict:
     return {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"name": "catalog"},
-            "spec": {"hosts": ["catalog"], "http": list(routes)}}
+            "spec": {"hosts": ["catalog"], "gateways": TEST_GATEWAYS, "http": list(routes)}}
 
 
 def to(subset=None, **extra) -> dict:
@@ -39,7 +42,7 @@ async def mesh(tmp_path_factory):
     async with run_mesh(tmp_path_factory.mktemp("route-fields") / "home") as mesh:
         echoes = [await add_echo(mesh, "catalog", "v1"), await add_echo(mesh, "catalog", "v2"),
                   await add_echo(mesh, "web", "v1")]
-        await mesh.add_gateway(default_service=None)
+        await mesh.add_gateway(default_service="web")  # its Gateway binds catalog's VirtualService at the ingress
         await mesh.converged()
         try:
             yield mesh
@@ -52,8 +55,13 @@ async def apply(mesh, *routes):
     await mesh.apply(destination_rule("catalog", subsets=SUBSETS), catalog_vs(*routes))
 
 
-async def call(mesh, path="/items", method="GET", headers=None, host="catalog", via="gateway"):
-    """(status, headers, body: parsed JSON when the echo answered, else text) of one request."""
+async def call(mesh, path="/items", method="GET", headers=None, host=None, via="gateway"):
+    """(status, headers, body: parsed JSON when the echo answered, else text) of one request.
+
+    At the ingress a VirtualService's short host means its FQDN, as on Istio: the gateway
+    is asked for `catalog.default.svc.cluster.local`; a sidecar resolves `catalog` itself.
+    """
+    host = host or (FQDN if via == "gateway" else "catalog")
     async with client_session() as http:
         if via == "gateway":
             url, proxy = mesh.gateway.listen + path, None
@@ -130,7 +138,7 @@ async def test_a_mirror_copy_carries_the_rewrite_and_the_header_operations(mesh)
         return next((s for s in v2.seen if s["path"] == "/mirrored?n=1"), None)
     shadow = await wait_for(lambda: asyncio.sleep(0, copy()), 10, what="the mirror copy at catalog v2")
     assert shadow["headers"]["x-tier"] == "gold"
-    assert shadow["headers"]["host"].startswith("catalog-shadow")
+    assert shadow["headers"]["host"] == f"{FQDN}-shadow"  # Envoy appends -shadow to the Host it was asked
 
 
 # --- redirect and directResponse ----------------------------------------------------------------
@@ -142,12 +150,12 @@ async def test_redirect_answers_301_with_the_location_and_never_reaches_the_app(
                 {"match": [{"uri": {"prefix": "/legacy/"}}],
                  "redirect": {"prefixRewrite": "/v2/", "scheme": "https", "derivePort": "FROM_PROTOCOL_DEFAULT"}},
                 {"route": [to("v1")]})
-    status, headers, body = await call(mesh, "/old/page?q=1", host="catalog")
-    assert status == 301 and headers["location"] == "http://catalog/new?q=1" and body == ""
-    status, headers, _ = await call(mesh, "/secure/x", host="catalog")
+    status, headers, body = await call(mesh, "/old/page?q=1")
+    assert status == 301 and headers["location"] == f"http://{FQDN}/new?q=1" and body == ""
+    status, headers, _ = await call(mesh, "/secure/x")
     assert status == 308 and headers["location"] == "https://shop.example:8443/secure/x"
-    status, headers, _ = await call(mesh, "/legacy/items?id=3", host="catalog:8080")
-    assert status == 301 and headers["location"] == "https://catalog/v2/items?id=3"
+    status, headers, _ = await call(mesh, "/legacy/items?id=3", host=f"{FQDN}:8080")
+    assert status == 301 and headers["location"] == f"https://{FQDN}/v2/items?id=3"
 
 
 async def test_direct_response_answers_with_its_status_and_body(mesh):
@@ -160,7 +168,7 @@ async def test_direct_response_answers_with_its_status_and_body(mesh):
     status, headers, body = await call(mesh, "/teapot")
     assert (status, body, headers["content-type"]) == (418, "short and stout", "text/plain")
     async with client_session() as http:
-        async with http.get(mesh.gateway.listen + "/bytes", headers={"Host": "catalog"}) as r:
+        async with http.get(mesh.gateway.listen + "/bytes", headers={"Host": FQDN}) as r:
             assert (r.status, await r.read(), r.headers["x-answered-by"]) == (200, b"raw\x01", "proxy")
 
 
@@ -181,7 +189,7 @@ async def test_headers_set_add_remove_at_route_and_destination_and_the_route_win
     # add appends a value: the app saw the client's and the route's
     async with client_session() as http:
         async with http.get(mesh.gateway.listen + "/items",
-                            headers={"Host": "catalog", "x-trail": "client"}) as r:
+                            headers={"Host": FQDN, "x-trail": "client"}) as r:
             trail = (await r.json())["headers"]["x-trail"]
     assert trail.replace(" ", "") == "client,route"
 
@@ -246,11 +254,12 @@ async def test_match_source_labels_port_and_authority(mesh):
     await apply(mesh,
                 {"match": [{"sourceLabels": {"app": "web"}}], "route": [to("v2")]},
                 {"match": [{"port": 8080}], "route": [to("v2")]},
-                {"match": [{"authority": {"regex": "catalog:9[0-9]+"}}], "route": [to("v2")]},
+                {"match": [{"authority": {"regex": r"catalog(\.default\.svc\.cluster\.local)?:9[0-9]+"}}],
+                 "route": [to("v2")]},
                 {"route": [to("v1")]})
     # web's sidecar carries app=web: its calls match; the gateway's (istio=ingressgateway) do not.
     assert (await call(mesh, via="web"))[2]["version"] == "v2"
     assert (await call(mesh))[2]["version"] == "v1"
-    assert (await call(mesh, host="catalog:8080"))[2]["version"] == "v2"
-    assert (await call(mesh, host="catalog:80"))[2]["version"] == "v1"
-    assert (await call(mesh, host="catalog:9000"))[2]["version"] == "v2"
+    assert (await call(mesh, host=f"{FQDN}:8080"))[2]["version"] == "v2"
+    assert (await call(mesh, host=f"{FQDN}:80"))[2]["version"] == "v1"
+    assert (await call(mesh, host=f"{FQDN}:9000"))[2]["version"] == "v2"
