@@ -7,14 +7,8 @@ from minimesh.config import load_manifests
 from minimesh.proxy.message import Request
 from minimesh.proxy.outbound.redirect import location
 from minimesh.proxy.outbound.rewrite import rewrite_path
+from tests.unit.config.cases import VS  # a VirtualService for pricing, up to `http:`
 
-VS = """apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: pricing}
-spec:
-  hosts: [pricing]
-  http:
-"""
 
 
 def route(text: str):
