@@ -15,7 +15,8 @@ import pytest
 import pytest_asyncio
 
 from tests.support.control import wait_for
-from tests.support.mesh import client_session, delete_routing, destination_rule, run_mesh, virtual_service
+from tests.support.manifests import delete_routing, destination_rule, virtual_service
+from tests.support.mesh import client_session, run_mesh
 from tests.support.mesh import set_fault as set_instance_fault
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.asyncio(loop_scope="module")]

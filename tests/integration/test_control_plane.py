@@ -13,7 +13,7 @@ import time
 import aiohttp
 import pytest
 
-from tests.support.control import minimesh_command, run_control_plane, wait_for
+from tests.support.control import minimesh_command, run_control_plane
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -15,7 +15,8 @@ import pytest_asyncio
 from aiohttp import web
 
 from tests.support.control import wait_for
-from tests.support.mesh import client_session, destination_rule, run_mesh, virtual_service
+from tests.support.manifests import destination_rule, virtual_service
+from tests.support.mesh import client_session, run_mesh
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.asyncio(loop_scope="module")]
 

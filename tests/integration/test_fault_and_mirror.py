@@ -11,7 +11,8 @@ import pytest
 import pytest_asyncio
 
 from tests.support.control import wait_for
-from tests.support.mesh import TEST_GATEWAYS, client_session, destination_rule, run_mesh
+from tests.support.manifests import TEST_GATEWAYS, destination_rule
+from tests.support.mesh import client_session, run_mesh
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.asyncio(loop_scope="module")]
 

@@ -11,7 +11,8 @@ VirtualService without `gateways:` never applying at the gateway.
 import pytest
 import pytest_asyncio
 
-from tests.support.mesh import delete_all, run_mesh
+from tests.support.manifests import delete_all
+from tests.support.mesh import run_mesh
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.asyncio(loop_scope="module")]
 

@@ -14,7 +14,8 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from tests.support.mesh import client_session, delete_all, run_mesh
+from tests.support.manifests import delete_all
+from tests.support.mesh import client_session, run_mesh
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.asyncio(loop_scope="module")]
 

@@ -10,7 +10,6 @@ Real `minimesh` and `make` subprocesses on a tiny lesson in a temp home:
 - defect 15: Ctrl-C during `up --detach` stops what it started.
 """
 
-import json
 import os
 import signal
 import socket

@@ -6,7 +6,6 @@ them; everything else goes through aiohttp the way an app with HTTP_PROXY does.
 
 import asyncio
 
-import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp import web

@@ -12,7 +12,8 @@ import pytest
 from aiohttp import web
 
 from tests.support.control import wait_for
-from tests.support.mesh import client_session, run_sidecar, virtual_service
+from tests.support.manifests import virtual_service
+from tests.support.mesh import client_session, run_sidecar
 from tests.support.shop import free_port
 
 pytestmark = pytest.mark.timeout(60)

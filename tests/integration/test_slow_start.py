@@ -17,7 +17,8 @@ import pytest
 
 from minimesh.proxy.outbound.ringhash import warmup_factor
 from tests.support.control import wait_for
-from tests.support.mesh import client_session, destination_rule, run_mesh
+from tests.support.manifests import destination_rule
+from tests.support.mesh import client_session, run_mesh
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.asyncio]
 

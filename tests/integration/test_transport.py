@@ -10,7 +10,6 @@ import asyncio
 import os
 import time
 
-import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp import web

@@ -37,6 +37,7 @@ import aiohttp
 from minimesh.pki.spiffe import GATEWAY_ACCOUNT, account_key
 from minimesh.runner.topology import LESSON_TELEMETRY
 from tests.support.control import ControlPlaneProcess, control_plane_at, minimesh_command, wait_for
+from tests.support.manifests import ingress
 from tests.support.shop import SHOP_ENV, ServiceHandle, astart_service, free_port
 
 READY_DEADLINE = 15.0
@@ -374,75 +375,7 @@ async def serving(mesh, control):
             assert not bad, f"sidecars did not exit 0 on SIGTERM: {bad} (after {time.monotonic() - started:.1f}s)"
 
 
-async def delete_routing(mesh) -> None:
-    """Delete every VirtualService and DestinationRule (between the tests of one module-wide mesh),
-    but not the way in: VirtualServices bound to a Gateway (add_gateway's `ingress`) stay."""
-    for kind in ("VirtualService", "DestinationRule"):
-        _, body = await mesh.cp("GET", f"/v1/config?kind={kind}")
-        for resource in body["resources"]:
-            if kind == "VirtualService" and "mesh" not in resource["spec"].get("gateways", ["mesh"]):
-                continue
-            await mesh.cp("DELETE", f"/v1/config/{kind}/{resource['metadata']['name']}")
-
-
-async def delete_all(mesh, *kinds: str) -> None:
-    """Delete every resource of these kinds, in every namespace, and wait until every proxy has it so."""
-    for kind in kinds:
-        _, body = await mesh.cp("GET", f"/v1/config?kind={kind}")
-        for r in body["resources"]:
-            await mesh.cp("DELETE", f"/v1/config/{kind}/{r['metadata']['name']}"
-                                    f"?namespace={r['metadata'].get('namespace', 'default')}")
-    await mesh.converged()
-
-
 async def set_fault(instance: Instance, **knobs) -> None:
     """Change a demo app's fault knobs at run time (failure_rate, delay_ms): PUT /_fault."""
     async with client_session() as http, http.put(instance.app.url + "/_fault", json=knobs) as r:
         assert r.status == 200, await r.text()
-
-
-# --- manifests ---------------------------------------------------------------------------------
-
-
-DEMO_SERVICES = tuple(sorted(p.stem for p in (Path(__file__).resolve().parents[2] / "demo-services").glob("*.py")
-                             if not p.stem.startswith("_"))) + ("echo", "broken", "ghost", "gone")
-# What the tests' VirtualServices bind to: the sidecars, and add_gateway's Gateway (for Hosts
-# written as FQDNs, `catalog.default.svc.cluster.local`, as on Istio).
-TEST_GATEWAYS = ["mesh", "istio-system/ingress"]
-
-
-def ingress(default_service: str, services: tuple[str, ...] = DEMO_SERVICES) -> list[dict]:
-    """A Gateway on every Host and a VirtualService bound to it, as the lessons ship them: each
-    service by name (`Host: catalog`, `catalog:80`, its FQDN), anything else to `default_service`."""
-    gateway = {"apiVersion": "networking.istio.io/v1", "kind": "Gateway",
-               "metadata": {"name": "ingress", "namespace": "istio-system"},
-               "spec": {"selector": {"istio": "ingressgateway"},
-                        "servers": [{"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}]}}
-    by_name = [{"match": [{"authority": {"regex": rf"{s}(\.default\.svc\.cluster\.local)?(:[0-9]+)?"}}],
-                "route": [{"destination": {"host": s}}]} for s in services if s != default_service]
-    vs = {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
-          "metadata": {"name": "ingress", "namespace": "default"},
-          "spec": {"hosts": ["*"], "gateways": ["istio-system/ingress"],
-                   "http": [*by_name, {"route": [{"destination": {"host": default_service}}]}]}}
-    return [gateway, vs]
-
-
-def virtual_service(host: str, **route) -> dict:
-    """A VirtualService with one http route to `host`; `route` adds timeout, retries, match..."""
-    return {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"name": host},
-            "spec": {"hosts": [host], "gateways": TEST_GATEWAYS,
-                     "http": [{"route": [{"destination": {"host": host}}], **route}]}}
-
-
-def destination_rule(host: str, lb: str | None = None, subsets: list | None = None, **traffic_policy) -> dict:
-    """A DestinationRule for `host`; `lb` is the simple load balancer, `traffic_policy` any other
-    trafficPolicy fields (connectionPool=…, outlierDetection=…)."""
-    spec: dict = {"host": host}
-    if lb:
-        traffic_policy = {"loadBalancer": {"simple": lb}, **traffic_policy}
-    if traffic_policy:
-        spec["trafficPolicy"] = traffic_policy
-    if subsets:
-        spec["subsets"] = subsets
-    return {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule", "metadata": {"name": host},
-            "spec": spec}

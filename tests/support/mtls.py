@@ -24,7 +24,8 @@ from minimesh.pki.tokens import issue_token
 from minimesh.pki.workload import build_csr, credentials, new_key
 from minimesh.pki.spiffe import spiffe_id
 from tests.support.control import ControlPlaneProcess
-from tests.support.mesh import Instance, Mesh, SidecarProcess, _log_file, ingress, serving
+from tests.support.manifests import ingress
+from tests.support.mesh import Instance, Mesh, SidecarProcess, _log_file, serving
 from tests.support.shop import astart_service, free_port
 
 
