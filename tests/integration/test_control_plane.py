@@ -274,3 +274,15 @@ async def test_sigterm_stops_cleanly(cp):
     cp.proc.terminate()
     assert cp.proc.wait(timeout=10) == 0
     assert "control plane stopping" in cp.logs()
+
+
+async def test_a_stopped_control_plane_is_forgotten_by_the_test_builders(tmp_path):
+    """The builders hand a sidecar the token and HTTPS address of the control plane at its --control URL.
+    Once that control plane stops, its ports go back to the machine; a later server on one of them
+    (test_sidecar_nack's fake) must not be taken for it — CI once gave a sidecar a dead plane's address."""
+    from tests.support.control import control_plane_at
+
+    async with run_control_plane(tmp_path / "home") as cp:
+        urls = (cp.url, cp.https_url)
+        assert all(control_plane_at(url) is cp for url in urls)
+    assert [control_plane_at(url) for url in urls] == [None, None]

@@ -152,7 +152,14 @@ class ControlPlaneProcess:
         if self._proxy is None:
             self._proxy = AdminProxy(lambda: self.https_url, self.admin_context)
         self.url = self._proxy.url
+        self._forget()  # a restart may have moved the real URL
         _BY_URL[self.url] = _BY_URL[self.https_url] = self
+
+    def _forget(self) -> None:
+        """Drop this control plane's URLs from the lookup: once it is gone, its ports go back to the
+        machine, and a later server on one of them (a test's own fake) must not be taken for it."""
+        for url in [url for url, cp in _BY_URL.items() if cp is self]:
+            del _BY_URL[url]
 
     def admin_context(self):
         """The admin's TLS client context (from <home>/credentials), made once."""
@@ -178,6 +185,7 @@ class ControlPlaneProcess:
             self.proc.wait(timeout=10)
 
     def stop(self) -> None:
+        self._forget()
         if self._proxy is not None:
             self._proxy.close()
             self._proxy = None
