@@ -25,7 +25,7 @@ def apply(files, wait, timeout, control_url):
 @friendly
 def analyze(files, control_url):
     """Check manifests across resources as `istioctl analyze` does (IST0101, IST0109, IST0127, IST0130,
-    IST0131); exit 79 on an Error."""
+    IST0131, IST0132, and MM0001: a Gateway no VirtualService binds); exit 79 on an Error."""
     from minimesh.runner.config_commands import analyze_command
 
     analyze_command(list(files), control=control_url)

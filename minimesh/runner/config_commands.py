@@ -82,7 +82,8 @@ def warn_surprises(resources) -> None:
 
 def analyze_running(client, extra=()) -> list:
     """`minimesh analyze` over the config in force (with `extra` resources over it) and the workloads running."""
-    from minimesh.config import analyze, parse_resource
+    from minimesh.config import DEFAULT_NAMESPACE, analyze, parse_resource
+    from minimesh.config.namespaces import service_key
 
     in_force = {}
     for doc in client.config(None).get("resources", []):
@@ -93,10 +94,12 @@ def analyze_running(client, extra=()) -> list:
     if status != 200:
         return analyze(in_force.values())
     instances = answer.get("instances", [])
-    services = {i["service"] for i in instances if i.get("kind", "sidecar") == "sidecar"}
+    # Known by their keys: 'pricing' in default, 'catalog.foo.svc.cluster.local' in foo.
+    services = {service_key(i["service"], i.get("namespace") or DEFAULT_NAMESPACE)
+                for i in instances if i.get("kind", "sidecar") == "sidecar"}
     # Hosts a ServiceEntry declares are known too (istioctl analyze counts them as services).
     services |= {h for r in in_force.values() if r.kind == "ServiceEntry" for h in getattr(r, "hosts", ())}
-    workloads = [i.get("labels") or {} for i in instances]
+    workloads = [(i.get("namespace") or DEFAULT_NAMESPACE, i.get("labels") or {}) for i in instances]
     return analyze(in_force.values(), services, workloads)
 
 
