@@ -12,6 +12,7 @@ name where Istio has one, so what a learner sees here is what
     Warning IST0127 NoMatchingWorkloadsFound    a policy's selector matches no workload
     Warning IST0130 VirtualServiceUnreachableRule  a route after one that matches everything (or all it matches)
     Info    IST0131 VirtualServiceIneffectiveMatch  a match an earlier route already takes
+    Error   IST0161 InvalidGatewayCredential    a Gateway's credentialName names no TLS Secret in istio-system
 
 (the levels are Istio's; `istioctl analyze` exits 79 when it finds an Error,
 and so does `minimesh analyze` — `apply` only warns, and applies).
@@ -28,16 +29,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from .authorization import AuthorizationPolicy
+from .gateway import Gateway
+from .secret import Secret
 from .references import check_references, unknown_hosts
 from .requestauthentication import RequestAuthentication
-from .resource import Resource
+from .resource import ROOT_NAMESPACE, Resource
 from .security import PeerAuthentication
 from .trafficpolicy import SERVICE_PORT
 from .virtualservice import VirtualService
 
 
 LEVELS = {"IST0101": "Error", "IST0109": "Error", "IST0127": "Warning", "IST0130": "Warning",  # Istio's
-          "IST0131": "Info"}
+          "IST0131": "Info", "IST0161": "Error"}
 
 
 @dataclass(frozen=True)
@@ -75,9 +78,27 @@ def analyze(resources: Iterable[Resource], services: set[str] | None = None,
         found += _unknown_hosts(resources, services)
     found += _conflicting_hosts(resources)
     found += _unreachable_routes(resources)
+    found += _missing_credentials(resources)
     if workloads is not None:
         found += _selecting_nothing(resources, [dict(w) for w in workloads])
     return found
+
+
+def _missing_credentials(resources) -> list[Message]:
+    """IST0161: a Gateway server's credentialName with no TLS Secret of that name where the gateway runs."""
+    secrets = {r.name for r in resources if isinstance(r, Secret) and r.namespace == ROOT_NAMESPACE}
+    out = []
+    for gateway in (r for r in resources if isinstance(r, Gateway)):
+        for i, server in enumerate(gateway.servers):
+            name = server.tls.credential_name if server.tls is not None else None
+            if name and name not in secrets:
+                out.append(Message("IST0161", "InvalidGatewayCredential",
+                                   f"{_name(gateway)} servers[{i}].tls.credentialName: no TLS Secret "
+                                   f"{name!r} in namespace {ROOT_NAMESPACE}, so port {server.port} does not serve "
+                                   f"{', '.join(h.host for h in server.hosts)} (handshakes fail); create it: "
+                                   f"kubectl create secret tls {name} -n {ROOT_NAMESPACE} --cert CERT --key KEY "
+                                   "--dry-run=client -o yaml > secret.yaml, then minimesh apply secret.yaml"))
+    return out
 
 
 def _name(r: Resource) -> str:

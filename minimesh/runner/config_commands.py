@@ -26,6 +26,8 @@ KINDS = {
     "RequestAuthentication": ("requestauthentications", "requestauthentication", "ra"),
     "ServiceEntry": ("serviceentries", "serviceentry", "se"),
     "Sidecar": ("sidecars", "sidecar"),
+    "Gateway": ("gateways", "gateway", "gw"),
+    "Secret": ("secrets", "secret"),  # a Gateway's TLS credential (shown with its fingerprint, never its key)
 }
 
 
