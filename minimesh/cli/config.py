@@ -46,10 +46,12 @@ def get(kind, output, control_url):
 @main.command()
 @click.argument("kind")
 @click.argument("name")
+@click.option("--namespace", "-n", default="default", show_default=True,
+              help="The resource's namespace (a Gateway's TLS Secret: istio-system).")
 @CONTROL_OPTION
 @friendly
-def delete(kind, name, control_url):
+def delete(kind, name, namespace, control_url):
     """Delete one applied resource, e.g. `minimesh delete virtualservice payments`."""
     from minimesh.runner.config_commands import delete as run_delete
 
-    run_delete(kind, name, control=control_url)
+    run_delete(kind, name, control=control_url, namespace=namespace)

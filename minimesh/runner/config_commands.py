@@ -137,8 +137,9 @@ def get(kind: str | None, *, output: str = "yaml", control: str | None = None, h
         click.echo("No resources found.", err=True)
 
 
-def delete(kind: str, name: str, *, control: str | None = None, home: str | None = None) -> None:
+def delete(kind: str, name: str, *, control: str | None = None, home: str | None = None,
+           namespace: str = "default") -> None:
     kind = canonical_kind(kind)
-    answer = control_client(control, home).delete(kind, name)
+    answer = control_client(control, home).delete(kind, name, namespace)
     click.echo(f"{kind.lower()}/{name} deleted")
     click.echo(f"config version {answer.get('version')}")
