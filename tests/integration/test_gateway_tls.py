@@ -59,6 +59,12 @@ def learner():
     return learner_certificate(["shop.example.com"])
 
 
+async def forget(mesh, secret: str) -> None:
+    """Back to no Gateway, no VirtualService, no Secret."""
+    await delete_all(mesh, "VirtualService", "Gateway")
+    await mesh.cp("DELETE", f"/v1/config/Secret/{secret}?namespace=istio-system")
+
+
 @pytest_asyncio.fixture(loop_scope="module")
 async def served(mesh, learner):
     """shop.example.com over https with the learner's certificate; plain HTTP on 80 as before."""
@@ -66,8 +72,7 @@ async def served(mesh, learner):
     await mesh.apply(tls_secret("shop-credential", cert, key),
                      gateway({"port": HTTP, "hosts": ["*"]}, https_server(["shop.example.com"])), shop_vs())
     yield mesh
-    await delete_all(mesh, "VirtualService", "Gateway")
-    await mesh.cp("DELETE", "/v1/config/Secret/shop-credential?namespace=istio-system")
+    await forget(mesh, "shop-credential")
 
 
 async def https_get(mesh, ca: bytes, sni: str, host: str | None = None, path: str = "/items"):
@@ -143,8 +148,7 @@ async def test_a_missing_secret_leaves_the_server_unserved_until_it_is_applied(m
         await mesh.apply(tls_secret("later", cert, key))
         assert (await https_get(mesh, ca, "shop.example.com"))[0] == 200
     finally:
-        await delete_all(mesh, "VirtualService", "Gateway")
-        await mesh.cp("DELETE", "/v1/config/Secret/later?namespace=istio-system")
+        await forget(mesh, "later")
 
 
 async def test_https_redirect_answers_301_to_https(mesh, learner):
@@ -158,8 +162,7 @@ async def test_https_redirect_answers_301_to_https(mesh, learner):
             assert r.status == 301 and r.headers["location"] == "https://shop.example.com/items?x=1"
         assert (await https_get(mesh, ca, "shop.example.com"))[0] == 200
     finally:
-        await delete_all(mesh, "VirtualService", "Gateway")
-        await mesh.cp("DELETE", "/v1/config/Secret/shop-credential?namespace=istio-system")
+        await forget(mesh, "shop-credential")
 
 
 async def test_only_the_gateway_holds_the_secret_and_nobody_shows_its_key(served, learner):

@@ -10,18 +10,12 @@ from minimesh.config import analyze, load_manifests
 from minimesh.config.secret import REDACTED, Secret, redacted
 from minimesh.errors import ConfigError
 from tests.support.certs import learner_certificate, tls_secret
+from tests.unit.config.test_gateway import HTTPS_GATEWAY
 
 CA, CERT, KEY = learner_certificate(["shop.example.com", "www.example.com"])
 _, OTHER_CERT, OTHER_KEY = learner_certificate(["shop.example.com"])
 
-GATEWAY = """\
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: shop-gateway}
-spec:
-  selector: {istio: ingressgateway}
-  servers:
-  - port: {number: 443, name: https, protocol: HTTPS}
+GATEWAY = HTTPS_GATEWAY + """\
     hosts: [shop.example.com]
     tls: {mode: SIMPLE, credentialName: shop-credential}
 """

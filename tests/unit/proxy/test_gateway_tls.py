@@ -7,17 +7,11 @@ from minimesh.config import load_manifests
 from minimesh.proxy.gateway_tls import choose_server, tls_servers
 from minimesh.proxy.ingress import Ingress
 from tests.support.certs import learner_certificate, tls_secret
+from tests.unit.config.test_gateway import GATEWAY
 
 _, CERT, KEY = learner_certificate(["shop.example.com"])
 
-CONFIG = """\
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: shop-gateway}
-spec:
-  selector: {istio: ingressgateway}
-  servers:
-  - port: {number: 80, name: http, protocol: HTTP}
+CONFIG = GATEWAY + """\
     hosts: ["*"]
     tls: {httpsRedirect: true}
   - port: {number: 443, name: shop, protocol: HTTPS}
