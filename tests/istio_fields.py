@@ -57,7 +57,8 @@ NOTES = {
     "Gateway": {
         "spec.servers[].port.number": "80 (HTTP) and 443 (HTTPS), the ports of Istio's ingress gateway Service",
         "spec.servers[].port.protocol": "HTTP on 80, HTTPS on 443 (TLS terminated at the gateway)",
-        "spec.servers[].tls.mode": "SIMPLE: TLS terminated with the credentialName Secret, chosen by SNI",
+        "spec.servers[].tls.mode": "SIMPLE: TLS terminated with the credentialName Secret, chosen by SNI; MUTUAL: "
+                                   "also a client certificate from the Secret's ca.crt",
         "spec.servers[].tls.credentialName": "a kubernetes.io/tls Secret in istio-system (missing: IST0161, "
                                              "handshakes fail)",
         "spec.servers[].tls.httpsRedirect": "an HTTP server answers 301 to https, as Envoy's require_tls",

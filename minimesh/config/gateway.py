@@ -21,7 +21,8 @@ https, as Envoy does. A server on 443 speaks HTTPS with `tls.mode: SIMPLE`:
 the gateway terminates TLS with the certificate of the TLS Secret that
 `tls.credentialName` names in the gateway's namespace (istio-system,
 secret.py), chosen by the client's SNI among the servers' hosts, and then
-routes as for HTTP. Other ports, protocols and TLS modes are refused at
+routes as for HTTP. `mode: MUTUAL` also requires a client certificate that
+chains to the Secret's `ca.crt`. Other ports, protocols and TLS modes are refused at
 apply, with what Istio would do.
 """
 
@@ -39,11 +40,10 @@ HTTPS_PORT = 443  # ... and the one its TLS port stands for
 PROTOCOLS = ("HTTP", "HTTPS")
 PROTOCOL_OF_PORT = {HTTP_PORT: "HTTP", HTTPS_PORT: "HTTPS"}
 _ISTIO_PROTOCOLS = ("GRPC", "GRPC-WEB", "HTTP2", "MONGO", "TCP", "TLS")
-TLS_MODES = ("SIMPLE",)
+TLS_MODES = ("SIMPLE", "MUTUAL")
 _ISTIO_TLS_MODES = {
     "PASSTHROUGH": "Istio would forward the encrypted stream by SNI to the backend, unterminated (also the "
                    "default when 'mode' is left out)",
-    "MUTUAL": "Istio would also require a client certificate signed by the Secret's ca.crt",
     "OPTIONAL_MUTUAL": "Istio would ask for a client certificate and verify one if sent",
     "AUTO_PASSTHROUGH": "Istio would pass the stream through by SNI to a mesh service, for multi-cluster",
     "ISTIO_MUTUAL": "Istio would require the mesh's own mTLS certificates from clients (for east-west gateways)",
@@ -81,7 +81,7 @@ class ServerHost:
 
 @dataclass(frozen=True)
 class ServerTLS:
-    mode: str | None = None  # "SIMPLE" on an HTTPS server; None on an HTTP server
+    mode: str | None = None  # "SIMPLE" or "MUTUAL" on an HTTPS server; None on an HTTP server
     credential_name: str | None = None  # the TLS Secret in the gateway's namespace (secret.py)
     https_redirect: bool = False  # an HTTP server: 301 every request to https
 
@@ -174,7 +174,12 @@ def _parse_tls(value: Any, at: At, protocol: str) -> ServerTLS | None:
     if mode in _ISTIO_TLS_MODES:
         raise (at / "mode").error(f"mode {mode} is not supported by minimesh: {_ISTIO_TLS_MODES[mode]}; use SIMPLE")
     mode = enum(mode, at / "mode", TLS_MODES)
-    credential = string(require(block, "credentialName", at), at / "credentialName")
+    if "credentialName" not in block:
+        raise (at / "credentialName").error(
+            "'credentialName' is required: the TLS Secret in istio-system with tls.crt and tls.key"
+            + (" (and ca.crt, the CA client certificates must chain to)" if mode == "MUTUAL" else "")
+            + "; minimesh reads no certificate files")
+    credential = string(block["credentialName"], at / "credentialName")
     return ServerTLS(mode=mode, credential_name=credential, https_redirect=redirect)
 
 

@@ -71,12 +71,18 @@ def check_gateways(resources, workloads=None) -> list[Message]:
 
 def _missing_credentials(resources) -> list[Message]:
     """IST0161: a Gateway server's credentialName with no TLS Secret of that name where the gateway runs."""
-    secrets = {r.name for r in resources if isinstance(r, Secret) and r.namespace == ROOT_NAMESPACE}
+    secrets = {r.name: r for r in resources if isinstance(r, Secret) and r.namespace == ROOT_NAMESPACE}
     out = []
     for gateway in (r for r in resources if isinstance(r, Gateway)):
         for i, server in enumerate(gateway.servers):
             name = server.tls.credential_name if server.tls is not None else None
-            if name and name not in secrets:
+            if name and name in secrets and server.tls.mode == "MUTUAL" and not secrets[name].ca_pem:
+                out.append(Message("IST0161", "InvalidGatewayCredential",
+                                   f"{_name(gateway)} servers[{i}].tls: mode MUTUAL, but Secret {ROOT_NAMESPACE}/"
+                                   f"{name} has no ca.crt to verify client certificates by, so port {server.port} "
+                                   "does not serve its hosts (handshakes fail); add --from-file=ca.crt=CA.crt "
+                                   "(kubectl create secret generic) or use mode SIMPLE"))
+            elif name and name not in secrets:
                 out.append(Message("IST0161", "InvalidGatewayCredential",
                                    f"{_name(gateway)} servers[{i}].tls.credentialName: no TLS Secret {name!r} in "
                                    f"namespace {ROOT_NAMESPACE}, so port {server.port} does not serve "

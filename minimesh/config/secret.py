@@ -5,8 +5,11 @@ certificate and key of the Secret of that name in the gateway's own
 namespace (`istio-system`), as Istio's ingress gateway reads it over SDS.
 minimesh takes the Secret exactly as `kubectl create secret tls NAME -n
 istio-system --cert CERT --key KEY --dry-run=client -o yaml` prints it: core
-`v1`, `type: kubernetes.io/tls`, `data` holding `tls.crt` and `tls.key` in
-base64 (and `ca.crt`, which only MUTUAL reads; minimesh keeps it unused).
+`v1`, `type: kubernetes.io/tls` (or `Opaque`, from `kubectl create secret
+generic --from-file=tls.crt=... --from-file=tls.key=... --from-file=ca.crt=...`,
+as Istio's mutual TLS task makes it), `data` holding `tls.crt` and `tls.key` in
+base64 — and `ca.crt`, the CA that client certificates must chain to when
+the server's mode is MUTUAL (SIMPLE ignores it, as Istio does).
 
 Checked at apply, so a bad Secret is one clear line and nothing changes:
 the base64, the PEM, that the key is the certificate's, that the certificate
@@ -43,6 +46,7 @@ class Secret(Resource):
     kind = "Secret"
     cert_pem: bytes = b""  # the chain the gateway presents, leaf first
     key_pem: bytes = b""
+    ca_pem: bytes = b""  # ca.crt: what a MUTUAL server verifies client certificates against ('' if none)
     fingerprint: str = ""  # SHA-256 of the leaf certificate, as `openssl x509 -fingerprint -sha256` prints it
     dns_names: tuple[str, ...] = ()
     not_after: str = ""
@@ -52,7 +56,7 @@ def parse_secret(doc: dict, at: At, **meta) -> Secret:
     """Validate a whole `v1 Secret` document (a Secret has no `spec`)."""
     check_fields(doc, at, DOC_FIELDS)
     kind = string(doc.get("type", "Opaque"), at / "type")
-    if kind != TLS_TYPE:
+    if kind not in (TLS_TYPE, "Opaque"):
         raise (at / "type").error(f"type {kind!r} is not used by minimesh: a Gateway's credentialName needs a "
                                   f"TLS Secret, type {TLS_TYPE} (kubectl create secret tls NAME --cert --key)")
     if "stringData" in doc:
@@ -62,6 +66,9 @@ def parse_secret(doc: dict, at: At, **meta) -> Secret:
     check_fields(data, at / "data", KEYS)
     cert_pem = _base64(require(data, "tls.crt", at / "data"), at / "data" / "tls.crt")
     key_pem = _base64(require(data, "tls.key", at / "data"), at / "data" / "tls.key")
+    ca_pem = _base64(data["ca.crt"], at / "data" / "ca.crt") if "ca.crt" in data else b""
+    if ca_pem:
+        _certificates(ca_pem, at / "data" / "ca.crt")
     certs = _certificates(cert_pem, at / "data" / "tls.crt")
     key = _private_key(key_pem, at / "data" / "tls.key")
     leaf = certs[0]
@@ -80,7 +87,7 @@ def parse_secret(doc: dict, at: At, **meta) -> Secret:
         names = ()
     digest = hashlib.sha256(leaf.public_bytes(serialization.Encoding.DER)).hexdigest().upper()
     fingerprint = "SHA256:" + ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
-    return Secret(cert_pem=cert_pem, key_pem=key_pem, fingerprint=fingerprint, dns_names=names,
+    return Secret(cert_pem=cert_pem, key_pem=key_pem, ca_pem=ca_pem, fingerprint=fingerprint, dns_names=names,
                   not_after=f"{leaf.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}", **meta)
 
 

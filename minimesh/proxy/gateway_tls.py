@@ -11,8 +11,13 @@ sent, and `choose` switches the connection to the context of the server
 whose hosts match the name (the most specific: a name over `*.example.com`
 over `*`).
 
+A server with `mode: MUTUAL` also asks the client for a certificate and
+verifies it against the Secret's `ca.crt` (a client without one, or with
+one another CA signed, is refused in the handshake).
+
 When nothing matches — no server serves that name, or the one that does
-names a Secret that is missing — the handshake fails, as on Istio, where
+names a Secret that is missing (or, for MUTUAL, has no ca.crt) — the
+handshake fails, as on Istio, where
 such a server's filter chain is left out of the listener. A plaintext
 request to the port never gets an HTTP answer either: the connection is
 closed. After the handshake the request is routed as on port 80, but only
@@ -53,8 +58,8 @@ def choose_server(servers: list[tuple[Server, Secret | None]], sni: str | None) 
     """The server whose certificate a ClientHello naming `sni` gets, or None (the handshake fails)."""
     best, best_rank = None, None
     for server, secret in servers:
-        if secret is None:
-            continue  # Istio leaves this server out of the listener until its Secret exists
+        if secret is None or (server.tls.mode == "MUTUAL" and not secret.ca_pem):
+            continue  # Istio leaves this server out of the listener until its Secret (and CA) exists
         for allowed in server.hosts:
             if (sni is None and allowed.host != "*") or (sni is not None and not allowed.matches(sni.lower())):
                 continue
@@ -94,6 +99,9 @@ class GatewayTLS:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.minimum_version = ssl.TLSVersion.TLSv1_2
             load_pem_chain(ctx, secret.cert_pem, secret.key_pem)
+            if server.tls.mode == "MUTUAL":  # the client proves itself too, with a certificate from ca.crt's CA
+                ctx.verify_mode = ssl.CERT_REQUIRED
+                ctx.load_verify_locations(cadata=secret.ca_pem.decode("ascii"))
             ctx.gateway_server = server  # which server's routes apply on this connection (http_server.py)
             if len(self._contexts) > 64:  # renewed certificates: forget the old ones
                 self._contexts.clear()
@@ -115,9 +123,20 @@ class GatewayTLS:
     def __call__(self, is_tls: bool) -> tuple[Action, ssl.SSLContext | None, str]:
         if not is_tls:
             return Action.REFUSE, None, "HTTPS only"
+        # OpenSSL keeps a connection's verify mode when `choose` switches its context, so the front
+        # context asks every client for a certificate while some server is MUTUAL; the certificate
+        # is verified against the chosen server's CA, and `server_of` refuses a MUTUAL server's
+        # client that sent none.
+        mutual = any(server.tls.mode == "MUTUAL" for server, _ in self.servers())
+        self.front.verify_mode = ssl.CERT_OPTIONAL if mutual else ssl.CERT_NONE
         return Action.MTLS, self.front, "SIMPLE"
 
 
 def server_of(ssl_object) -> Server | None:
-    """The Gateway server whose certificate a terminated TLS connection got."""
-    return getattr(ssl_object.context, "gateway_server", None)
+    """The Gateway server whose certificate a terminated TLS connection got; None: refuse the connection."""
+    server = getattr(ssl_object.context, "gateway_server", None)
+    if server is not None and server.tls.mode == "MUTUAL" and ssl_object.getpeercert(binary_form=True) is None:
+        log.info("gateway: refused a TLS client without a certificate: the server for %s is MUTUAL",
+                 ", ".join(h.host for h in server.hosts))
+        return None
+    return server

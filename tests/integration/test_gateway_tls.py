@@ -10,7 +10,10 @@ the gateway's certificate and name against that CA alone, as
 """
 
 import asyncio
+import base64
 import ssl
+
+import aiohttp
 
 import yaml
 
@@ -196,3 +199,40 @@ async def test_a_bad_secret_is_refused_at_apply_with_one_line_and_nothing_change
     assert "not the certificate's" in lines[0]
     assert (await served.cp("GET", "/v1/status"))[1]["config_version"] == before
     assert (await https_get(served, ca, "shop.example.com"))[0] == 200  # the good one still serves
+
+
+async def test_mutual_tls_needs_a_client_certificate_from_the_secrets_ca(mesh, learner, tmp_path):
+    """mode MUTUAL: the client proves itself too, with a certificate chaining to the Secret's ca.crt."""
+    ca, cert, key = learner
+    client_ca, client_cert, client_key = learner_certificate(["client.example.com"], ca_name="clients")
+    secret = tls_secret("mutual-credential", cert, key)
+    secret["type"] = "Opaque"  # as `kubectl create secret generic --from-file=tls.crt=... --from-file=ca.crt=...`
+    secret["data"]["ca.crt"] = base64.b64encode(client_ca).decode()
+    await mesh.apply(secret, gateway({"port": HTTPS, "hosts": ["shop.example.com"],
+                                      "tls": {"mode": "MUTUAL", "credentialName": "mutual-credential"}}), shop_vs())
+    try:
+        # Without a client certificate: refused (TLS 1.3 tells the client when it first reads).
+        with pytest.raises(aiohttp.ClientError):
+            await https_get(mesh, ca, "shop.example.com")
+        # With one from the clients' CA: served.
+        (tmp_path / "c.pem").write_bytes(client_cert)
+        (tmp_path / "k.pem").write_bytes(client_key)
+        ctx = client_context(ca)
+        ctx.load_cert_chain(tmp_path / "c.pem", tmp_path / "k.pem")
+        async with mesh.client() as http, http.get(
+                f"https://127.0.0.1:{mesh.gateway.tls_port}/items", ssl=ctx, server_hostname="shop.example.com",
+                headers={"Host": "shop.example.com"}) as r:
+            assert r.status == 200
+        # One signed by another CA (here: the server's own): refused.
+        _, other_cert, other_key = learner_certificate(["client.example.com"])
+        (tmp_path / "c.pem").write_bytes(other_cert)
+        (tmp_path / "k.pem").write_bytes(other_key)
+        ctx = client_context(ca)
+        ctx.load_cert_chain(tmp_path / "c.pem", tmp_path / "k.pem")
+        with pytest.raises(aiohttp.ClientError):
+            async with mesh.client() as http, http.get(
+                    f"https://127.0.0.1:{mesh.gateway.tls_port}/items", ssl=ctx, server_hostname="shop.example.com",
+                    headers={"Host": "shop.example.com"}) as r:
+                await r.read()
+    finally:
+        await forget(mesh, "mutual-credential")

@@ -96,16 +96,16 @@ class ServerConnection(TunnelEnd, asyncio.Protocol):
         self.client = peer[0] if peer else ""
         ssl_object = transport.get_extra_info("ssl_object")
         if ssl_object is not None and listener.tls_server_of is not None:  # the gateway's HTTPS port
-            self.tls_server = listener.tls_server_of(ssl_object)  # a client from outside: no SPIFFE ID
+            self.tls_server = listener.tls_server_of(ssl_object)  # None: MUTUAL, and no client certificate
+            refused = self.tls_server is None
         elif ssl_object is not None:
-            self.mtls = True
-            self.peer_identity = peer_identity(ssl_object)
-            # issue 15 (secure naming): a peer of another trust domain is refused, however it chains.
-            if not peer_in_trust_domain(self.peer_identity, transport):
-                self.closed = True
-                listener.connections.discard(self)
-                transport.abort()
-                return
+            self.mtls, self.peer_identity = True, peer_identity(ssl_object)
+            refused = not peer_in_trust_domain(self.peer_identity, transport)  # issue 15: another trust domain
+        if ssl_object is not None and refused:
+            self.closed = True
+            listener.connections.discard(self)
+            transport.abort()
+            return
         now = self.time()
         self.last_activity = now
         self.head_deadline = now + self.limits.header_timeout

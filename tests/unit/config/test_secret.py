@@ -33,6 +33,13 @@ def test_a_kubectl_tls_secret_loads_with_its_fingerprint_and_names():
     assert secret.fingerprint.startswith("SHA256:") and len(secret.fingerprint.split(":")) == 33
 
 
+def test_a_generic_secret_with_a_ca_loads_for_mutual_tls():
+    doc = {**tls_secret("shop-credential", CERT, KEY), "type": "Opaque"}
+    doc["data"]["ca.crt"] = base64.b64encode(CA).decode()
+    (secret,) = load_manifests(as_yaml(doc))
+    assert secret.ca_pem == CA
+
+
 def test_what_minimesh_shows_of_a_secret_is_never_its_key():
     doc = tls_secret("shop-credential", CERT, KEY)
     shown = redacted(doc)
@@ -45,7 +52,7 @@ def test_what_minimesh_shows_of_a_secret_is_never_its_key():
 def _with(**changes) -> dict:
     doc = tls_secret("shop-credential", CERT, KEY)
     for key, value in changes.items():
-        if key in ("tls.crt", "tls.key"):
+        if key in ("tls.crt", "tls.key", "ca.crt"):
             doc["data"][key] = value
         else:
             doc[key] = value
@@ -55,7 +62,8 @@ def _with(**changes) -> dict:
 EXPIRED = learner_certificate(["shop.example.com"], days=1,
                               not_before=datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc))
 REFUSED = {
-    "opaque": (_with(type="Opaque"), "type", "kubernetes.io/tls"),
+    "docker-config": (_with(type="kubernetes.io/dockerconfigjson"), "type", "kubernetes.io/tls"),
+    "not-a-ca": (_with(**{"ca.crt": base64.b64encode(b"x").decode()}), "data.ca.crt", "is not a PEM certificate"),
     "not-base64": (_with(**{"tls.key": "-----BEGIN"}), "data.tls.key", "is not base64"),
     "not-a-certificate": (_with(**{"tls.crt": base64.b64encode(b"hello").decode()}), "data.tls.crt",
                           "is not a PEM certificate"),
