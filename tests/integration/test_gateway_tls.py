@@ -143,9 +143,15 @@ async def test_plaintext_to_the_tls_port_is_refused(served, learner):
     assert (await https_get(served, learner[0], "shop.example.com"))[0] == 200
 
 
-async def test_a_missing_secret_leaves_the_server_unserved_until_it_is_applied(mesh, learner):
+async def test_a_missing_secret_leaves_the_server_unserved_until_it_is_applied(mesh, learner, tmp_path):
     ca, cert, key = learner
-    await mesh.apply(gateway(https_server(["shop.example.com"], credential="later")), shop_vs())
+    # `minimesh apply` applies it, as Istio does, and warns as istioctl analyze would.
+    path = tmp_path / "gateway.yaml"
+    path.write_text(yaml.safe_dump_all([gateway(https_server(["shop.example.com"], credential="later")), shop_vs()]))
+    code, out, err = await run_cli("apply", str(path), home=mesh.control.home, control_url=mesh.control_url)
+    assert code == 0 and "gateway/shop-gateway created" in out, out + err
+    assert "IST0161 InvalidGatewayCredential" in err and "no TLS Secret 'later' in namespace istio-system" in err
+    await mesh.converged()
     try:
         assert (await handshake(mesh.gateway.tls_port, ca, "shop.example.com")).startswith("failed")
         await mesh.apply(tls_secret("later", cert, key))
@@ -186,7 +192,7 @@ async def test_only_the_gateway_holds_the_secret_and_nobody_shows_its_key(served
 
 
 async def test_a_bad_secret_is_refused_at_apply_with_one_line_and_nothing_changes(served, learner, tmp_path):
-    ca, cert, _ = learner
+    ca, cert, key = learner
     _, _, other_key = learner_certificate(["shop.example.com"])  # a key that is not this certificate's
     bad = tls_secret("shop-credential", cert, other_key)
     path = tmp_path / "secret.yaml"
@@ -199,6 +205,11 @@ async def test_a_bad_secret_is_refused_at_apply_with_one_line_and_nothing_change
     assert "not the certificate's" in lines[0]
     assert (await served.cp("GET", "/v1/status"))[1]["config_version"] == before
     assert (await https_get(served, ca, "shop.example.com"))[0] == 200  # the good one still serves
+    # `minimesh get secrets -n istio-system`: the one in force, by fingerprint, never its key.
+    code, out, err = await run_cli("get", "secrets", "-n", "istio-system", home=served.control.home,
+                                   control_url=served.control_url)
+    assert code == 0 and "shop-credential" in out and "SHA256:" in out, out + err
+    assert "PRIVATE KEY" not in out and tls_secret("x", cert, key)["data"]["tls.key"] not in out
 
 
 async def test_mutual_tls_needs_a_client_certificate_from_the_secrets_ca(mesh, learner, tmp_path):
