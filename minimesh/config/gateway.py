@@ -172,7 +172,8 @@ def _parse_tls(value: Any, at: At, protocol: str) -> ServerTLS | None:
                                   "PASSTHROUGH (forward the encrypted stream by SNI), which minimesh does not do")
     mode = string(block["mode"], at / "mode")
     if mode in _ISTIO_TLS_MODES:
-        raise (at / "mode").error(f"mode {mode} is not supported by minimesh: {_ISTIO_TLS_MODES[mode]}; use SIMPLE")
+        raise (at / "mode").error(f"mode {mode} is not supported by minimesh: {_ISTIO_TLS_MODES[mode]}; use SIMPLE "
+                                  "(or MUTUAL, with a ca.crt in the Secret)")
     mode = enum(mode, at / "mode", TLS_MODES)
     if "credentialName" not in block:
         raise (at / "credentialName").error(
