@@ -109,7 +109,10 @@ async def _one(session, gateway_url: str, send: Send, headers: dict, tls: dict) 
             raw = await resp.read()
             status = resp.status
     except (aiohttp.ClientError, OSError, TimeoutError) as e:
-        return Answer(0, (time.perf_counter() - start) * 1000, error=str(e) or type(e).__name__)
+        # What the socket or the TLS handshake said (aiohttp's own text names the SSLContext object).
+        why = getattr(e, "certificate_error", None) or getattr(e, "os_error", None)
+        what = f"{type(why).__name__}: {why}".rstrip(": ") if why is not None else (str(e) or type(e).__name__)
+        return Answer(0, (time.perf_counter() - start) * 1000, error=what)
     latency = (time.perf_counter() - start) * 1000
     try:
         body = json.loads(raw)

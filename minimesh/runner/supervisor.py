@@ -51,6 +51,7 @@ class Supervisor:
         self.grace = grace
         self.clock = clock
         ports = PortAllocator()
+        any_port = gateway_port == 0  # `--gateway-port 0` (tests): the HTTPS port is any free one too
         if gateway_port == 0:
             gateway_port = ports.allocate()
         else:
@@ -63,7 +64,7 @@ class Supervisor:
         # (pki/operator.py), so every CLI command against this home finds them.
         ensure_operator_credentials(home)
         # The HTTPS port (Gateway servers on 443): 8443 beside the usual 8080 when free, else any free port.
-        https_port = (DEFAULT_HTTPS_PORT if gateway_port and gateway_port != DEFAULT_HTTPS_PORT
+        https_port = (DEFAULT_HTTPS_PORT if not any_port and gateway_port != DEFAULT_HTTPS_PORT
                       and is_free(DEFAULT_HTTPS_PORT) else ports.allocate())
         ports.reserve(https_port)
         self.plan: StackPlan = plan_stack(lesson, home, gateway_port, ports.allocate, https_port=https_port,
