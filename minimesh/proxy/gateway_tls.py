@@ -77,7 +77,7 @@ class GatewayTLS:
     def __init__(self, holder, labels: dict):
         self.holder, self.labels = holder, labels
         self._servers: tuple[object, list] | None = None  # (config, tls_servers): once per snapshot
-        self._contexts: dict[tuple[Server, str], ssl.SSLContext] = {}  # (server, fingerprint) -> its context
+        self._contexts: dict[tuple, ssl.SSLContext] = {}  # (server, fingerprint, ca.crt) -> its context
         self.front = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)  # holds no certificate: `choose` picks one
         self.front.minimum_version = ssl.TLSVersion.TLSv1_2  # Istio's gateway default: TLS 1.2 and up
         self.front.sni_callback = self.choose
@@ -93,7 +93,7 @@ class GatewayTLS:
         return self._servers[1]
 
     def context_for(self, server: Server, secret: Secret) -> ssl.SSLContext:
-        key = (server, secret.fingerprint)
+        key = (server, secret.fingerprint, secret.ca_pem)
         ctx = self._contexts.get(key)
         if ctx is None:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -247,3 +247,13 @@ async def test_mutual_tls_needs_a_client_certificate_from_the_secrets_ca(mesh, l
                 await r.read()
     finally:
         await forget(mesh, "mutual-credential")
+
+
+async def test_a_renewed_secret_is_served_to_the_next_handshake(served, learner):
+    """kubectl apply of a new certificate under the same name: no restart, the next client gets it."""
+    old_ca, _, _ = learner
+    new_ca, new_cert, new_key = learner_certificate(["shop.example.com"], ca_name="renewed")
+    await served.apply(tls_secret("shop-credential", new_cert, new_key))
+    assert (await https_get(served, new_ca, "shop.example.com"))[0] == 200
+    with pytest.raises(aiohttp.ClientError):  # the old CA no longer verifies what the gateway presents
+        await https_get(served, old_ca, "shop.example.com")
