@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from minimesh.config.secret import redacted
 
 
 def build_admin(sidecar) -> web.Application:
@@ -29,7 +30,8 @@ def build_admin(sidecar) -> web.Application:
             "node": sidecar.identity,
             "version": holder.current.version,
             "config_version": holder.current.config_version,
-            "snapshot": holder.raw,
+            # A TLS Secret (gateway only) shows its fingerprint, never its key (config/secret.py).
+            "snapshot": holder.raw and {**holder.raw, "resources": [redacted(d) for d in holder.raw.get("resources", [])]},
             "last_nack": holder.last_nack,
             "control_plane_reachable": sidecar.client.reachable,
             "limits": sidecar.opts.limits.as_json(),

@@ -66,6 +66,7 @@ class ServerConnection(TunnelEnd, asyncio.Protocol):
         self.client = ""
         self.peer_identity: str | None = None  # the SPIFFE ID the client proved, on mTLS
         self.mtls = False
+        self.tls_server = None  # the gateway's HTTPS port: the Gateway server the client's SNI chose
         # Deadlines (the listener's Watchdog looks at them).
         self.head_deadline: float | None = None
         self.idle_deadline: float | None = None
@@ -94,15 +95,17 @@ class ServerConnection(TunnelEnd, asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.client = peer[0] if peer else ""
         ssl_object = transport.get_extra_info("ssl_object")
-        if ssl_object is not None:
-            self.mtls = True
-            self.peer_identity = peer_identity(ssl_object)
-            # issue 15 (secure naming): a peer of another trust domain is refused, however it chains.
-            if not peer_in_trust_domain(self.peer_identity, transport):
-                self.closed = True
-                listener.connections.discard(self)
-                transport.abort()
-                return
+        if ssl_object is not None and listener.tls_server_of is not None:  # the gateway's HTTPS port
+            self.tls_server = listener.tls_server_of(ssl_object)  # None: MUTUAL, and no client certificate
+            refused = self.tls_server is None
+        elif ssl_object is not None:
+            self.mtls, self.peer_identity = True, peer_identity(ssl_object)
+            refused = not peer_in_trust_domain(self.peer_identity, transport)  # issue 15: another trust domain
+        if ssl_object is not None and refused:
+            self.closed = True
+            listener.connections.discard(self)
+            transport.abort()
+            return
         now = self.time()
         self.last_activity = now
         self.head_deadline = now + self.limits.header_timeout
@@ -199,6 +202,7 @@ class ServerConnection(TunnelEnd, asyncio.Protocol):
                                 self._fields, Journey(self.listener.direction), self.client,
                                 self.peer_identity if self.mtls else None, self.mtls, parser.should_keep_alive(),
                                 parser.get_http_version() == "1.0", parser.should_upgrade(), self.flow)
+        exchange.request.journey.tls_server = self.tls_server
         self.parsing = exchange
         self.queue.append(exchange)
         self._next()
