@@ -69,8 +69,12 @@ class ZipkinExporter(BatchSender):
         self.queue.extend(to_zipkin(s) for s in spans[:max(0, room)])
 
     def start(self) -> None:
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5), trust_env=False)
         super().start()
         log.info("exporting spans to Zipkin at %s", self.url)
+
+    async def close(self) -> None:
+        await self._session.close()
 
     async def flush(self) -> None:
         if not self.queue:

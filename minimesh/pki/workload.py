@@ -2,10 +2,14 @@
 
 A sidecar makes a fresh ECDSA P-256 key for every certificate it asks for,
 so a key never outlives the certificate that vouches for it and never leaves
-the process. The CSR names the SPIFFE ID the sidecar expects (the CA checks
+the sidecar (it crosses one pipe, from the key maker to the proxy: csr.py). The CSR names the SPIFFE ID the sidecar expects (the CA checks
 it against the join token). What comes back, with the key, is a
 `Credentials`: the PEM texts TLS needs, and the facts about the certificate
 that rotation and `minimesh status` need (serial, validity).
+
+A sidecar does not run these in its own process: it starts `python -m
+minimesh.pki.csr` for each certificate (csr.py), so the long-lived proxy
+never loads `cryptography`. `Credentials` (credentials.py) is what it keeps.
 
 Rotation happens at half-life, as in Istio: with a 24 h certificate, after
 12 h; with a 20 s one, after 10 s. Half-life leaves the other half for
@@ -14,13 +18,13 @@ retries should the control plane be away when renewal is due.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from minimesh.pki.spiffe import identity_of, serial_hex
+from minimesh.pki.credentials import Credentials
+from minimesh.pki.spiffe import serial_hex
+from minimesh.pki.svid import identity_of
 
 
 def new_key() -> ec.EllipticCurvePrivateKey:
@@ -33,27 +37,6 @@ def build_csr(key: ec.EllipticCurvePrivateKey, identity: str) -> str:
            .add_extension(x509.SubjectAlternativeName([x509.UniformResourceIdentifier(identity)]), critical=True)
            .sign(key, hashes.SHA256()))
     return csr.public_bytes(serialization.Encoding.PEM).decode()
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """A leaf certificate with its private key, and the trust bundle it came with."""
-
-    key_pem: bytes
-    cert_pem: bytes
-    bundle_pem: str
-    identity: str
-    serial: str  # hex, as openssl prints it
-    not_before: float  # unix seconds
-    not_after: float
-
-    @property
-    def renew_at(self) -> float:
-        return self.not_before + (self.not_after - self.not_before) / 2
-
-    def summary(self, now: float) -> dict:
-        return {"spiffe_id": self.identity, "serial": self.serial, "not_before": self.not_before,
-                "not_after": self.not_after, "expires_in_s": round(self.not_after - now, 1)}
 
 
 def credentials(key: ec.EllipticCurvePrivateKey, cert_pem: str, bundle_pem: str) -> Credentials:
