@@ -4,7 +4,7 @@ Theory of operation. `cryptography` costs ~10 MB of resident memory in
 every process that imports it, and a sidecar — one beside every app
 instance — needs it only for a moment per certificate: to make a key, sign
 a CSR with it, and read the certificate the CA returns. So the sidecar
-starts `python -m minimesh.pki.csr SPIFFE-ID` for each certificate and
+starts `python -m minimesh.pki.workload SPIFFE-ID` for each certificate and
 speaks to it in JSON lines over its stdin and stdout:
 
     key maker -> sidecar   {"csr": PEM}                      a fresh P-256 key's CSR
@@ -41,9 +41,10 @@ class KeyMaker:
 
     @classmethod
     async def start(cls, identity: str) -> "KeyMaker":
-        flags = ["-P"] if sys.flags.safe_path else []  # import this checkout's minimesh, as the parent does
+        # -P: the working directory is not put ahead on sys.path, so the child imports the minimesh its
+        # parent did (installed, or PYTHONPATH), not some other checkout it happens to run in.
         process = await asyncio.create_subprocess_exec(
-            sys.executable, *flags, "-m", "minimesh.pki.csr", identity,
+            sys.executable, "-P", "-m", "minimesh.pki.workload", identity,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
         maker = cls(process, "")
         maker.csr = (await maker._read())["csr"]
@@ -88,26 +89,3 @@ class KeyMaker:
         except TimeoutError:
             self.process.kill()
             await self.process.wait()
-
-
-def main(identity: str) -> None:
-    from minimesh.pki.workload import build_csr, credentials, new_key
-
-    key = new_key()
-    print(json.dumps({"csr": build_csr(key, identity)}), flush=True)
-    line = sys.stdin.readline()
-    if not line:
-        return  # the sidecar gave up on this certificate (stopped, or the control plane never answered)
-    signed = json.loads(line)
-    try:
-        creds = credentials(key, signed["certificate"], signed["trust_bundle"])
-    except ValueError as e:
-        print(json.dumps({"error": str(e)}), flush=True)
-        return
-    print(json.dumps({"key_pem": creds.key_pem.decode(), "cert_pem": creds.cert_pem.decode(),
-                      "bundle_pem": creds.bundle_pem, "identity": creds.identity, "serial": creds.serial,
-                      "not_before": creds.not_before, "not_after": creds.not_after}), flush=True)
-
-
-if __name__ == "__main__":
-    main(sys.argv[1])

@@ -7,9 +7,9 @@ it against the join token). What comes back, with the key, is a
 `Credentials`: the PEM texts TLS needs, and the facts about the certificate
 that rotation and `minimesh status` need (serial, validity).
 
-A sidecar does not run these in its own process: it starts `python -m
-minimesh.pki.csr` for each certificate (csr.py), so the long-lived proxy
-never loads `cryptography`. `Credentials` (credentials.py) is what it keeps.
+A sidecar does not run these in its own process: it runs this module as a
+program, `python -m minimesh.pki.workload`, for each certificate (the key
+maker: csr.py), so the long-lived proxy never loads `cryptography`. `Credentials` (credentials.py) is what it keeps.
 
 Rotation happens at half-life, as in Istio: with a 24 h certificate, after
 12 h; with a 20 s one, after 10 s. Half-life leaves the other half for
@@ -17,6 +17,9 @@ retries should the control plane be away when renewal is due.
 """
 
 from __future__ import annotations
+
+import json
+import sys
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -52,3 +55,25 @@ def credentials(key: ec.EllipticCurvePrivateKey, cert_pem: str, bundle_pem: str)
                        serial=serial_hex(cert.serial_number),
                        not_before=cert.not_valid_before_utc.timestamp(),
                        not_after=cert.not_valid_after_utc.timestamp())
+
+
+def key_maker(identity: str) -> None:
+    """Run as `python -m minimesh.pki.workload SPIFFE-ID`: the key maker a sidecar starts (csr.py)."""
+    key = new_key()
+    print(json.dumps({"csr": build_csr(key, identity)}), flush=True)
+    line = sys.stdin.readline()
+    if not line:
+        return  # the sidecar gave up on this certificate (stopped, or the control plane never answered)
+    signed = json.loads(line)
+    try:
+        creds = credentials(key, signed["certificate"], signed["trust_bundle"])
+    except ValueError as e:
+        print(json.dumps({"error": str(e)}), flush=True)
+        return
+    print(json.dumps({"key_pem": creds.key_pem.decode(), "cert_pem": creds.cert_pem.decode(),
+                      "bundle_pem": creds.bundle_pem, "identity": creds.identity, "serial": creds.serial,
+                      "not_before": creds.not_before, "not_after": creds.not_after}), flush=True)
+
+
+if __name__ == "__main__":
+    key_maker(sys.argv[1])
