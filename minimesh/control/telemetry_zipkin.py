@@ -59,6 +59,7 @@ class ZipkinExporter(BatchSender):
     def __init__(self, url: str, interval: float = 1.0):
         super().__init__(interval)
         self.url = spans_url(url)
+        self._session: aiohttp.ClientSession | None = None
         self.queue: list[dict] = []
         self.sent = 0
         self.dropped = 0
