@@ -119,7 +119,7 @@ def default_control_ca() -> str | None:
     """Where a sidecar finds the mesh CA when not told: its stack's home, or the compose token mount."""
     import os
 
-    from minimesh.pki.operator import CA_FILE, credentials_dir
+    from minimesh.pki.control_tls import CA_FILE, credentials_dir
 
     candidates = [credentials_dir(os.environ["MINIMESH_HOME"]) / CA_FILE] if os.environ.get("MINIMESH_HOME") else []
     candidates.append(Path("/run/minimesh") / CA_FILE)

@@ -28,15 +28,16 @@ import json
 import time
 import urllib.parse
 from dataclasses import dataclass
-from typing import Callable
-
-import jwt
+from typing import TYPE_CHECKING, Callable
 
 from minimesh.config import RequestAuthentication, short_host
 from minimesh.config.requestauthentication import JwtRule
 from minimesh.errors import JwtRejected
 from minimesh.proxy.inbound.authz import Workload, applies
 from minimesh.proxy.message import Request
+
+if TYPE_CHECKING:
+    import jwt
 
 # Envoy's list. A key only verifies the algorithm of its own type (an RSA public key is
 # never taken as an HMAC secret: PyJWT refuses it, and the next key is tried).
@@ -110,6 +111,8 @@ def _cookie(header: str, name: str) -> str | None:
 
 
 def unverified_issuer(token: str) -> str:
+    import jwt  # PyJWT loads `cryptography` (~10 MB): only in a proxy that meets a token
+
     try:
         header = jwt.get_unverified_header(token)
         payload = jwt.decode(token, options={"verify_signature": False})
@@ -125,6 +128,8 @@ def unverified_issuer(token: str) -> str:
 
 def verify(token: str, rule: JwtRule, keys: jwt.PyJWKSet, now: float) -> RequestAuth:
     """Check the token's signature, time and audience against one rule; RequestAuth or JwtRejected."""
+    import jwt
+
     header = jwt.get_unverified_header(token)
     kid = header.get("kid")
     candidates = [k for k in keys.keys if kid is None or k.key_id in (None, kid)]

@@ -26,8 +26,8 @@ import os
 import ssl
 import tempfile
 
-from minimesh.pki.spiffe import TRUST_DOMAIN, identity_of_der, in_trust_domain, spiffe_id
-from minimesh.pki.workload import Credentials
+from minimesh.pki.credentials import Credentials
+from minimesh.pki.spiffe import TRUST_DOMAIN, identity_of_peer, in_trust_domain, spiffe_id
 
 log = logging.getLogger("minimesh.proxy")
 
@@ -126,6 +126,4 @@ def peer_in_trust_domain(identity: str | None, transport=None) -> bool:
 
 def peer_identity(ssl_object) -> str | None:
     """The SPIFFE ID the peer of a TLS connection proved, or None (no cert, or no SPIFFE ID)."""
-    if ssl_object is None:
-        return None
-    return identity_of_der(ssl_object.getpeercert(binary_form=True))
+    return identity_of_peer(ssl_object)
