@@ -15,6 +15,7 @@ request was addressed to (`port`: the Host's port, 80 when it names none).
 from __future__ import annotations
 
 import functools
+from typing import Awaitable
 
 from minimesh.config import Destination, HTTPRoute, HTTPRouteDestination, VirtualService
 from minimesh.errors import NoRoute
@@ -62,7 +63,7 @@ class MatchRoute:
         self.inner = inner
         self.labels = dict(labels or {})  # this proxy's workload labels, for `sourceLabels`
 
-    async def __call__(self, request: Request) -> Response:
+    def __call__(self, request: Request) -> Awaitable[Response]:
         journey = request.journey
         if journey.no_route:  # at the gateway: no Gateway server or bound VirtualService serves the Host
             raise NoRoute(journey.no_route)
@@ -75,4 +76,4 @@ class MatchRoute:
                           f"{request.method} {request.path}")
         journey.http_route = route
         journey.route = route.name or f"{vs.name}[{vs.http.index(route)}]"
-        return await self.inner(request)
+        return self.inner(request)  # nothing to do on the way back: no frame of ours

@@ -7,6 +7,11 @@ stack below; any other host is passed straight through (Istio's default
 `outboundTrafficPolicy: ALLOW_ANY`) and reported as external — or refused
 with 502 BH under a Sidecar's REGISTRY_ONLY (egress.py decides).
 
+A layer with nothing to do once its inner layer has answered (most of them,
+for most requests) is a plain function that returns the inner layer's
+awaitable rather than a coroutine awaiting it: a coroutine frame fewer per
+layer per request.
+
 The stack is built innermost first; read it bottom-up for the order a
 request meets the layers:
 """
