@@ -5,7 +5,8 @@ from `--base` (a directory holding a `minimesh/` package, e.g. made with
 `git archive <commit> minimesh | tar -x -C /tmp/base`), and `<name>` with this
 checkout. Closed-loop rounds alternate between them, so a busy machine slows
 both alike; printed per configuration: the throughput ratio (this ÷ base) of
-each round and its median, and each sidecar's CPU microseconds per request.
+each round and its median, and each sidecar's CPU microseconds per request
+(in all, then user and system apart; medians of the rounds).
 
     python -m bench.ab --base /tmp/base --only minimesh,minimesh-no-telemetry --rounds 8
 """
@@ -23,7 +24,7 @@ from pathlib import Path
 from bench import configs
 from bench.__main__ import RESULTS, split_cores
 from bench.measure import Pinned, Settings, closed_loop
-from bench.procstat import cpu_snapshot
+from bench.procstat import cpu_split_snapshot
 from bench.topology import Processes, running, start_upstream
 
 
@@ -69,10 +70,14 @@ def main(argv=None) -> int:
         for r in range(args.rounds):
             for name in order[r % len(order):] + order[:r % len(order)]:
                 target = targets[name]
-                before = cpu_snapshot(target.proxies)
+                before = cpu_split_snapshot(target.proxies)
                 out = closed_loop(target, settings, Pinned(client), args.seconds)
-                after = cpu_snapshot(target.proxies)
-                per_request = {role: 1e6 * (after[role] - before[role]) / max(1, out["requests"]) for role in before}
+                after = cpu_split_snapshot(target.proxies)
+                n = max(1, out["requests"])
+                per_request = {}
+                for role in before:
+                    user, system = (1e6 * (a - b) / n for a, b in zip(after[role], before[role]))
+                    per_request.update({role: user + system, role + "_user": user, role + "_sys": system})
                 results.setdefault(name, []).append({"rps": out["rps"], **per_request})
     for name in names:
         new, old = results[name], results["base-" + name]
@@ -82,6 +87,9 @@ def main(argv=None) -> int:
               f"{', '.join(f'{x:.2f}' for x in ratios)}); CPU µs per request: outbound "
               f"{med(old, 'outbound'):.0f} → {med(new, 'outbound'):.0f}, inbound "
               f"{med(old, 'inbound'):.0f} → {med(new, 'inbound'):.0f}")
+        for role in ("outbound", "inbound"):
+            print(f"  {role} user + system µs per request: base {med(old, role + '_user'):.0f} + "
+                  f"{med(old, role + '_sys'):.0f}, this {med(new, role + '_user'):.0f} + {med(new, role + '_sys'):.0f}")
     print(f"load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
     return 0
 

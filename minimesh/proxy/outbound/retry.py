@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from dataclasses import dataclass
 
 from minimesh.errors import MeshError, UpstreamConnectFailure, UpstreamReset, UpstreamTimeout
@@ -160,8 +161,7 @@ class Retry:
     async def _attempt(self, request, policy, attempt):
         journey = request.journey
         journey.attempts.append(attempt)
-        loop = asyncio.get_running_loop()
-        start = loop.time()
+        start = time.monotonic()  # not the loop's clock: get_running_loop() is a getpid() system call
         per_try = policy.per_try_timeout
         try:
             if per_try is None:  # Istio's default: no per-try timeout, and no timer to arm per request
@@ -173,18 +173,18 @@ class Retry:
             error = UpstreamTimeout(f"attempt timed out after {per_try:g}s (perTryTimeout)")
             error.layer = "retry"
             error.__cause__ = e
-            self._done(attempt, journey, loop, start, error=error)
+            self._done(attempt, journey, start, error=error)
             return None, error, Outcome(failure="timeout")
         except MeshError as e:
-            self._done(attempt, journey, loop, start, error=e)
+            self._done(attempt, journey, start, error=e)
             return None, e, Outcome(failure=_FAILURE_OF.get(type(e)))
-        self._done(attempt, journey, loop, start, status=response.status)
+        self._done(attempt, journey, start, status=response.status)
         return response, None, Outcome(status=response.status, grpc_status=response.headers.get("grpc-status"),
                                        retriable_header=has_retriable_header(request.headers, response.headers))
 
     @staticmethod
-    def _done(attempt, journey, loop, start, status=None, error=None):
+    def _done(attempt, journey, start, status=None, error=None):
         attempt.endpoint = journey.endpoint or ""
         attempt.status = status
         attempt.error = f"{error.flag}: {error.reason}" if error is not None else None
-        attempt.duration_ms = (loop.time() - start) * 1000
+        attempt.duration_ms = (time.monotonic() - start) * 1000

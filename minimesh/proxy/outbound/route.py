@@ -69,7 +69,7 @@ class MatchRoute:
             raise NoRoute(journey.no_route)
         vs = journey.virtual_service or journey.config.virtual_services.get(journey.service)
         found = match_route_entry(vs, journey.service, request.method, request.path, request.headers,
-                                  self.labels, addressed_port(request.authority))
+                                  self.labels, addressed_port(request.authority) if vs is not None else None)
         route, journey.http_match = found if found is not None else (None, None)
         if route is None:
             raise NoRoute(f"no http route of VirtualService {vs.name} matches "

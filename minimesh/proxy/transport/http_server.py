@@ -55,6 +55,7 @@ class ServerConnection(TunnelEnd, asyncio.Protocol):
         self.time = listener.time
         self.flow = Flow()
         self.transport = None
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.queue: deque[Exchange] = deque()  # parsed, not yet answered; queue[0] may be in flight
         self.active: asyncio.Task | None = None
@@ -82,6 +83,8 @@ class ServerConnection(TunnelEnd, asyncio.Protocol):
 
     def connection_made(self, transport) -> None:
         self.transport = transport
+        # Kept: asyncio.get_running_loop() makes a getpid() system call each time (a fork check).
+        self.loop = asyncio.get_running_loop()
         self.flow.transport = transport
         listener = self.listener
         if len(listener.connections) >= self.limits.max_connections:
@@ -241,7 +244,7 @@ class ServerConnection(TunnelEnd, asyncio.Protocol):
             self.transport.write(wire.CONTINUE)
         if exchange.parts is not None and not exchange.complete:
             return  # a small body: wait for all of it
-        self.active = asyncio.get_running_loop().create_task(self._serve(exchange))
+        self.active = self.loop.create_task(self._serve(exchange))
 
     async def _serve(self, exchange: Exchange) -> None:
         handler = self.listener.handler
