@@ -18,6 +18,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from minimesh.config.namespaces import workload_name
 from minimesh.control.telemetry_events import describe
 from minimesh.runner.control_client import opener_for
 from tui.model import (Attempt, Edge, Instance, Latency, MeshStatus, Peer, Proxy, Route, Span, Stat, TapEvent,
@@ -158,7 +159,9 @@ def parse_status(doc: dict) -> MeshStatus:
     for p in doc.get("proxies", []):
         cert = p.get("certificate") or {}
         proxies.append(Proxy(
-            node=p["node"], service=p.get("service", ""), version=p.get("version", ""), kind=p.get("kind", ""),
+            # Named as telemetry names it ('catalog.foo' in foo), so it joins the stat's rows.
+            node=p["node"], service=workload_name(p.get("service", ""), p.get("namespace"), p.get("kind", "")),
+            version=p.get("version", ""), kind=p.get("kind", ""),
             acked_version=p.get("acked_version"), nacked_version=p.get("nacked_version"),
             nack_error=p.get("nack_error"), acked_config_version=p.get("acked_config_version"),
             identity=p.get("identity") or cert.get("spiffe_id"), cert_not_after=cert.get("not_after")))

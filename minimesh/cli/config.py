@@ -25,7 +25,7 @@ def apply(files, wait, timeout, control_url):
 @friendly
 def analyze(files, control_url):
     """Check manifests across resources as `istioctl analyze` does (IST0101, IST0109, IST0127, IST0130,
-    IST0131); exit 79 on an Error."""
+    IST0131, IST0132, and MM0001: a Gateway no VirtualService binds); exit 79 on an Error."""
     from minimesh.runner.config_commands import analyze_command
 
     analyze_command(list(files), control=control_url)
@@ -34,22 +34,25 @@ def analyze(files, control_url):
 @main.command()
 @click.argument("kind", required=False)
 @click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
+@click.option("-n", "--namespace", default=None, help="Only this namespace's resources (default: every namespace).")
 @CONTROL_OPTION
 @friendly
-def get(kind, output, control_url):
+def get(kind, output, namespace, control_url):
     """Print the applied manifests (optionally of one KIND, e.g. virtualservice or vs)."""
     from minimesh.runner.config_commands import get as run_get
 
-    run_get(kind, output=output, control=control_url)
+    run_get(kind, output=output, namespace=namespace, control=control_url)
 
 
 @main.command()
 @click.argument("kind")
 @click.argument("name")
+@click.option("-n", "--namespace", default="default", show_default=True,
+              help="The resource's namespace (its metadata.namespace), as kubectl's -n.")
 @CONTROL_OPTION
 @friendly
-def delete(kind, name, control_url):
-    """Delete one applied resource, e.g. `minimesh delete virtualservice payments`."""
+def delete(kind, name, namespace, control_url):
+    """Delete one applied resource, e.g. `minimesh delete virtualservice payments -n shop`."""
     from minimesh.runner.config_commands import delete as run_delete
 
-    run_delete(kind, name, control=control_url)
+    run_delete(kind, name, namespace=namespace, control=control_url)

@@ -13,6 +13,9 @@ name where Istio has one, so what a learner sees here is what
     Warning IST0130 VirtualServiceUnreachableRule  a route after one that matches everything (or all it matches)
     Info    IST0131 VirtualServiceIneffectiveMatch  a match an earlier route already takes
 
+and the Gateway checks of gateway_checks.py (IST0101 for a missing Gateway,
+IST0132, and MM0001, minimesh's own code for a Gateway nothing binds to).
+
 (the levels are Istio's; `istioctl analyze` exits 79 when it finds an Error,
 and so does `minimesh analyze` — `apply` only warns, and applies).
 
@@ -25,45 +28,28 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 
+from .analysis_message import Message
 from .authorization import AuthorizationPolicy
 from .references import check_references, unknown_hosts
+from .gateway_checks import check_gateways
 from .requestauthentication import RequestAuthentication
-from .resource import Resource
+from .resource import DEFAULT_NAMESPACE, ROOT_NAMESPACE, Resource
 from .security import PeerAuthentication
+from .sidecar_resource import Sidecar
 from .trafficpolicy import SERVICE_PORT
 from .virtualservice import VirtualService
 
 
-LEVELS = {"IST0101": "Error", "IST0109": "Error", "IST0127": "Warning", "IST0130": "Warning",  # Istio's
-          "IST0131": "Info"}
-
-
-@dataclass(frozen=True)
-class Message:
-    code: str  # Istio's, e.g. "IST0101"
-    name: str  # Istio's, e.g. "ReferencedResourceNotFound"
-    text: str  # "VirtualService default/pricing http[0].route[0]: ..." — the resource first
-
-    @property
-    def level(self) -> str:
-        return LEVELS[self.code]
-
-    def __str__(self) -> str:
-        """As `minimesh apply` warns: the text, then the code istioctl would give."""
-        return f"{self.text} (istioctl analyze: {self.code} {self.name})"
-
-    def istioctl(self) -> str:
-        """As `istioctl analyze` prints it: 'Error [IST0101] (VirtualService pricing.default) details'."""
-        kind, where, details = self.text.split(" ", 2)
-        namespace, _, name = where.partition("/")
-        return f"{self.level} [{self.code}] ({kind} {name}.{namespace}) {details}"
+Workload = tuple[str, Mapping[str, str]]  # (namespace, labels) of one running workload
 
 
 def analyze(resources: Iterable[Resource], services: set[str] | None = None,
-            workloads: Iterable[Mapping[str, str]] | None = None) -> list[Message]:
+            workloads: Iterable[Workload | Mapping[str, str]] | None = None) -> list[Message]:
     """Every cross-resource problem, in a stable order; `services`/`workloads` None: not known.
+
+    `services` are service keys (config/namespaces.py: 'pricing', 'catalog.foo.svc.cluster.local');
+    `workloads` are (namespace, labels), or bare labels for a workload in `default`.
 
     Two resources with one kind, namespace and name: the later one stands, as with `kubectl apply`
     of the files in that order (a lesson's steps rewrite the same VirtualService).
@@ -76,7 +62,10 @@ def analyze(resources: Iterable[Resource], services: set[str] | None = None,
     found += _conflicting_hosts(resources)
     found += _unreachable_routes(resources)
     if workloads is not None:
-        found += _selecting_nothing(resources, [dict(w) for w in workloads])
+        workloads = [(DEFAULT_NAMESPACE, dict(w)) if isinstance(w, Mapping) else (w[0], dict(w[1]))
+                     for w in workloads]
+        found += _selecting_nothing(resources, workloads)
+    found += check_gateways(resources, workloads)
     return found
 
 
@@ -108,7 +97,8 @@ def _unknown_hosts(resources, services: set[str]) -> list[Message]:
 
 def _conflicting_hosts(resources) -> list[Message]:
     owners: dict[str, list[VirtualService]] = {}
-    for vs in (r for r in resources if isinstance(r, VirtualService)):
+    # Istio's check is for the mesh: VirtualServices bound to one Gateway with one host are merged there.
+    for vs in (r for r in resources if isinstance(r, VirtualService) and r.for_mesh):
         for host in dict.fromkeys(vs.hosts):
             owners.setdefault(host, []).append(vs)
     out = []
@@ -152,15 +142,29 @@ def _key(match):
     return dataclasses.replace(match, name=None)
 
 
-def _selecting_nothing(resources, workloads: list[dict]) -> list[Message]:
+def _selecting_nothing(resources, workloads: list[Workload]) -> list[Message]:
+    """IST0127: a policy (or Sidecar) whose selector matches no workload it could apply to.
+
+    A selector reaches the workloads of the resource's namespace; an AuthorizationPolicy's or
+    RequestAuthentication's in the root namespace reaches every namespace (as they apply, proxy/inbound).
+    """
     out = []
     for r in resources:
-        if not isinstance(r, (PeerAuthentication, AuthorizationPolicy, RequestAuthentication)):
+        if isinstance(r, (PeerAuthentication, AuthorizationPolicy, RequestAuthentication)):
+            selector = r.selector
+        elif isinstance(r, Sidecar):
+            selector = r.workload_selector
+        else:
             continue
-        if r.selector is None or any(r.selector.selects(w) for w in workloads):
+        everywhere = r.namespace == ROOT_NAMESPACE and isinstance(r, (AuthorizationPolicy, RequestAuthentication))
+        if selector is None or any(selector.selects(labels) for namespace, labels in workloads
+                                   if everywhere or namespace == r.namespace):
             continue
-        wanted = ", ".join(f"{k}={v}" for k, v in r.selector.items())
+        wanted = ", ".join(f"{k}={v}" for k, v in selector.items())
+        where = "" if everywhere else f" in namespace '{r.namespace}'"
+        field = "workloadSelector" if isinstance(r, Sidecar) else "selector"
+        what = "this Sidecar applies" if isinstance(r, Sidecar) else "the policy applies"
         out.append(Message("IST0127", "NoMatchingWorkloadsFound",
-                           f"{_name(r)} selector: no workload has the labels {wanted}; the policy applies to "
+                           f"{_name(r)} {field}: no workload{where} has the labels {wanted}; {what} to "
                            "nothing"))
     return out

@@ -61,6 +61,26 @@ def namespace_of_key(key: str) -> str | None:
     return None
 
 
+def workload_name(service: str, namespace: str | None, kind: str = "sidecar") -> str:
+    """How telemetry names a registered workload's service: 'catalog' in default, 'catalog.foo' in foo.
+
+    The ingress gateway is 'gateway' wherever it runs. Sidecars report themselves by the same name
+    (pki/spiffe.py reporter_of), so the control plane can join what runs with what is reported.
+    """
+    if kind == "gateway" or namespace in (None, "", DEFAULT_NAMESPACE):
+        return service
+    return f"{service}.{namespace}"
+
+
+def telemetry_name(key: str) -> str:
+    """A service key as telemetry shows it: 'catalog' stays; 'catalog.foo.svc.cluster.local' is 'catalog.foo'.
+
+    The same name a workload in `foo` reports itself by (pki/spiffe.py reporter_of); external hosts as written.
+    """
+    namespace = namespace_of_key(key)
+    return key if namespace in (None, DEFAULT_NAMESPACE) else f"{key.split('.', 1)[0]}.{namespace}"
+
+
 def resolve(host: str, namespace: str, known) -> str:
     """A Host a workload in `namespace` sent, as a service key when it names a mesh service.
 

@@ -73,7 +73,8 @@ class ControlPlane:
         proxies = []
         for inst in self.registry.instances():
             reg = inst.registration
-            proxies.append({"node": reg.instance, "service": reg.service, "version": reg.version,
+            proxies.append({"node": reg.instance, "service": reg.service, "namespace": reg.namespace,
+                            "version": reg.version,
                             "kind": reg.kind, **self.acks.get(reg.instance).to_json(),
                             "acked_config_version": self.rollouts.acked_config_version(reg.instance),
                             "age_s": round(now - inst.registered_at, 3),

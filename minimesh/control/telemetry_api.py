@@ -16,6 +16,7 @@ import os
 
 from aiohttp import web
 
+from minimesh.config.namespaces import workload_name
 from minimesh.pki.spiffe import reporter_of
 from minimesh.control.access import CALLER, Role
 from minimesh.control.bodies import read_json
@@ -126,7 +127,9 @@ def _registry_views(plane):
     def by_address() -> dict:
         if cache["generation"] != plane.registry.generation:
             cache["by_address"] = {
-                inst.registration.addresses.get("inbound"): {"service": inst.registration.service,
+                inst.registration.addresses.get("inbound"): {"service": workload_name(inst.registration.service,
+                                                                                      inst.registration.namespace,
+                                                                                      inst.registration.kind),
                                                              "version": inst.registration.version,
                                                              "instance": inst.registration.instance}
                 for inst in plane.registry.instances() if inst.registration.addresses.get("inbound")}

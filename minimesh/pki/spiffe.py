@@ -36,8 +36,16 @@ def account_key(namespace: str, account: str) -> str:
 
 
 def reporter_of(account: str) -> str:
-    """The name a workload of this account reports telemetry as: its service's ('gateway' for the gateway)."""
-    return "gateway" if account == GATEWAY_ACCOUNT else account.rpartition("/")[2]
+    """The name a workload of this account reports telemetry as ('gateway' for the gateway).
+
+    Its service's name in `default` ('web', as the lessons have always shown
+    it), 'NAME.NAMESPACE' anywhere else ('catalog.foo', the name that reaches
+    it from any pod), so two namespaces' catalogs never share a row.
+    """
+    if account == GATEWAY_ACCOUNT:
+        return "gateway"
+    namespace, _, name = account.rpartition("/")
+    return f"{name}.{namespace}" if namespace else name
 
 
 def spiffe_id(account: str) -> str:

@@ -21,7 +21,7 @@ from aiohttp import web
 
 from minimesh.config.resource import ROOT_NAMESPACE
 from minimesh.errors import UserError
-from minimesh.pki.spiffe import GATEWAY_ACCOUNT, account_key
+from minimesh.pki.spiffe import GATEWAY_ACCOUNT, account_key, reporter_of
 from minimesh.proxy.admin import build_admin
 from minimesh.proxy.outbound.balancer import InFlight
 from minimesh.proxy.outbound.breaker import Breakers
@@ -120,7 +120,10 @@ class Sidecar:
             self.exporter.tls = self.workload.control_tls
         if self.exporter is not None:
             self.exporter.outliers = self.outliers
-        self.telemetry = (RequestTelemetry(self.identity, self.metrics, self.exporter, opts.trace_sampling,
+        # Telemetry names the workload 'catalog' in default and 'catalog.foo' in foo (spiffe.reporter_of).
+        reports_as = {**self.identity, "namespace": self.namespace,
+                      "service": opts.service if opts.gateway else reporter_of(self.account)}
+        self.telemetry = (RequestTelemetry(reports_as, self.metrics, self.exporter, opts.trace_sampling,
                                            AccessLog(opts.access_log)) if opts.telemetry else None)
         if self.telemetry is not None:  # ejections and returns: access-log and tap lines, from the caller's side
             reporter = "gateway" if opts.gateway else "outbound"

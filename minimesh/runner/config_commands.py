@@ -19,6 +19,7 @@ from minimesh.runner.control_client import ControlClient
 
 # kubectl-style names for each kind: plural, singular and Istio's short name.
 KINDS = {
+    "Gateway": ("gateways", "gateway", "gw"),
     "VirtualService": ("virtualservices", "virtualservice", "vs"),
     "DestinationRule": ("destinationrules", "destinationrule", "dr"),
     "PeerAuthentication": ("peerauthentications", "peerauthentication", "pa"),
@@ -82,7 +83,8 @@ def warn_surprises(resources) -> None:
 
 def analyze_running(client, extra=()) -> list:
     """`minimesh analyze` over the config in force (with `extra` resources over it) and the workloads running."""
-    from minimesh.config import analyze, parse_resource
+    from minimesh.config import DEFAULT_NAMESPACE, analyze, parse_resource
+    from minimesh.config.namespaces import service_key
 
     in_force = {}
     for doc in client.config(None).get("resources", []):
@@ -93,10 +95,12 @@ def analyze_running(client, extra=()) -> list:
     if status != 200:
         return analyze(in_force.values())
     instances = answer.get("instances", [])
-    services = {i["service"] for i in instances if i.get("kind", "sidecar") == "sidecar"}
+    # Known by their keys: 'pricing' in default, 'catalog.foo.svc.cluster.local' in foo.
+    services = {service_key(i["service"], i.get("namespace") or DEFAULT_NAMESPACE)
+                for i in instances if i.get("kind", "sidecar") == "sidecar"}
     # Hosts a ServiceEntry declares are known too (istioctl analyze counts them as services).
     services |= {h for r in in_force.values() if r.kind == "ServiceEntry" for h in getattr(r, "hosts", ())}
-    workloads = [i.get("labels") or {} for i in instances]
+    workloads = [(i.get("namespace") or DEFAULT_NAMESPACE, i.get("labels") or {}) for i in instances]
     return analyze(in_force.values(), services, workloads)
 
 
@@ -123,20 +127,36 @@ def analyze_command(files: list[str], *, control: str | None = None, home: str |
         raise SystemExit(ANALYZER_FOUND_ISSUES)
 
 
-def get(kind: str | None, *, output: str = "yaml", control: str | None = None, home: str | None = None) -> None:
+def get(kind: str | None, *, output: str = "yaml", namespace: str | None = None, control: str | None = None,
+        home: str | None = None) -> None:
+    """The applied manifests, of one kind and one namespace if given (every namespace if not)."""
     kind = canonical_kind(kind) if kind else None
     answer = control_client(control, home).config(kind)
-    resources = [r for r in answer.get("resources", []) if kind is None or r.get("kind") == kind]
+    resources = [r for r in answer.get("resources", []) if (kind is None or r.get("kind") == kind)
+                 and (namespace is None or _namespace(r) == namespace)]
     if output == "json":
         click.echo(json.dumps({"version": answer.get("version"), "resources": resources}, indent=2))
     elif resources:
         click.echo(yaml.safe_dump_all(resources, sort_keys=False), nl=False)
     else:
-        click.echo("No resources found.", err=True)
+        click.echo("No resources found" + (f" in {namespace} namespace." if namespace else "."), err=True)
 
 
-def delete(kind: str, name: str, *, control: str | None = None, home: str | None = None) -> None:
+def delete(kind: str, name: str, *, namespace: str = "default", control: str | None = None,
+           home: str | None = None) -> None:
+    """Delete KIND/NAME in `namespace` (kubectl's -n; default `default`), naming where it is if not there."""
     kind = canonical_kind(kind)
-    answer = control_client(control, home).delete(kind, name)
-    click.echo(f"{kind.lower()}/{name} deleted")
+    client = control_client(control, home)
+    spaces = sorted(_namespace(r) for r in client.config(kind).get("resources", [])
+                    if r.get("kind") == kind and (r.get("metadata") or {}).get("name") == name)
+    if spaces and namespace not in spaces:
+        raise UserError(f"no {kind} named {name!r} in namespace {namespace!r}; there is one in namespace "
+                        f"{', '.join(map(repr, spaces))}: `minimesh delete {kind.lower()} {name} -n {spaces[0]}`")
+    answer = client.delete(kind, name, namespace)  # not there at all: the control plane's 404 says so
+    where = "" if namespace == "default" else f" (namespace {namespace})"
+    click.echo(f"{kind.lower()}/{name} deleted{where}")
     click.echo(f"config version {answer.get('version')}")
+
+
+def _namespace(manifest: dict) -> str:
+    return (manifest.get("metadata") or {}).get("namespace") or "default"

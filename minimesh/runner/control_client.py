@@ -74,8 +74,10 @@ class ControlClient:
     def apply(self, manifests: list[dict], source: str) -> dict:
         return self._ok("POST", "/v1/config", {"manifests": manifests, "source": source})
 
-    def delete(self, kind: str, name: str) -> dict:
+    def delete(self, kind: str, name: str, namespace: str | None = None) -> dict:
         path = f"/v1/config/{urllib.parse.quote(kind)}/{urllib.parse.quote(name)}"
+        if namespace is not None:
+            path += "?" + urllib.parse.urlencode({"namespace": namespace})
         return self._ok("DELETE", path)
 
     def _ok(self, method: str, path: str, body: dict | None = None) -> dict:

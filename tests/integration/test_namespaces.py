@@ -13,7 +13,9 @@ root namespace `istio-system`.
 import aiohttp
 import pytest
 import pytest_asyncio
+from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.control import wait_for
 from tests.support.manifests import delete_all
 from tests.support.mesh import client_session, run_mesh
 
@@ -128,3 +130,53 @@ async def test_a_root_namespace_peer_authentication_is_mesh_wide(mesh):
         assert not await plaintext_ok(mesh.catalog["foo"])
     finally:
         await clear(mesh)
+
+
+async def test_telemetry_names_a_service_of_another_namespace_with_its_namespace(mesh):
+    # Two catalogs, one name: telemetry says 'catalog' for default's (as every lesson shows it) and
+    # 'catalog.foo' for foo's, in the access log, /metrics, the control plane's stat and its status.
+    async def get(namespace, host):
+        async with client_session() as http:
+            url = f"http://{host}/items?telemetry-names={namespace}"
+            async with http.get(url, proxy=mesh.caller[namespace].sidecar.outbound) as r:
+                assert r.status == 200, await r.text()
+    for namespace, host in (("default", "catalog"), ("default", "catalog.foo"), ("foo", "catalog")):
+        await get(namespace, host)
+
+    def lines(instance, reporter):
+        return [e for e in instance.sidecar.access_log()
+                if e.get("reporter") == reporter and "telemetry-names=" in (e.get("path") or "")]
+
+    async def logged():
+        out = lines(mesh.caller["default"], "outbound"), lines(mesh.caller["foo"], "outbound")
+        inbound = lines(mesh.catalog["foo"], "inbound"), lines(mesh.catalog["default"], "inbound")
+        return (out, inbound) if len(out[0]) == 2 and len(out[1]) == 1 and len(inbound[0]) == 2 else None
+    (from_default, from_foo), (at_foo, at_default) = await wait_for(logged, 10, what="the access-log lines")
+    named = lambda e: (e["service"], e["namespace"], e["destination"], e["destination_namespace"])  # noqa: E731
+    assert sorted(map(named, from_default)) == [("pricing", "default", "catalog", "default"),
+                                                ("pricing", "default", "catalog.foo", "foo")]
+    assert list(map(named, from_foo)) == [("pricing.foo", "foo", "catalog.foo", "foo")]
+    assert {named(e) for e in at_foo} == {("catalog.foo", "foo", "catalog.foo", "foo")}
+    # The caller as the callee saw it (its certificate's namespace): default's pricing and foo's.
+    assert sorted(e["peer"].split(";")[0] for e in at_foo) == ["pricing", "pricing.foo"]
+    assert [named(e) for e in at_default] == [("catalog", "default", "catalog", "default")]
+
+    # /metrics of default's caller: one series per catalog.
+    async with client_session() as http, http.get(mesh.caller["default"].sidecar.admin + "/metrics") as r:
+        metrics = await r.text()
+    destinations = {s.labels["destination_service"] for f in text_string_to_metric_families(metrics)
+                    if f.name == "minimesh_requests" for s in f.samples if s.labels.get("reporter") == "source"}
+    assert {"catalog", "catalog.foo"} <= destinations, destinations
+
+    # The control plane's rollups: two catalog rows, each with its one meshed instance, and edges apart.
+    async def stat():
+        _, body = await mesh.cp("GET", "/v1/stat?window=60")
+        rows = {(w["service"], w["version"]): w["meshed"] for w in body["workloads"]}
+        edges = {(e["source"]["service"], e["destination"]["service"]) for e in body["edges"]}
+        wanted = {("pricing", "catalog"), ("pricing", "catalog.foo"), ("pricing.foo", "catalog.foo")}
+        return (rows, edges) if wanted <= edges and ("catalog.foo", "v1") in rows else None
+    rows, edges = await wait_for(stat, 10, what="the stat's rows for both catalogs")
+    assert rows[("catalog", "v1")] == 1 and rows[("catalog.foo", "v1")] == 1, rows
+    _, status = await mesh.cp("GET", "/v1/status")
+    assert {(p["service"], p["namespace"]) for p in status["proxies"] if p["kind"] == "sidecar"} == {
+        ("catalog", "default"), ("catalog", "foo"), ("pricing", "default"), ("pricing", "foo")}

@@ -36,7 +36,9 @@ import os
 import random
 import sys
 import time
+from functools import lru_cache
 
+from minimesh.config.namespaces import namespace_of_key, telemetry_name
 from minimesh.pki.spiffe import in_trust_domain, reporter_of, service_of
 from minimesh.proxy.observe import tracing
 from minimesh.proxy.observe.export import TelemetryExporter, to_json
@@ -157,6 +159,7 @@ class RequestTelemetry:
                                   denied_from=(src_service, src_version) if denied else None)
                 continue
             _, dst, authority, endpoint, route, status, flags, mtls, duration_ms, attempts, config = facts
+            dst = _shown(dst) if dst else dst
             versions = self._versions(config)
             observe(("source", service, version, dst or "unknown", versions.get(endpoint, "unknown"),
                      str(status), flags, "mutual_tls" if mtls else "none"), duration_ms, max(0, len(attempts) - 1))
@@ -175,9 +178,11 @@ class RequestTelemetry:
         started = journey.started
         return to_json({
             "reporter": journey.direction, "service": me["service"], "version": me["version"],
-            "instance": me["instance"], "peer": journey.peer,
+            "instance": me["instance"], "namespace": me.get("namespace", "default"), "peer": journey.peer,
             "method": request.method, "authority": request.authority, "path": request.path,
-            "destination": journey.service, "route": journey.route, "subset": journey.subset,
+            # Who was called, as telemetry names it ('catalog', 'catalog.foo'), and its namespace (None: external).
+            **_destination(journey, me),
+            "route": journey.route, "subset": journey.subset,
             "status": status, "flags": ",".join(journey.flags) or "-", "duration_ms": round(duration_ms, 3),
             "start": round(ended - duration_ms / 1000, 6),
             "endpoint": journey.endpoint, "upstream_instance": journey.endpoint_instance,
@@ -203,7 +208,7 @@ class RequestTelemetry:
         me = self.identity
         line = to_json({
             "event": event["event"], "reporter": reporter, "service": me["service"], "version": me["version"],
-            "instance": me["instance"], "destination": event["service"], "subset": event.get("subset"),
+            "instance": me["instance"], "destination": _shown(event["service"]), "subset": event.get("subset"),
             "endpoint": event.get("endpoint"), "upstream_instance": event.get("upstream_instance"),
             "reason": event.get("reason"), "ejections": event.get("ejections"),
             "ejection_s": event.get("ejection_s"), "time": round(time.time(), 6),
@@ -222,6 +227,20 @@ class RequestTelemetry:
                         if subset is None for e in cluster.endpoints}
             self._versions_of = (config, versions)
         return versions
+
+
+def _destination(journey, me: dict) -> dict:
+    if journey.direction == "inbound":  # this workload itself
+        return {"destination": me["service"], "destination_namespace": me.get("namespace", "default")}
+    if not journey.service:
+        return {"destination": None, "destination_namespace": None}
+    return {"destination": _shown(journey.service), "destination_namespace": namespace_of_key(journey.service)}
+
+
+@lru_cache(maxsize=1024)
+def _shown(key: str) -> str:
+    """The destination's service key as telemetry names it: 'catalog', 'catalog.foo' (config/namespaces.py)."""
+    return telemetry_name(key)
 
 
 def _peer_workload(peer: str | None) -> tuple[str, str]:

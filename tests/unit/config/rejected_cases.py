@@ -28,6 +28,11 @@ metadata: {name: catalog}
 spec:
 """
 
+_AP = _PA.replace("PeerAuthentication", "AuthorizationPolicy")
+_AP_RULES = _AP + "  rules:\n"
+_RA = _PA.replace("PeerAuthentication", "RequestAuthentication")
+_RA_RULES = _RA + "  jwtRules:\n"
+
 REJECTED = {
     "port-level-mtls-other-port": Rejected(_PA + """\
   selector: {matchLabels: {app: catalog}}
@@ -264,100 +269,49 @@ spec: {mtls: {mode: STRICT}}
     outlierDetection:
       maxEjectionPercent: 120  # <-
 """, "spec.trafficPolicy.outlierDetection.maxEjectionPercent", "between 0 and 100", crd=True),
-    "mtls-bad-mode": Rejected("""\
-apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {name: default}
-spec:
+    "mtls-bad-mode": Rejected(_PA + """\
   mtls: {mode: strict}  # <-
 """, "spec.mtls.mode", "unknown value 'strict'; expected one of: STRICT", crd=False),
-    "authz-custom-action": Rejected("""\
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: ext}
-spec:
+    "authz-custom-action": Rejected(_AP + """\
   action: CUSTOM  # <-
 """, "spec.action", "action CUSTOM is not supported: on Istio it hands the decision", crd=True),
-    "authz-service-accounts": Rejected("""\
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: x}
-spec:
-  rules:
+    "authz-service-accounts": Rejected(_AP_RULES + """\
   - from:
     - source:
         serviceAccounts: [default/web]  # <-
 """, "spec.rules[0].from[0].source.serviceAccounts", "'serviceAccounts' is not supported", crd=True),
-    "authz-target-ref": Rejected("""\
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: x}
-spec:
+    "authz-target-ref": Rejected(_AP + """\
   targetRef: {kind: Gateway, group: gateway.networking.k8s.io, name: gw}  # <-
 """, "spec.targetRef", "attaches the policy to a Gateway API Gateway", crd=True),
-    "authz-provider": Rejected("""\
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: x}
-spec:
+    "authz-provider": Rejected(_AP + """\
   action: DENY
   provider: {name: opa}  # <-
 """, "spec.provider", "belongs to the CUSTOM action", crd=True),
-    "authz-sni": Rejected("""\
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: x}
-spec:
-  rules:
+    "authz-sni": Rejected(_AP_RULES + """\
   - when:
     - key: connection.sni  # <-
       values: ["*.example.com"]
 """, "spec.rules[0].when[0].key", "do not send SNI", crd=True),
-    "authz-unknown-key": Rejected("""\
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: x}
-spec:
-  rules:
+    "authz-unknown-key": Rejected(_AP_RULES + """\
   - when:
     - key: request.header[x-user]  # <-
       values: [alice]
 """, "spec.rules[0].when[0].key", "unknown condition key", crd=True),
-    "authz-when-no-values": Rejected("""\
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: x}
-spec:
-  rules:
+    "authz-when-no-values": Rejected(_AP_RULES + """\
   - when:
     - key: request.headers[x-user]  # <-
 """, "spec.rules[0].when[0]", "needs values or notValues", crd=True),
-    "authz-empty-source": Rejected("""\
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: x}
-spec:
-  rules:
+    "authz-empty-source": Rejected(_AP_RULES + """\
   - from:
     - source: {}  # <-
 """, "spec.rules[0].from[0].source", "must not be empty", crd=True),
-    "authz-bad-ip": Rejected("""\
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: x}
-spec:
-  rules:
+    "authz-bad-ip": Rejected(_AP_RULES + """\
   - from:
     - source:
         ipBlocks:
         - 10.0.0.300/8  # <-
 """, "spec.rules[0].from[0].source.ipBlocks[0]", "not an IP address or CIDR block", crd=True),
-    "authz-bad-port": Rejected("""\
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: x}
-spec:
-  rules:
+    "authz-bad-port": Rejected(_AP_RULES + """\
   - to:
     - operation:
         ports:
@@ -372,36 +326,18 @@ metadata:
     istio.io/dry-run: "yes"  # <-
 spec: {}
 """, "metadata.annotations.istio.io/dry-run", "must be \"true\" or \"false\"", crd=True),
-    "ra-no-keys": Rejected("""\
-apiVersion: security.istio.io/v1
-kind: RequestAuthentication
-metadata: {name: x}
-spec:
-  jwtRules:
+    "ra-no-keys": Rejected(_RA_RULES + """\
   - issuer: https://issuer.example  # <-
 """, "spec.jwtRules[0]", "give jwksUri or jwks", crd=True),
-    "ra-bad-jwks": Rejected("""\
-apiVersion: security.istio.io/v1
-kind: RequestAuthentication
-metadata: {name: x}
-spec:
-  jwtRules:
+    "ra-bad-jwks": Rejected(_RA_RULES + """\
   - issuer: https://issuer.example
     jwks: '{"keys": [{"kty": "nope"}]}'  # <-
 """, "spec.jwtRules[0].jwks", "not a usable JSON Web Key Set", crd=True),
-    "ra-target-refs": Rejected("""\
-apiVersion: security.istio.io/v1
-kind: RequestAuthentication
-metadata: {name: x}
-spec:
+    "ra-target-refs": Rejected(_RA + """\
   targetRefs:  # <-
   - {kind: Gateway, group: gateway.networking.k8s.io, name: gw}
 """, "spec.targetRefs", "attaches the policy", crd=True),
-    "selector-wildcard": Rejected("""\
-apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {name: x}
-spec:
+    "selector-wildcard": Rejected(_PA + """\
   selector:
     matchLabels:
       app: "pay*"  # <-
