@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from typing import Coroutine
 
 import httptools
 from multidict import CIMultiDict
@@ -55,6 +56,7 @@ class ServerConnection(TunnelEnd, asyncio.Protocol):
         self.time = listener.time
         self.flow = Flow()
         self.transport = None
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.queue: deque[Exchange] = deque()  # parsed, not yet answered; queue[0] may be in flight
         self.active: asyncio.Task | None = None
@@ -83,6 +85,8 @@ class ServerConnection(TunnelEnd, asyncio.Protocol):
 
     def connection_made(self, transport) -> None:
         self.transport = transport
+        # Kept: asyncio.get_running_loop() makes a getpid() system call each time (a fork check).
+        self.loop = asyncio.get_running_loop()
         self.flow.transport = transport
         listener = self.listener
         if len(listener.connections) >= self.limits.max_connections:
@@ -245,7 +249,7 @@ class ServerConnection(TunnelEnd, asyncio.Protocol):
             self.transport.write(wire.CONTINUE)
         if exchange.parts is not None and not exchange.complete:
             return  # a small body: wait for all of it
-        self.active = asyncio.get_running_loop().create_task(self._serve(exchange))
+        self.active = self.loop.create_task(self._serve(exchange))
 
     async def _serve(self, exchange: Exchange) -> None:
         handler = self.listener.handler
@@ -254,13 +258,17 @@ class ServerConnection(TunnelEnd, asyncio.Protocol):
         status = response.status
         keep = False
         try:
-            keep = await self._write(exchange, response)
+            written, sending = self._write(exchange, response)
+            if sending is not None:  # a streamed body: the coroutine that sends it
+                written = await sending
+            keep = written
         except (ConnectionError, RuntimeError) as e:  # the client went away mid-answer
             log.debug("%s: answer to %s cut short: %s", self.listener.name, self.client, e)
         except Exception as e:  # noqa: BLE001 - an answer half-written cannot become a 500 any more
             log.error("%s: writing an answer failed: %s: %s", self.listener.name, type(e).__name__, e)
         finally:
-            await response.discard()
+            if response.release is not None:
+                await response.discard()
         self._report(exchange, status)
         self.queue.popleft()
         self.active = None
@@ -285,8 +293,13 @@ class ServerConnection(TunnelEnd, asyncio.Protocol):
         except Exception as e:  # noqa: BLE001 - counting must never take the connection down
             log.error("%s: reporting a request failed: %s: %s", self.listener.name, type(e).__name__, e)
 
-    async def _write(self, exchange: Exchange, response) -> bool:
-        """Write `response`; True when the connection can carry another request."""
+    def _write(self, exchange: Exchange, response) -> tuple[bool, Coroutine | None]:
+        """Write `response`: (can the connection carry another request, None) when that is done.
+
+        A body in hand goes out at once, with the head in one write, and no
+        coroutine is made for it; for a streamed body the second item is the
+        coroutine that sends it, whose result replaces the first.
+        """
         request = exchange.request
         status = response.status
         body = response.body
@@ -318,10 +331,13 @@ class ServerConnection(TunnelEnd, asyncio.Protocol):
         if isinstance(body, bytes):
             self._report(exchange, status)  # before the write, so the log has it when the client does
             self.transport.write(head + body if body and not bodiless else head)
-            return keep
+            return keep, None
         self.transport.write(head)
         if bodiless:
-            return keep
+            return keep, None
+        return keep, self._stream(body, chunked, keep)
+
+    async def _stream(self, body, chunked: bool, keep: bool) -> bool:
         write, flow = self.transport.write, self.flow
         async for piece in body:
             if not piece:
