@@ -18,6 +18,9 @@ runs the layer stack (`handler.respond`) and writes the `Response` back.
   once every valid request before it on the connection has its answer,
   then the connection closes.
 - **Expect: 100-continue** is answered by the sidecar itself, as Envoy does.
+- **Answers** are framed by response_head.py (length, chunked or to the end of
+  the connection; keep-alive or close); a body in hand goes out with its head
+  in one write.
 - **Upgrades** (WebSocket): the request goes upstream with its `Upgrade`
   header; if the answer is 101 the two connections are spliced (tunnel.py)
   and bytes flow untouched both ways.
@@ -36,9 +39,9 @@ from multidict import CIMultiDict
 from minimesh.errors import BadRequest
 from minimesh.proxy.transport import wire
 from minimesh.proxy.transport.flow import Flow
-from minimesh.proxy.headers import strip_hop_by_hop
 from minimesh.proxy.message import Journey
 from minimesh.proxy.transport.request_head import Exchange, Refuse, exchange_for
+from minimesh.proxy.transport.response_head import frame
 from minimesh.proxy.transport.tls import peer_identity, peer_in_trust_domain
 from minimesh.proxy.transport.tunnel import TunnelEnd, splice
 
@@ -46,7 +49,6 @@ log = logging.getLogger("minimesh.proxy")
 
 LINGER = 2.0  # seconds a refused connection is read (and ignored) before it is closed
 HEAD_SLACK = 128 * 1024  # raw bytes a head may span beyond the limit (one read's worth, twice)
-NO_BODY_STATUSES = frozenset({204, 304})
 
 
 class ServerConnection(TunnelEnd, asyncio.Protocol):
@@ -300,32 +302,8 @@ class ServerConnection(TunnelEnd, asyncio.Protocol):
         coroutine is made for it; for a streamed body the second item is the
         coroutine that sends it, whose result replaces the first.
         """
-        request = exchange.request
-        status = response.status
-        body = response.body
-        headers = strip_hop_by_hop(response.headers)
-        keep = exchange.keep_alive and (exchange.complete or exchange.stream is None)
-        bodiless = request.method == "HEAD" or status in NO_BODY_STATUSES or status < 200
-        extra = ""
-        chunked = False
-        if status == 101 and response.tunnel is not None:
-            extra = f"Connection: Upgrade\r\nUpgrade: {request.upgrade}\r\n"
-            keep = True
-        elif isinstance(body, bytes):
-            if not bodiless:
-                headers.popall("content-length", None)
-                extra = f"Content-Length: {len(body)}\r\n"
-        elif not bodiless and "content-length" not in headers:
-            if exchange.http10:
-                keep = False  # an HTTP/1.0 client reads to the end of the connection
-            else:
-                chunked = True
-                extra = "Transfer-Encoding: chunked\r\n"
-        if not keep and status != 101:
-            extra += "Connection: close\r\n"
-        elif keep and exchange.http10:
-            extra += "Connection: keep-alive\r\n"
-        head = wire.response_head(status, headers, extra)
+        head, keep, chunked, bodiless = frame(exchange, response)  # response_head.py: the decision
+        status, body = response.status, response.body
         if self.closed:
             raise ConnectionResetError("the client closed the connection")
         if isinstance(body, bytes):
