@@ -71,6 +71,17 @@ async def test_a_sidecar_under_mtls_renews_its_certificate_without_loading_eithe
         for page in ("/ready", "/config_dump", "/stats", "/certs", "/metrics"):
             status, _ = await get(web.sidecar.admin + page)
             assert status == 200, page
+        # The admin API answers as it did on aiohttp: JSON, 404 elsewhere, GET and HEAD only.
+        async with client_session() as http:
+            async with http.get(web.sidecar.admin + "/ready?verbose=1") as r:
+                assert r.headers["content-type"] == "application/json; charset=utf-8"
+                assert (await r.json())["ready"] is True
+            async with http.get(web.sidecar.admin + "/nothing-here") as r:
+                assert (r.status, await r.text()) == (404, "404: Not Found")
+            async with http.post(web.sidecar.admin + "/ready") as r:
+                assert (r.status, r.headers["allow"]) == (405, "GET,HEAD")
+            async with http.head(web.sidecar.admin + "/stats") as r:
+                assert r.status == 200 and await r.read() == b""
         # The telemetry exporter has had an answer (it sends only when there is something to send).
         await wait_for(lambda: _exported(web.sidecar.admin), what="a telemetry batch")
         for sidecar in (web.sidecar, gateway):
