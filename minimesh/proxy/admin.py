@@ -25,6 +25,7 @@ from minimesh.proxy.message import Request, Response
 
 JSON = "application/json; charset=utf-8"
 
+from minimesh.config.secret import redacted
 
 def json_response(doc, status: int = 200) -> Response:
     return Response(status, CIMultiDict({"content-type": JSON}), json.dumps(doc).encode())
@@ -69,7 +70,8 @@ class Admin:
             "node": sidecar.identity,
             "version": holder.current.version,
             "config_version": holder.current.config_version,
-            "snapshot": holder.raw,
+            # A TLS Secret (gateway only) shows its fingerprint, never its key (config/secret.py).
+            "snapshot": holder.raw and {**holder.raw, "resources": [redacted(d) for d in holder.raw.get("resources", [])]},
             "last_nack": holder.last_nack,
             "control_plane_reachable": sidecar.client.reachable,
             "limits": sidecar.opts.limits.as_json(),

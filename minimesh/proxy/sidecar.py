@@ -4,8 +4,8 @@
     inbound   in front of the app: the inbound journey (inbound.py)
     admin     /ready, /config_dump, /stats, /certs, /metrics (admin.py)
 
-In gateway mode there is one public listener instead of the first two
-(gateway.py). On SIGTERM the sidecar leaves the registry first, so callers
+In gateway mode there are public listeners instead of the first two
+(gateway.py): HTTP, and HTTPS when given a TLS port (gateway_tls.py). On SIGTERM the sidecar leaves the registry first, so callers
 stop picking it, then lets in-flight requests finish before it exits.
 """
 
@@ -28,7 +28,9 @@ from minimesh.proxy.control_channel import ControlChannel
 from minimesh.proxy.discovery import ConfigHolder, ControlPlaneClient
 from minimesh.proxy.edge import Edge
 from minimesh.proxy.inbound.authz import Workload
+from minimesh.config.gateway import HTTPS_PORT
 from minimesh.proxy.gateway import GATEWAY_LABELS, GatewayRouter
+from minimesh.proxy.gateway_tls import GatewayTLS, server_of
 from minimesh.proxy.inbound.stack import InboundRouter
 from minimesh.proxy.inbound.jwks import JwksCache
 from minimesh.proxy.identity import WorkloadIdentity
@@ -63,6 +65,7 @@ class SidecarOptions:
     admin_port: int = 15000
     gateway: bool = False
     listen_port: int = 8080
+    tls_listen_port: int | None = None  # gateway: the HTTPS port (Gateway servers on 443); None: not opened
     advertise_host: str = "127.0.0.1"
     token: str | None = None  # join token: with one, a certificate and mTLS; without, plaintext only
     control_ca: str | None = None  # PEM file of the mesh CA, to verify an https:// control plane by
@@ -150,6 +153,12 @@ class Sidecar:
                                    self.breakers, self.outliers)
             self.listeners.append(Listener("gateway", edge("gateway", router), o.host, o.listen_port,
                                            limits=o.limits))
+            if o.tls_listen_port is not None:  # port 443 of the Gateway: TLS terminated here (gateway_tls.py)
+                https = GatewayRouter(self.holder, self.pool, self.in_flight, workload, jwks,
+                                      self.breakers, self.outliers, port=HTTPS_PORT)
+                self.listeners.append(Listener("gateway-https", edge("gateway", https), o.host, o.tls_listen_port,
+                                               GatewayTLS(self.holder, self._labels()), limits=o.limits,
+                                               tls_server_of=server_of))
         else:
             if o.app_port is None:
                 raise ValueError("a sidecar needs --app-port (or --gateway)")

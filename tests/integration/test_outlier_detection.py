@@ -61,10 +61,12 @@ async def test_one_bad_instance_of_three_is_ejected_and_success_recovers_within_
     mesh = clean
     bad = catalogs(mesh)[0]
     await set_fault(bad, failure_rate=1.0)
-    # Retries off, no outlier detection: about two answers in three succeed.
-    await mesh.apply(NO_RETRIES)
+    # Retries off, no outlier detection: two answers in three succeed. Round robin, so it is two in three
+    # exactly: least-request (the default) favours whichever instance frees up first — the failing one,
+    # which answers at once — by how much depends on how loaded the machine is.
+    await mesh.apply(NO_RETRIES, destination_rule("catalog", lb="ROUND_ROBIN"))
     without = ok_share(await fire(mesh, 300))
-    assert 0.55 <= without <= 0.78, without
+    assert 0.6 <= without <= 0.73, without
 
     # consecutive5xxErrors 1, interval 1s: the first 503 from the bad instance ejects it.
     await mesh.apply(destination_rule("catalog", outlierDetection={"consecutive5xxErrors": 1, "interval": "1s",
@@ -73,11 +75,13 @@ async def test_one_bad_instance_of_three_is_ejected_and_success_recovers_within_
     started, results = loop.time(), []
     while loop.time() - started < 2.0:  # everything the first two seconds bring
         results += await fire(mesh, 20)
-    first_two_seconds = ok_share(results)
+    failed = sum(1 for status, *_ in results if status != 200)
     after = ok_share(await fire(mesh, 200))
-    print(f"success without outlier detection {without:.1%}; first 2 s with it {first_two_seconds:.1%} "
+    print(f"success without outlier detection {without:.1%}; first 2 s with it {ok_share(results):.1%} "
           f"of {len(results)}; then {after:.1%}")
-    assert first_two_seconds >= 0.95 and after >= 0.99, (first_two_seconds, after)
+    # Only requests already on their way to it when it first failed can fail: at most `fire`'s 4 in flight
+    # (a share of the first two seconds would depend on how many requests a loaded machine sends in them).
+    assert failed <= 4 and after >= 0.99, (failed, len(results), after)
 
     # The gateway logged the ejection, shows it on /metrics and /stats, and told the control plane.
     events = [json.loads(line.split("minimesh.outlier: ", 1)[1]) for line in mesh.gateway.logs().splitlines()
@@ -176,14 +180,16 @@ async def test_default_max_ejection_percent_ejects_only_one(clean):
     mesh = clean
     for instance in catalogs(mesh)[:2]:
         await set_fault(instance, failure_rate=1.0)
-    await mesh.apply(NO_RETRIES, destination_rule("catalog", outlierDetection={"consecutive5xxErrors": 1, "interval": "1s",
-                                                                "baseEjectionTime": "30s"}))
+    # Round robin, so the share of failures below is the mesh's, not the machine's (see the first test).
+    await mesh.apply(NO_RETRIES, destination_rule("catalog", lb="ROUND_ROBIN", outlierDetection={
+        "consecutive5xxErrors": 1, "interval": "1s", "baseEjectionTime": "30s"}))
     await fire(mesh, 60)
     # 10 % of 3 is less than one, and Envoy always allows one: the other failing instance still
     # gets traffic and still fails.
     stats = await mesh.gateway.stats()
     assert len(stats["ejections"]) == 1, stats["ejections"]
-    assert 0.3 <= ok_share(await fire(mesh, 90)) <= 0.9  # one good, one failing left: some still fail
+    # One good and one failing instance left, taking turns: half the answers fail.
+    assert 0.4 <= ok_share(await fire(mesh, 90)) <= 0.6
 
 
 async def test_consistent_hash_keeps_a_user_on_one_instance(clean):

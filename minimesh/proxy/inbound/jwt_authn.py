@@ -28,13 +28,13 @@ import json
 import time
 import urllib.parse
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 from minimesh.config import RequestAuthentication, short_host
 from minimesh.config.requestauthentication import JwtRule
 from minimesh.errors import JwtRejected
 from minimesh.proxy.inbound.authz import Workload, applies
-from minimesh.proxy.message import Request
+from minimesh.proxy.message import Request, Response
 
 if TYPE_CHECKING:
     import jwt
@@ -217,10 +217,14 @@ class Authenticate:
             self.jwks.prefetch((rule.jwks_uri for rule in rules if rule.jwks_uri), resolve=mesh_resolver(config))
         return rules
 
-    async def __call__(self, request: Request):
+    def __call__(self, request: Request) -> Awaitable[Response]:
         rules = self.rules(request.journey.config)
-        if rules:
-            await self.authenticate(request, rules)
+        if not rules:
+            return self.inner(request)  # no RequestAuthentication: the next layer's awaitable, no frame of ours
+        return self._authenticated(request, rules)
+
+    async def _authenticated(self, request: Request, rules: tuple[JwtRule, ...]) -> Response:
+        await self.authenticate(request, rules)
         return await self.inner(request)
 
     async def authenticate(self, request: Request, rules: tuple[JwtRule, ...]) -> None:

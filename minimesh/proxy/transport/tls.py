@@ -69,16 +69,21 @@ def _base(protocol: int, creds: Credentials, bundle_pem: str) -> ssl.SSLContext:
     ctx.check_hostname = False  # no DNS names in an SVID: the SPIFFE ID is checked instead
     ctx.verify_mode = ssl.CERT_REQUIRED  # both directions: this is *mutual* TLS
     ctx.load_verify_locations(cadata=bundle_pem)
+    load_pem_chain(ctx, creds.cert_pem, creds.key_pem)
+    return ctx
+
+
+def load_pem_chain(ctx: ssl.SSLContext, cert_pem: bytes, key_pem: bytes) -> None:
+    """Give `ctx` a certificate chain and its key, both PEM bytes held in memory."""
     # The ssl module loads keys from files only. A private directory, gone at once.
     with tempfile.TemporaryDirectory(prefix="minimesh-tls-") as d:
         cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
         with open(cert, "wb") as f:
-            f.write(creds.cert_pem)
+            f.write(cert_pem)
         fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
-            f.write(creds.key_pem)
+            f.write(key_pem)
         ctx.load_cert_chain(cert, key)
-    return ctx
 
 
 class TLSContexts:
