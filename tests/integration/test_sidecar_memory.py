@@ -1,7 +1,7 @@
-"""A sidecar's process never loads aiohttp or cryptography (issue 16: a sidecar in ≤ 45 MB).
+"""A sidecar's process never loads aiohttp, cryptography or PyYAML (issue 16: a sidecar in ≤ 45 MB).
 
 aiohttp (with yarl, frozenlist, brotli, …) is ~14 MB of resident memory per
-process and `cryptography` ~10 MB; a sidecar serves its admin API and calls
+process, `cryptography` ~10 MB and PyYAML ~1 MB; a sidecar serves its admin API and calls
 the control plane on the data plane's own HTTP transport, and makes its key
 and CSR in a short-lived child process (pki/csr.py). These tests read what a
 real `minimesh sidecar` process has mapped (/proc/PID/maps: every shared
@@ -26,7 +26,8 @@ pytestmark = [pytest.mark.timeout(120),
 # Where the unwanted packages' compiled parts live; any one mapped means the package was imported.
 STRICT = {"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
           "metadata": {"name": "mesh-strict", "namespace": "istio-system"}, "spec": {"mtls": {"mode": "STRICT"}}}
-UNWANTED = ("/aiohttp/", "/cryptography/", "/yarl/", "/frozenlist/", "/propcache/", "/_cffi_backend", "brotli")
+UNWANTED = ("/aiohttp/", "/cryptography/", "/yarl/", "/frozenlist/", "/propcache/", "/_cffi_backend", "brotli",
+            "/yaml/")
 
 
 def libraries(pid: int) -> set[str]:
