@@ -5,7 +5,9 @@ from `--base` (a directory holding a `minimesh/` package, e.g. made with
 `git archive <commit> minimesh | tar -x -C /tmp/base`), and `<name>` with this
 checkout. Closed-loop rounds alternate between them, so a busy machine slows
 both alike; printed per configuration: the throughput ratio (this ÷ base) of
-each round and its median, and each sidecar's CPU microseconds per request.
+each round and its median, each sidecar's CPU microseconds per request
+(in all, then user and system apart; medians of the rounds), and each
+sidecar's peak RSS (VmHWM) at the end of the run.
 
     python -m bench.ab --base /tmp/base --only minimesh,minimesh-no-telemetry --rounds 8
 """
@@ -23,7 +25,7 @@ from pathlib import Path
 from bench import configs
 from bench.__main__ import RESULTS, split_cores
 from bench.measure import Pinned, Settings, closed_loop
-from bench.procstat import cpu_snapshot
+from bench.procstat import cpu_split_snapshot, peak_rss_mb
 from bench.topology import Processes, running, start_upstream
 
 
@@ -69,11 +71,17 @@ def main(argv=None) -> int:
         for r in range(args.rounds):
             for name in order[r % len(order):] + order[:r % len(order)]:
                 target = targets[name]
-                before = cpu_snapshot(target.proxies)
+                before = cpu_split_snapshot(target.proxies)
                 out = closed_loop(target, settings, Pinned(client), args.seconds)
-                after = cpu_snapshot(target.proxies)
-                per_request = {role: 1e6 * (after[role] - before[role]) / max(1, out["requests"]) for role in before}
+                after = cpu_split_snapshot(target.proxies)
+                n = max(1, out["requests"])
+                per_request = {}
+                for role in before:
+                    user, system = (1e6 * (a - b) / n for a, b in zip(after[role], before[role]))
+                    per_request.update({role: user + system, role + "_user": user, role + "_sys": system})
                 results.setdefault(name, []).append({"rps": out["rps"], **per_request})
+        peaks = {name: {role: peak_rss_mb(pid) for role, pid in target.proxies.items()}
+                 for name, target in targets.items()}  # VmHWM, while the processes still run
     for name in names:
         new, old = results[name], results["base-" + name]
         ratios = [n["rps"] / o["rps"] for n, o in zip(new, old) if o["rps"]]
@@ -81,7 +89,12 @@ def main(argv=None) -> int:
         print(f"{name}: throughput this ÷ base {statistics.median(ratios):.2f} (rounds "
               f"{', '.join(f'{x:.2f}' for x in ratios)}); CPU µs per request: outbound "
               f"{med(old, 'outbound'):.0f} → {med(new, 'outbound'):.0f}, inbound "
-              f"{med(old, 'inbound'):.0f} → {med(new, 'inbound'):.0f}")
+              f"{med(old, 'inbound'):.0f} → {med(new, 'inbound'):.0f}; peak RSS MB outbound "
+              f"{peaks['base-' + name]['outbound']:.1f} → {peaks[name]['outbound']:.1f}, inbound "
+              f"{peaks['base-' + name]['inbound']:.1f} → {peaks[name]['inbound']:.1f}")
+        for role in ("outbound", "inbound"):
+            print(f"  {role} user + system µs per request: base {med(old, role + '_user'):.0f} + "
+                  f"{med(old, role + '_sys'):.0f}, this {med(new, role + '_user'):.0f} + {med(new, role + '_sys'):.0f}")
     print(f"load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
     return 0
 

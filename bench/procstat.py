@@ -17,12 +17,17 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pid: int) -> float:
+    return sum(cpu_split(pid))
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of `pid` so far."""
     with open(f"/proc/{pid}/stat", "rb") as f:
         stat = f.read()
     # The command name (field 2) is in parentheses and may hold spaces: split after it.
     fields = stat[stat.rindex(b")") + 2:].split()
     utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of the whole line
-    return (utime + stime) / TICKS
+    return utime / TICKS, stime / TICKS
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -35,3 +40,7 @@ def peak_rss_mb(pid: int) -> float:
 
 def cpu_snapshot(pids: dict[str, int]) -> dict[str, float]:
     return {role: cpu_seconds(pid) for role, pid in pids.items()}
+
+
+def cpu_split_snapshot(pids: dict[str, int]) -> dict[str, tuple[float, float]]:
+    return {role: cpu_split(pid) for role, pid in pids.items()}

@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 
-import aiohttp
-
 
 class BatchSender(ABC):
     """Calls `flush()` every `interval` seconds from a background task, and once more on `stop()`."""
@@ -22,23 +20,25 @@ class BatchSender(ABC):
     def __init__(self, interval: float):
         self.interval = interval
         self._task: asyncio.Task | None = None
-        self._session: aiohttp.ClientSession | None = None
 
     @abstractmethod
     async def flush(self) -> None:
         """Send what piled up since the last call; never raise (telemetry is best effort)."""
 
+    async def close(self) -> None:
+        """After the last flush: let go of whatever the sender holds open (its HTTP client)."""
+
     def start(self) -> None:
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5), trust_env=False)
         self._task = asyncio.create_task(self._run(), name=self.task_name)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        if self._session is not None:
-            await self.flush()
-            await self._session.close()
+        if self._task is None:
+            return
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        self._task = None
+        await self.flush()
+        await self.close()
 
     async def _run(self) -> None:
         while True:

@@ -55,8 +55,13 @@ NOTES = {
         "spec.portLevelMtls": "port 8080, every app's container port; other ports refused; needs a selector",
     },
     "Gateway": {
-        "spec.servers[].port.number": "80 only: the lesson's gateway port stands for port 80 of Istio's ingress Service",
-        "spec.servers[].port.protocol": "HTTP only; TLS termination (HTTPS, tls) is refused",
+        "spec.servers[].port.number": "80 (HTTP) and 443 (HTTPS), the ports of Istio's ingress gateway Service",
+        "spec.servers[].port.protocol": "HTTP on 80, HTTPS on 443 (TLS terminated at the gateway)",
+        "spec.servers[].tls.mode": "SIMPLE: TLS terminated with the credentialName Secret, chosen by SNI; MUTUAL: "
+                                   "also a client certificate from the Secret's ca.crt",
+        "spec.servers[].tls.credentialName": "a kubernetes.io/tls Secret in istio-system (missing: IST0161, "
+                                             "handshakes fail)",
+        "spec.servers[].tls.httpsRedirect": "an HTTP server answers 301 to https, as Envoy's require_tls",
         "spec.servers[].hosts": "'*', '*.example.com', FQDNs, each optionally NAMESPACE/; short names refused, as Istio",
     },
     "DestinationRule": {
@@ -109,8 +114,11 @@ _PARENTS = (
     ("loadBalancer.warmup", {"duration": "10s"}, ()),
     # a tls block's fields act with the mode that uses them (MUTUAL: every file is read)
     ("trafficPolicy.tls", {"mode": "MUTUAL", "clientCertificate": "/c.pem", "privateKey": "/k.pem"}, ("mode",)),
+    ("servers[].tls", {"mode": "SIMPLE", "credentialName": "shop-credential"}, ()),  # a Gateway's HTTPS server
     ("].tls", {"mode": "MUTUAL", "clientCertificate": "/c.pem", "privateKey": "/k.pem"}, ("mode",)),
 )
+# A Gateway server's tls is read on an HTTPS server (port 443).
+_HTTPS_SERVER = {"port": {"number": 443, "protocol": "HTTPS"}, "hosts": ["shop.example.com"]}
 # What spec.http[0] must be for a probe under these fields (a redirect has no route, ...).
 _HTTP_ROUTE_FOR = {
     "spec.http[].redirect": {},
@@ -176,6 +184,8 @@ def _manifest(kind: str, api: str, path: str, schema: dict) -> dict:
     for prefix, item in _HTTP_ROUTE_FOR.items():
         if kind == "VirtualService" and (path == prefix or path.startswith(prefix + ".")):
             spec["http"] = [copy.deepcopy(item)]
+    if kind == "Gateway" and path.startswith("spec.servers[].tls"):
+        spec["servers"] = [copy.deepcopy(_HTTPS_SERVER)]
     node, walked = spec, "spec"
     parts = path.split(".")[1:]
     for i, part in enumerate(parts):
@@ -217,7 +227,7 @@ def probe(kind: str, api: str, path: str, schema: dict) -> Probe:
     if not refused:
         return verdicts[0][1]
     best = next(p for _, p in verdicts if p.verdict != "refused")
-    note = "; ".join(f"value {value} refused: {p.note}" for value, p in refused)
+    note = "; ".join([*([best.note] if best.note else []), *(f"value {value} refused: {p.note}" for value, p in refused)])
     return Probe(path, best.verdict, note)
 
 
@@ -286,6 +296,9 @@ def render() -> str:
     ]
     for kind, (api, _) in sorted(kinds.items()):
         lines.append(f"| {kind} | {api} | {'loaded (fields below)' if kind in KINDS else 'refused'} |")
+    # Not an Istio kind, so not in the CRDs: the one Kubernetes kind minimesh loads (config/secret.py).
+    lines.append("| Secret | v1 | loaded: type kubernetes.io/tls (or Opaque) with data tls.crt, tls.key and, "
+                 "for MUTUAL, ca.crt — a Gateway's credentialName, read from istio-system; other types refused |")
     for kind, (api, found) in probes().items():
         lines += ["", f"## {kind}", "", "| field | minimesh | note |", "|---|---|---|"]
         for p in found:

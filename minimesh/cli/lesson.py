@@ -50,12 +50,15 @@ def lesson_step(ref, number, control_url):
 @CONTROL_OPTION
 @click.option("--gateway", "gateway_url", envvar="MINIMESH_GATEWAY_URL", default=None,
               help="Gateway URL (default: the running stack's).")
+@click.option("--gateway-https", "gateway_https_url", envvar="MINIMESH_GATEWAY_HTTPS_URL", default=None,
+              help="The gateway's HTTPS URL, for checks over TLS (default: the running stack's).")
 @friendly
-def lesson_check(ref, number, control_url, gateway_url):
+def lesson_check(ref, number, control_url, gateway_url, gateway_https_url):
     """Verify the live stack against a lesson step; say what is missing."""
     from minimesh.lesson import commands
 
-    if not commands.check(ref, number, control=control_url, gateway=gateway_url):
+    if not commands.check(ref, number, control=control_url, gateway=gateway_url,
+                          gateway_https=gateway_https_url):
         sys.exit(1)
 
 

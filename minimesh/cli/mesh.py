@@ -49,7 +49,10 @@ def control(host, port, home, instance_ttl, cert_ttl, initial_config):
 @click.option("--outbound-port", type=int, default=15001, show_default=True)
 @click.option("--admin-port", type=int, default=15000, show_default=True)
 @click.option("--gateway", is_flag=True, help="Run as the mesh's ingress gateway instead of a sidecar.")
-@click.option("--listen-port", type=int, default=8080, show_default=True, help="Gateway: the public port.")
+@click.option("--listen-port", type=int, default=8080, show_default=True,
+              help="Gateway: the public HTTP port (port 80 of a Gateway's servers).")
+@click.option("--tls-listen-port", type=int, default=None,
+              help="Gateway: the public HTTPS port (port 443 of a Gateway's servers); unset: not opened.")
 @click.option("--advertise-host", default=None, help="Address other sidecars use to reach this one.")
 @click.option("--token", envvar="MINIMESH_JOIN_TOKEN", default=None,
               help="Join token for this service (`minimesh token SERVICE`); without one: no identity, no mTLS.")
@@ -78,7 +81,7 @@ def control(host, port, home, instance_ttl, cert_ttl, initial_config):
               help="Connect to ADDR:PORT for HOST:PORT, as curl --resolve (the runner's stand-in for DNS).")
 @friendly
 def sidecar(control_url, service, version_, instance, labels, host, app_port, inbound_port,
-            outbound_port, admin_port, gateway, namespace, listen_port, advertise_host, token,
+            outbound_port, admin_port, gateway, namespace, listen_port, tls_listen_port, advertise_host, token,
             control_ca, access_log, trace_sampling, max_header_kb, max_headers, header_timeout, idle_timeout,
             stream_idle_timeout, max_connections, resolve):
     """Run a sidecar proxy beside one app instance (or the gateway)."""
@@ -102,7 +105,7 @@ def sidecar(control_url, service, version_, instance, labels, host, app_port, in
         control_url=control_url, service=service, version=version_, instance=instance, namespace=namespace,
         labels=label_map, host=host, app_port=app_port, inbound_port=inbound_port,
         outbound_port=outbound_port, admin_port=admin_port, gateway=gateway,
-        listen_port=listen_port,
+        listen_port=listen_port, tls_listen_port=tls_listen_port,
         advertise_host=advertise_host or host, token=token or None,
         control_ca=control_ca or default_control_ca(), access_log=access_log, trace_sampling=trace_sampling / 100,
         resolve=resolve_map,
@@ -116,7 +119,7 @@ def default_control_ca() -> str | None:
     """Where a sidecar finds the mesh CA when not told: its stack's home, or the compose token mount."""
     import os
 
-    from minimesh.pki.operator import CA_FILE, credentials_dir
+    from minimesh.pki.control_tls import CA_FILE, credentials_dir
 
     candidates = [credentials_dir(os.environ["MINIMESH_HOME"]) / CA_FILE] if os.environ.get("MINIMESH_HOME") else []
     candidates.append(Path("/run/minimesh") / CA_FILE)

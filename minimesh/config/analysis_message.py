@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 LEVELS = {"IST0101": "Error", "IST0109": "Error", "IST0127": "Warning", "IST0130": "Warning",  # Istio's
-          "IST0131": "Info", "IST0132": "Warning",
+          "IST0131": "Info", "IST0132": "Warning", "IST0161": "Error",
           "MM0001": "Warning"}  # minimesh's own: no Istio analyzer reports these
 
 

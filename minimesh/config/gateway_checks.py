@@ -11,6 +11,9 @@ analyzers have one:
                                                 (gateway.IngressGatewayPortAnalyzer)
     Warning IST0132 VirtualServiceHostNotFoundInGateway  none of the VirtualService's hosts is one
                                                 the Gateway's servers open to its namespace
+    Error   IST0161 InvalidGatewayCredential  a server's tls.credentialName names no TLS Secret in
+                                                istio-system, the gateway's namespace: that server's
+                                                handshakes fail until the Secret is applied
     Warning MM0001  GatewayWithoutVirtualService  no VirtualService names the Gateway: every Host it
                                                 opens gets 404 NR. Istio has no analyzer for this;
                                                 minimesh reports it under its own code.
@@ -23,6 +26,8 @@ from __future__ import annotations
 from .analysis_message import Message
 from .gateway import Gateway, host_matches
 from .namespaces import fqdn
+from .resource import ROOT_NAMESPACE
+from .secret import Secret
 from .virtualservice import VirtualService
 
 MESH = "mesh"
@@ -49,6 +54,7 @@ def check_gateways(resources, workloads=None) -> list[Message]:
                                    f"{_name(vs)} hosts: none of {', '.join(fqdn(h) for h in vs.hosts)} is opened "
                                    f"to namespace '{vs.namespace}' by Gateway {ref} (its servers' hosts: {opened}); "
                                    "requests for them get 404 NR at the ingress"))
+    out += _missing_credentials(resources)
     bound = {ref for vs in services for ref in vs.gateways}
     for ref, gateway in sorted(gateways.items()):
         if ref not in bound:
@@ -60,6 +66,29 @@ def check_gateways(resources, workloads=None) -> list[Message]:
             out.append(Message("IST0101", "ReferencedResourceNotFound",
                                f"Gateway {ref} selector: no workload has the labels {wanted} (the lesson's ingress "
                                "gateway has istio=ingressgateway); no gateway serves this Gateway"))
+    return out
+
+
+def _missing_credentials(resources) -> list[Message]:
+    """IST0161: a Gateway server's credentialName with no TLS Secret of that name where the gateway runs."""
+    secrets = {r.name: r for r in resources if isinstance(r, Secret) and r.namespace == ROOT_NAMESPACE}
+    out = []
+    for gateway in (r for r in resources if isinstance(r, Gateway)):
+        for i, server in enumerate(gateway.servers):
+            name = server.tls.credential_name if server.tls is not None else None
+            if name and name in secrets and server.tls.mode == "MUTUAL" and not secrets[name].ca_pem:
+                out.append(Message("IST0161", "InvalidGatewayCredential",
+                                   f"{_name(gateway)} servers[{i}].tls: mode MUTUAL, but Secret {ROOT_NAMESPACE}/"
+                                   f"{name} has no ca.crt to verify client certificates by, so port {server.port} "
+                                   "does not serve its hosts (handshakes fail); add --from-file=ca.crt=CA.crt "
+                                   "(kubectl create secret generic) or use mode SIMPLE"))
+            elif name and name not in secrets:
+                out.append(Message("IST0161", "InvalidGatewayCredential",
+                                   f"{_name(gateway)} servers[{i}].tls.credentialName: no TLS Secret {name!r} in "
+                                   f"namespace {ROOT_NAMESPACE}, so port {server.port} does not serve "
+                                   f"{', '.join(h.host for h in server.hosts)} (handshakes fail); create it: "
+                                   f"kubectl create secret tls {name} -n {ROOT_NAMESPACE} --cert CERT --key KEY "
+                                   "--dry-run=client -o yaml > secret.yaml, then minimesh apply secret.yaml"))
     return out
 
 

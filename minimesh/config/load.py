@@ -24,6 +24,7 @@ from .resource import DEFAULT_NAMESPACE, Resource
 from .authorization import parse_authorization_policy
 from .requestauthentication import parse_request_authentication
 from .security import parse_peer_authentication
+from .secret import parse_secret
 from .serviceentry import parse_service_entry
 from .sidecar_resource import parse_sidecar
 from .source import read_documents
@@ -42,6 +43,8 @@ KINDS: dict[str, tuple[str, tuple[str, ...], Callable[..., Resource]]] = {
     "RequestAuthentication": (*_SECURITY, parse_request_authentication),
     "ServiceEntry": (*_NETWORKING, parse_service_entry),
     "Sidecar": (*_NETWORKING, parse_sidecar),
+    # Kubernetes' own: the TLS Secret a Gateway's credentialName names (secret.py); core group, so "v1".
+    "Secret": ("", ("v1",), parse_secret),
 }
 # Kinds with `exportTo`: read here, once, for all of them (namespaces.py).
 EXPORTABLE = ("VirtualService", "DestinationRule", "ServiceEntry")
@@ -102,17 +105,20 @@ def _parse(value: Any, at: At) -> Resource:
     doc = mapping(value, at)
     if not doc:
         raise at.error("empty manifest; expected apiVersion, kind, metadata and spec")
-    check_fields(doc, at, ("apiVersion", "kind", "metadata", "spec", "status"))
     kind = string(require(doc, "kind", at), at / "kind")
+    if kind != "Secret":  # a Secret has no spec: its fields are the document's own (secret.py)
+        check_fields(doc, at, ("apiVersion", "kind", "metadata", "spec", "status"))
     if kind not in KINDS:
         what = "is not supported by minimesh" if kind in _ISTIO_ONLY_KINDS else "is not an Istio kind"
         raise (at / "kind").error(f"kind '{kind}' {what} (supported: {', '.join(KINDS)})")
     group, versions, parse_spec = KINDS[kind]
     api_version = string(require(doc, "apiVersion", at), at / "apiVersion")
-    accepted = [f"{group}/{v}" for v in versions]
+    accepted = [f"{group}/{v}" if group else v for v in versions]
     if api_version not in accepted:
         raise (at / "apiVersion").error(f"apiVersion '{api_version}' is wrong for {kind}; use {accepted[0]}")
     name, namespace = _parse_metadata(doc.get("metadata"), at / "metadata")
+    if kind == "Secret":
+        return parse_spec(doc, at, name=name, namespace=namespace, manifest=copy.deepcopy(doc))
     spec = mapping(doc.get("spec"), at / "spec")
     manifest = copy.deepcopy({k: doc[k] for k in ("apiVersion", "kind", "metadata", "spec") if k in doc})
     export_to = ("*",)

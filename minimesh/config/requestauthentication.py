@@ -17,13 +17,14 @@ from __future__ import annotations
 import json
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Any
-
-import jwt
+from typing import TYPE_CHECKING, Any
 
 from .fields import At, check_fields, duration, mapping, require, sequence, string, strings
 from .resource import Labels, Resource
 from .security import parse_selector
+
+if TYPE_CHECKING:
+    import jwt
 
 DEFAULT_HEADER = ("authorization", "Bearer ")
 DEFAULT_PARAM = "access_token"
@@ -119,6 +120,8 @@ def _jwks_uri(value: Any, at: At) -> str:
 
 def parse_jwks(text: str) -> jwt.PyJWKSet:
     """A JSON Web Key Set as PyJWT reads it; ValueError says what is wrong."""
+    import jwt  # here, not at the top: PyJWT loads `cryptography` (~10 MB), which only key sets need
+
     try:
         keys = jwt.PyJWKSet.from_dict(json.loads(text))
     except (ValueError, TypeError, jwt.PyJWKSetError, jwt.InvalidKeyError) as e:

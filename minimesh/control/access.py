@@ -32,7 +32,8 @@ from enum import Enum
 from aiohttp import web
 
 from minimesh.pki.operator import ADMIN, VIEWER
-from minimesh.pki.spiffe import identity_of_der, in_trust_domain, service_of
+from minimesh.pki.spiffe import in_trust_domain, service_of
+from minimesh.pki.svid import identity_of_der
 
 log = logging.getLogger("minimesh.control")
 

@@ -14,6 +14,7 @@ import logging
 
 from aiohttp import web
 
+from minimesh.config.secret import redacted
 from minimesh.control.access import CALLER, MAX_BODY, Caller, Role, access_middleware, owns
 from minimesh.control.admission import certificate_summary
 from minimesh.control.bodies import BadBody, read_json
@@ -25,6 +26,7 @@ from minimesh.control.telemetry_api import add_telemetry
 from minimesh.control.watch import should_answer
 from minimesh.errors import ConfigError
 from minimesh.pki.ca import CSRRefused
+from minimesh.pki.spiffe import GATEWAY_ACCOUNT
 
 log = logging.getLogger("minimesh.control")
 
@@ -128,7 +130,8 @@ async def watch(request: web.Request) -> web.Response:
         return should_answer(plane.snapshot_version, version, plane.held_for_warmup(version))
 
     if await plane.feed.wait_until(ready, timeout):
-        return web.json_response(plane.snapshot())
+        # Only the ingress gateway's own certificate gets it the TLS Secrets (snapshot.py: secrets_for).
+        return web.json_response(plane.snapshot(gateway=request[CALLER].service == GATEWAY_ACCOUNT))
     return web.Response(status=204)
 
 
@@ -161,7 +164,8 @@ async def apply_config(request: web.Request) -> web.Response:
 
 async def get_config(request: web.Request) -> web.Response:
     store = request.app[PLANE].store
-    return web.json_response({"version": store.version, "resources": store.resources(request.query.get("kind"))})
+    resources = [redacted(doc) for doc in store.resources(request.query.get("kind"))]  # never a Secret's key
+    return web.json_response({"version": store.version, "resources": resources})
 
 
 async def delete_config(request: web.Request) -> web.Response:

@@ -18,7 +18,7 @@ from minimesh.control.acks import AckBook
 from minimesh.control.registry import Instance, Registration, Registry
 from minimesh.control.rollout import Rollout, RolloutBook
 from minimesh.control.signing import Signer
-from minimesh.control.snapshot import build_snapshot, config_version_of, snapshot_version
+from minimesh.control.snapshot import build_snapshot, config_version_of, secrets_for, snapshot_version
 from minimesh.control.store import ApplyResult, ConfigStore
 from minimesh.control.watch import ChangeFeed, held_for_warmup
 
@@ -53,8 +53,9 @@ class ControlPlane:
     def snapshot_version(self) -> str:
         return snapshot_version(self.store.version, self.epoch, self.registry.generation)
 
-    def snapshot(self) -> dict:
-        return build_snapshot(self.snapshot_version, self.store.version, self.store.resources(),
+    def snapshot(self, gateway: bool = False) -> dict:
+        """What a proxy receives; TLS Secrets only when it is the ingress gateway (`gateway`)."""
+        return build_snapshot(self.snapshot_version, self.store.version, secrets_for(self.store.resources(), gateway),
                               self.registry.instances(), self.signer.trust_bundle)
 
     def held_for_warmup(self, client_version: str) -> bool:

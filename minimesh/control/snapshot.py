@@ -11,6 +11,7 @@ its registry generation at 0 again; the new epoch keeps the string new).
 from __future__ import annotations
 
 from minimesh.config.namespaces import service_key
+from minimesh.config.resource import ROOT_NAMESPACE
 from minimesh.control.registry import Instance
 
 
@@ -43,6 +44,18 @@ def endpoints_by_service(instances: list[Instance]) -> dict:
         key = service_key(reg.service, reg.namespace)
         services.setdefault(key, {"endpoints": []})["endpoints"].append(endpoint)
     return services
+
+
+def secrets_for(resources: list[dict], gateway: bool) -> list[dict]:
+    """The resources one proxy may hold: a TLS Secret only for the ingress gateway, of its own namespace.
+
+    As Istio's gateway reads the Secret a Gateway's `credentialName` names from
+    its own namespace (over SDS), and no sidecar ever holds it: a Secret leaves
+    the control plane only for a caller whose certificate proves the ingress
+    gateway's identity (api.py decides who that is).
+    """
+    return [doc for doc in resources if doc.get("kind") != "Secret"
+            or (gateway and doc.get("metadata", {}).get("namespace") == ROOT_NAMESPACE)]
 
 
 def build_snapshot(version: str, config_version: int, resources: list[dict], instances: list[Instance],

@@ -59,6 +59,7 @@ class ZipkinExporter(BatchSender):
     def __init__(self, url: str, interval: float = 1.0):
         super().__init__(interval)
         self.url = spans_url(url)
+        self._session: aiohttp.ClientSession | None = None
         self.queue: list[dict] = []
         self.sent = 0
         self.dropped = 0
@@ -69,8 +70,12 @@ class ZipkinExporter(BatchSender):
         self.queue.extend(to_zipkin(s) for s in spans[:max(0, room)])
 
     def start(self) -> None:
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5), trust_env=False)
         super().start()
         log.info("exporting spans to Zipkin at %s", self.url)
+
+    async def close(self) -> None:
+        await self._session.close()
 
     async def flush(self) -> None:
         if not self.queue:

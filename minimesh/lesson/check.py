@@ -34,6 +34,7 @@ class Stack:
     control_url: str
     gateway_url: str
     instances: list[dict]  # from the control plane's /v1/instances
+    gateway_https_url: str | None = None  # the gateway's HTTPS port (Gateway servers on 443)
 
     def targets(self, name: str) -> list[dict]:
         """Instances named `name`, or every instance of service `name`."""
@@ -107,6 +108,12 @@ def judge(kind: str, args: dict, traffic: Traffic, counts: tuple[int, int] | Non
         rate = traffic.success_rate
         ok = args.get("min", 0) <= rate <= args.get("max", 1)
         return Verdict(ok, f"success rate {_range(args)}", f"measured {rate:.1%} of {n}")
+    if kind == "no_answer":  # the connection or the TLS handshake was refused: no HTTP status at all
+        share = sum(1 for a in traffic.answers if a.status == 0) / max(1, n)
+        why = next((a.error for a in traffic.answers if a.error), "")
+        ok = args.get("min", 0) <= share <= args.get("max", 1)
+        return Verdict(ok, f"no HTTP answer (refused before any request) {_range(args)}",
+                       f"measured {share:.1%} of {n}" + (f" ({why[:120]})" if why else ""))
     if kind == "status":
         code = int(args["code"])
         share = sum(1 for a in traffic.answers if a.status == code) / max(1, n)
@@ -206,7 +213,7 @@ async def run_checks(step: Step, stack: Stack) -> list[Verdict]:
         overflows_before = {s: await _overflows(stack, s) for s in overflowing}
         send, trace_id = with_trace(check)  # a traceparent of our own when a trace is expected
         async with observing(check.expect, stack) as observed:  # mTLS checks watch around the traffic
-            traffic = await send_traffic(stack.gateway_url, send)
+            traffic = await send_traffic(stack.gateway_url, send, stack.gateway_https_url)
         trace = await fetch_trace(stack.control_url, trace_id, check) if trace_id else None
         after = {s: await _outbound_counts(stack, s) for s in services}
         for kind, args in check.expect:

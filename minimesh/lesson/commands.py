@@ -106,12 +106,15 @@ def wait_for_rollout(client, config_version: int, timeout: float = 10.0, started
     return wait(client, config_version, timeout, started=started)
 
 
-def check(ref: str, number: int | None, *, control=None, gateway=None, home=None) -> bool:
+def check(ref: str, number: int | None, *, control=None, gateway=None, home=None, gateway_https=None) -> bool:
     guide = load_guide(ref)
     control_url, gateway_url, client = _where(control, gateway, home)
     ensure_same_lesson(guide, client, home, "check")
     stored = client.config()["resources"]
     stack = asyncio.run(load_stack(control_url, gateway_url))
+    if gateway_https is None and not control:
+        gateway_https = (st.read_state(st.resolve_home(home)) or {}).get("gateway_https_url")
+    stack.gateway_https_url = gateway_https
     if number is None:
         number = _current_step(home, guide, stored)
     chosen = guide.step(number)

@@ -46,6 +46,9 @@ def judge_export(lesson_ref: str) -> Verdict:
                 if (Path(out) / where).read_bytes() != source.read_bytes():
                     problems.append(f"{where} differs from {source.name}")
                 load_file(Path(out) / where)  # ConfigError: not something minimesh (or Istio) accepts
+                # A core object among them (a Gateway's TLS Secret) is Kubernetes': its schema checks it.
+                problems += kubernetes_problems([d for d in yaml.safe_load_all((Path(out) / where).read_text(
+                    encoding="utf-8")) if isinstance(d, dict) and "istio.io/" not in str(d.get("apiVersion"))])
     except (UserError, ConfigError) as e:
         return Verdict(False, what, str(e))
     except ImportError:

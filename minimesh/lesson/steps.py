@@ -15,8 +15,14 @@
         send: {host: pricing, path: /prices?ids=p1, headers: {end-user: tester}, count: 200}
         expect:
           version_share: {service: pricing, version: v2, min: 1.0}
+      - name: the shop over TLS at the gateway
+        send: {scheme: https, host: shop.example.com, ca: shop-ca.crt, path: /api/products}
+        expect:
+          success_rate: {min: 1.0}
 
-`send` describes traffic through the gateway; `expect` holds one or more
+`send` describes traffic through the gateway (with `scheme: https`, to its
+HTTPS port: the SNI and Host are `host`, the certificate verified against
+the lesson's file `ca`, as `curl --cacert`); `expect` holds one or more
 expectations about it (see EXPECTATIONS). `minimesh lesson step` puts a
 step's manifests and faults in force; `minimesh lesson check` verifies them
 and then runs the checks.
@@ -31,13 +37,14 @@ from minimesh.errors import ConfigError
 
 STEP_KEYS = {"name", "title", "manifests", "faults", "look", "checks"}
 CHECK_KEYS = {"name", "send", "expect"}
-SEND_KEYS = {"method", "path", "host", "headers", "json", "count", "concurrency", "token"}
+SEND_KEYS = {"method", "path", "host", "headers", "json", "count", "concurrency", "token", "scheme", "ca"}
 TOKEN_KEYS = {"host", "path"}  # send.token: where, through the gateway, to fetch a JWT to send as a Bearer
 FAULT_KEYS = {"failure_rate", "delay_ms"}
 # expectation -> the keys it takes
 EXPECTATIONS = {
     "success_rate": {"min", "max"},
     "status": {"code", "min", "max"},  # the share of answers with this status (403: denied by a policy)
+    "no_answer": {"min", "max"},  # the share refused before any HTTP answer (a failed TLS handshake)
     "spread": {"service", "instances", "within"},
     "share": {"instance", "min", "max"},
     "version_share": {"service", "version", "min", "max"},
@@ -68,6 +75,8 @@ class Send:
     count: int = 100
     concurrency: int = 1
     token: tuple[str, str] | None = None  # (host, path) answering a JWT, sent as `Authorization: Bearer`
+    scheme: str = "http"  # "https": to the gateway's HTTPS port, SNI = host, verified against `ca`
+    ca: Path | None = None  # the learner's CA certificate (a file of the lesson), as `curl --cacert`
 
 
 @dataclass(frozen=True)
@@ -140,6 +149,17 @@ def parse_steps(raw, *, lesson_dir: Path, source: str, line_of=lambda path: None
                 raise fail(f"a check needs at least one expectation ({', '.join(EXPECTATIONS)})", cat + ("expect",))
             for kind, args in expect.items():
                 mapping(args, cat + ("expect", kind), EXPECTATIONS[kind])
+            scheme = str(send.get("scheme", "http"))
+            if scheme not in ("http", "https"):
+                raise fail("must be http or https", cat + ("send", "scheme"))
+            ca = None
+            if scheme == "https":
+                if not send.get("host") or not send.get("ca"):
+                    raise fail("an https check needs 'host' (the SNI and Host) and 'ca' (the CA file that "
+                               "signed the gateway's certificate)", cat + ("send",))
+                ca = lesson_dir / str(send["ca"])
+                if not ca.is_file():
+                    raise fail(f"file {ca} does not exist", cat + ("send", "ca"))
             token = None
             if "token" in send:
                 where = mapping(send["token"], cat + ("send", "token"), TOKEN_KEYS)
@@ -150,7 +170,7 @@ def parse_steps(raw, *, lesson_dir: Path, source: str, line_of=lambda path: None
                           host=send.get("host"), headers=tuple((send.get("headers") or {}).items()),
                           json=send.get("json"), count=int(number(send.get("count", 100), cat + ("send", "count"), 1)),
                           concurrency=int(number(send.get("concurrency", 1), cat + ("send", "concurrency"), 1)),
-                          token=token),
+                          token=token, scheme=scheme, ca=ca),
                 expect=tuple(expect.items()),
             ))
         steps.append(Step(number=i + 1, name=body["name"], title=str(body.get("title", body["name"])),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import time
 from dataclasses import dataclass, field
 
@@ -59,12 +60,24 @@ class Traffic:
         return latencies[min(len(latencies) - 1, int(p * len(latencies)))] if latencies else 0.0
 
 
-async def send_traffic(gateway_url: str, send: Send) -> Traffic:
-    """Send `send.count` requests with `send.concurrency` in flight at most."""
+async def send_traffic(gateway_url: str, send: Send, https_url: str | None = None) -> Traffic:
+    """Send `send.count` requests with `send.concurrency` in flight at most.
+
+    With `send.scheme` https they go to the gateway's HTTPS port (`https_url`)
+    as `curl --cacert CA https://HOST/...` would: SNI and Host are `send.host`,
+    and the gateway's certificate must verify against the CA for that name.
+    """
     traffic = Traffic()
     headers = dict(send.headers)
     if send.host:
         headers["Host"] = send.host
+    tls = None
+    if send.scheme == "https":
+        if not https_url:
+            raise UserError("this check speaks https to the gateway, whose HTTPS URL is not known: pass "
+                            "--gateway-https URL (compose: https://127.0.0.1:8443)")
+        gateway_url = https_url
+        tls = {"ssl": ssl.create_default_context(cafile=str(send.ca)), "server_hostname": send.host}
     todo = iter(range(send.count))
     timeout = aiohttp.ClientTimeout(total=30)
     async with aiohttp.ClientSession(timeout=timeout, trust_env=False) as session:
@@ -73,7 +86,7 @@ async def send_traffic(gateway_url: str, send: Send) -> Traffic:
 
         async def worker():
             for _ in todo:
-                traffic.answers.append(await _one(session, gateway_url, send, headers))
+                traffic.answers.append(await _one(session, gateway_url, send, headers, tls or {}))
         await asyncio.gather(*(worker() for _ in range(send.concurrency)))
     return traffic
 
@@ -88,15 +101,18 @@ async def fetch_token(session, gateway_url: str, host: str, path: str) -> str:
         return text
 
 
-async def _one(session, gateway_url: str, send: Send, headers: dict) -> Answer:
+async def _one(session, gateway_url: str, send: Send, headers: dict, tls: dict) -> Answer:
     start = time.perf_counter()
     try:
         async with session.request(send.method, gateway_url.rstrip("/") + send.path,
-                                   headers=headers, json=send.json) as resp:
+                                   headers=headers, json=send.json, **tls) as resp:
             raw = await resp.read()
             status = resp.status
     except (aiohttp.ClientError, OSError, TimeoutError) as e:
-        return Answer(0, (time.perf_counter() - start) * 1000, error=str(e) or type(e).__name__)
+        # What the socket or the TLS handshake said (aiohttp's own text names the SSLContext object).
+        why = getattr(e, "certificate_error", None) or getattr(e, "os_error", None)
+        what = f"{type(why).__name__}: {why}".rstrip(": ") if why is not None else (str(e) or type(e).__name__)
+        return Answer(0, (time.perf_counter() - start) * 1000, error=what)
     latency = (time.perf_counter() - start) * 1000
     try:
         body = json.loads(raw)

@@ -53,7 +53,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from minimesh.errors import UserError
-from minimesh.pki.spiffe import TRUST_DOMAIN, serial_hex, spiffe_id, trust_domain_of, uri_sans
+from minimesh.pki.spiffe import TRUST_DOMAIN, serial_hex, spiffe_id, trust_domain_of
+from minimesh.pki.svid import uri_sans
 
 log = logging.getLogger("minimesh.pki")
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 import logging
 import os
 import ssl
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +38,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
 from minimesh.pki.ca import CertificateAuthority, write_private
+from minimesh.pki.control_tls import CA_FILE, client_context, credentials_dir, load_chain
 from minimesh.pki.spiffe import TRUST_DOMAIN
 from minimesh.pki.workload import new_key
 
@@ -50,14 +50,8 @@ VIEWER = f"spiffe://{TRUST_DOMAIN}/ns/{SYSTEM_NAMESPACE}/sa/viewer"
 CONTROL = f"spiffe://{TRUST_DOMAIN}/ns/{SYSTEM_NAMESPACE}/sa/control"
 ROLES = {"admin": ADMIN, "viewer": VIEWER}
 OPERATOR_TTL = 365 * 24 * 3600.0
-CREDENTIALS_DIR = "credentials"
-CA_FILE = "ca.pem"
 SERVER_NAMES = ("localhost", "control")
 SERVER_IPS = ("127.0.0.1",)
-
-
-def credentials_dir(home: str | os.PathLike) -> Path:
-    return Path(home) / CREDENTIALS_DIR
 
 
 def _pem(issued_cert: x509.Certificate, key) -> bytes:
@@ -133,16 +127,6 @@ def _is_ip(name: str) -> bool:
         return False
 
 
-def _load_chain(ctx: ssl.SSLContext, pem: bytes) -> None:
-    """The ssl module loads keys from files only: a private directory, gone at once."""
-    with tempfile.TemporaryDirectory(prefix="minimesh-tls-") as d:
-        path = os.path.join(d, "chain.pem")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(pem)
-        ctx.load_cert_chain(path)
-
-
 def server_context(creds: ServerCredentials) -> ssl.SSLContext:
     """The control plane's TLS: our certificate; a client certificate is asked for and verified.
 
@@ -154,23 +138,7 @@ def server_context(creds: ServerCredentials) -> ssl.SSLContext:
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.verify_mode = ssl.CERT_OPTIONAL
     ctx.load_verify_locations(cadata=creds.bundle_pem)
-    _load_chain(ctx, creds.key_pem)
-    return ctx
-
-
-def client_context(bundle_pem: str, chain_pem: bytes | None) -> ssl.SSLContext:
-    """A client of the control plane: verify it chains to the mesh CA, present `chain_pem` if any.
-
-    Host names are not checked (the server's certificate names 127.0.0.1,
-    localhost and control, but a compose host may dial the container's IP);
-    the chain is, and only the control plane holds a certificate for CONTROL.
-    """
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_REQUIRED
-    ctx.load_verify_locations(cadata=bundle_pem)
-    if chain_pem:
-        _load_chain(ctx, chain_pem)
+    load_chain(ctx, creds.key_pem)
     return ctx
 
 

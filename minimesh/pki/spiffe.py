@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import re
 
-from cryptography import x509
-
 TRUST_DOMAIN = "cluster.local"
 NAMESPACE = "default"
 PREFIX = f"spiffe://{TRUST_DOMAIN}/ns/{NAMESPACE}/sa/"
@@ -77,28 +75,27 @@ def principal(identity: str | None) -> str | None:
     return identity.removeprefix("spiffe://") if identity else None
 
 
-def uri_sans(cert: x509.Certificate) -> list[str]:
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return []
-    return san.get_values_for_type(x509.UniformResourceIdentifier)
-
-
-def identity_of(cert: x509.Certificate) -> str | None:
-    """The SPIFFE ID a certificate proves: its one spiffe:// URI SAN, else None.
+def identity_of_uris(uris: list[str]) -> str | None:
+    """The SPIFFE ID a certificate with these URI SANs proves: its one spiffe:// URI SAN, else None.
 
     X.509-SVID §2: "An X.509 SVID MUST contain exactly one URI SAN". A
     certificate with two, or with a non-SPIFFE one, proves no identity here.
     """
-    uris = uri_sans(cert)
     if len(uris) != 1 or not uris[0].startswith("spiffe://"):
         return None
     return uris[0]
 
 
-def identity_of_der(der: bytes | None) -> str | None:
-    return identity_of(x509.load_der_x509_certificate(der)) if der else None
+def identity_of_peer(ssl_object) -> str | None:
+    """The SPIFFE ID the verified peer of a TLS connection proved, or None (no certificate, no SPIFFE ID).
+
+    Read from the certificate as the ssl module decodes it once the chain is
+    verified (`getpeercert()`: its subjectAltName entries), so a sidecar
+    needs no X.509 parser of its own (svid.py reads certificates with
+    `cryptography`, where one is loaded anyway: the CA, the control plane).
+    """
+    cert = ssl_object.getpeercert() if ssl_object is not None else None
+    return identity_of_uris([value for kind, value in (cert or {}).get("subjectAltName", ()) if kind == "URI"])
 
 
 def serial_hex(number: int) -> str:

@@ -2,10 +2,14 @@
 
 A sidecar makes a fresh ECDSA P-256 key for every certificate it asks for,
 so a key never outlives the certificate that vouches for it and never leaves
-the process. The CSR names the SPIFFE ID the sidecar expects (the CA checks
+the sidecar (it crosses one pipe, from the key maker to the proxy: csr.py). The CSR names the SPIFFE ID the sidecar expects (the CA checks
 it against the join token). What comes back, with the key, is a
 `Credentials`: the PEM texts TLS needs, and the facts about the certificate
 that rotation and `minimesh status` need (serial, validity).
+
+A sidecar does not run these in its own process: it runs this module as a
+program, `python -m minimesh.pki.workload`, for each certificate (the key
+maker: csr.py), so the long-lived proxy never loads `cryptography`. `Credentials` (credentials.py) is what it keeps.
 
 Rotation happens at half-life, as in Istio: with a 24 h certificate, after
 12 h; with a 20 s one, after 10 s. Half-life leaves the other half for
@@ -14,13 +18,16 @@ retries should the control plane be away when renewal is due.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import sys
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from minimesh.pki.spiffe import identity_of, serial_hex
+from minimesh.pki.credentials import Credentials
+from minimesh.pki.spiffe import serial_hex
+from minimesh.pki.svid import identity_of
 
 
 def new_key() -> ec.EllipticCurvePrivateKey:
@@ -33,27 +40,6 @@ def build_csr(key: ec.EllipticCurvePrivateKey, identity: str) -> str:
            .add_extension(x509.SubjectAlternativeName([x509.UniformResourceIdentifier(identity)]), critical=True)
            .sign(key, hashes.SHA256()))
     return csr.public_bytes(serialization.Encoding.PEM).decode()
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """A leaf certificate with its private key, and the trust bundle it came with."""
-
-    key_pem: bytes
-    cert_pem: bytes
-    bundle_pem: str
-    identity: str
-    serial: str  # hex, as openssl prints it
-    not_before: float  # unix seconds
-    not_after: float
-
-    @property
-    def renew_at(self) -> float:
-        return self.not_before + (self.not_after - self.not_before) / 2
-
-    def summary(self, now: float) -> dict:
-        return {"spiffe_id": self.identity, "serial": self.serial, "not_before": self.not_before,
-                "not_after": self.not_after, "expires_in_s": round(self.not_after - now, 1)}
 
 
 def credentials(key: ec.EllipticCurvePrivateKey, cert_pem: str, bundle_pem: str) -> Credentials:
@@ -69,3 +55,25 @@ def credentials(key: ec.EllipticCurvePrivateKey, cert_pem: str, bundle_pem: str)
                        serial=serial_hex(cert.serial_number),
                        not_before=cert.not_valid_before_utc.timestamp(),
                        not_after=cert.not_valid_after_utc.timestamp())
+
+
+def key_maker(identity: str) -> None:
+    """Run as `python -m minimesh.pki.workload SPIFFE-ID`: the key maker a sidecar starts (csr.py)."""
+    key = new_key()
+    print(json.dumps({"csr": build_csr(key, identity)}), flush=True)
+    line = sys.stdin.readline()
+    if not line:
+        return  # the sidecar gave up on this certificate (stopped, or the control plane never answered)
+    signed = json.loads(line)
+    try:
+        creds = credentials(key, signed["certificate"], signed["trust_bundle"])
+    except ValueError as e:
+        print(json.dumps({"error": str(e)}), flush=True)
+        return
+    print(json.dumps({"key_pem": creds.key_pem.decode(), "cert_pem": creds.cert_pem.decode(),
+                      "bundle_pem": creds.bundle_pem, "identity": creds.identity, "serial": creds.serial,
+                      "not_before": creds.not_before, "not_after": creds.not_after}), flush=True)
+
+
+if __name__ == "__main__":
+    key_maker(sys.argv[1])

@@ -8,61 +8,97 @@
     /metrics      Prometheus text format (metrics.py)
 
 Envoy's admin interface has the same three, under the same names.
+
+It is served by the data plane's own HTTP server (transport/listener.py),
+with the same limits and timeouts as the other listeners; `Admin` is its
+handler, as an `Edge` is theirs. GET and HEAD only (405 otherwise), 404 for
+any other path.
 """
 
 from __future__ import annotations
 
-from aiohttp import web
+import json
+
+from multidict import CIMultiDict
+
+from minimesh.proxy.message import Request, Response
+
+JSON = "application/json; charset=utf-8"
+
+from minimesh.config.secret import redacted
+
+def json_response(doc, status: int = 200) -> Response:
+    return Response(status, CIMultiDict({"content-type": JSON}), json.dumps(doc).encode())
 
 
+def text(status: int, body: str, **headers) -> Response:
+    return Response(status, CIMultiDict({"content-type": "text/plain; charset=utf-8", **headers}), body.encode())
 
-def build_admin(sidecar) -> web.Application:
-    async def ready(_):
+
+class Admin:
+    """The admin listener's handler: one method per path."""
+
+    direction = "admin"
+
+    def __init__(self, sidecar):
+        self.sidecar = sidecar
+        self.routes = {"/ready": self.ready, "/config_dump": self.config_dump, "/stats": self.stats,
+                       "/certs": self.certs, "/metrics": self.metrics}
+
+    async def respond(self, request: Request) -> Response:
+        page = self.routes.get(request.path.partition("?")[0])
+        if page is None:
+            return text(404, "404: Not Found")
+        if request.method not in ("GET", "HEAD"):
+            return text(405, "405: Method Not Allowed", allow="GET,HEAD")
+        return page()
+
+    def done(self, request: Request, status: int) -> None:
+        """Admin requests are not the mesh's traffic: not counted, not traced."""
+
+    def ready(self) -> Response:
+        sidecar = self.sidecar
         if sidecar.is_ready():
-            return web.json_response({"ready": True, "version": sidecar.holder.current.version})
-        return web.json_response({"ready": False, "registered": sidecar.client is not None and sidecar.client.registered.is_set(),
-                                  "snapshot": sidecar.holder.received.is_set()}, status=503)
+            return json_response({"ready": True, "version": sidecar.holder.current.version})
+        return json_response({"ready": False, "registered": sidecar.client is not None and sidecar.client.registered.is_set(),
+                              "snapshot": sidecar.holder.received.is_set()}, status=503)
 
-    async def config_dump(_):
+    def config_dump(self) -> Response:
+        sidecar = self.sidecar
         holder = sidecar.holder
-        return web.json_response({
+        return json_response({
             "node": sidecar.identity,
             "version": holder.current.version,
             "config_version": holder.current.config_version,
-            "snapshot": holder.raw,
+            # A TLS Secret (gateway only) shows its fingerprint, never its key (config/secret.py).
+            "snapshot": holder.raw and {**holder.raw, "resources": [redacted(d) for d in holder.raw.get("resources", [])]},
             "last_nack": holder.last_nack,
             "control_plane_reachable": sidecar.client.reachable,
             "limits": sidecar.opts.limits.as_json(),
         })
 
-    async def certs(_):
-        workload = sidecar.workload
+    def certs(self) -> Response:
+        workload = self.sidecar.workload
         if workload is None:
-            return web.json_response({"identity": None, "certificate": None,
-                                      "note": "no join token: this sidecar has no identity"})
-        return web.json_response({"identity": workload.identity, "certificate": workload.summary(),
-                                  "serials": list(workload.serials)})
+            return json_response({"identity": None, "certificate": None,
+                                  "note": "no join token: this sidecar has no identity"})
+        return json_response({"identity": workload.identity, "certificate": workload.summary(),
+                              "serials": list(workload.serials)})
 
-    async def stats(_):
+    def stats(self) -> Response:
+        sidecar = self.sidecar
         exporter, telemetry = sidecar.exporter, sidecar.telemetry
-        return web.json_response({**sidecar.stats.as_json(),
-                                  "connections": {lst.name: lst.stats() for lst in sidecar.listeners},
-                                  "telemetry": None if telemetry is None else {
+        return json_response({**sidecar.stats.as_json(),
+                              "connections": {lst.name: lst.stats() for lst in sidecar.listeners},
+                              "telemetry": None if telemetry is None else {
             "access_log": telemetry.access_log.enabled, "trace_sampling": telemetry.sampling,
             **(exporter.status() if exporter is not None else {})},
             "breakers": sidecar.breakers.as_json(), "pools": sidecar.pool.counters(),
             "ejections": sidecar.outliers.report()})
 
-    async def metrics(_):
+    def metrics(self) -> Response:
+        sidecar = self.sidecar
         if sidecar.telemetry is not None:
             sidecar.telemetry.count()  # the requests noted since the last batch, too
         sidecar.metrics.set_config_version(sidecar.holder.current.config_version)
-        return web.Response(body=sidecar.metrics.exposition(), headers={"content-type": sidecar.metrics.content_type})
-
-    app = web.Application()
-    app.router.add_get("/ready", ready)
-    app.router.add_get("/config_dump", config_dump)
-    app.router.add_get("/stats", stats)
-    app.router.add_get("/certs", certs)
-    app.router.add_get("/metrics", metrics)
-    return app
+        return Response(200, CIMultiDict({"content-type": sidecar.metrics.content_type}), sidecar.metrics.exposition())

@@ -20,10 +20,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import aiohttp
-
 from minimesh.errors import ConfigError
 from minimesh.config import DEFAULT_NAMESPACE
+from minimesh.proxy.control_channel import ControlCallFailed, ControlChannel
 from minimesh.proxy.snapshot import MeshConfig, parse_snapshot
 
 log = logging.getLogger("minimesh.proxy")
@@ -43,20 +42,22 @@ class ConfigHolder:
         self.received = asyncio.Event()
 
 
+class Refused(Exception):
+    """The control plane answered with an error status."""
+
+
 class ControlPlaneClient:
-    def __init__(self, control_url: str, registration: dict, holder: ConfigHolder, tls=lambda: None):
-        self.url = control_url.rstrip("/")
-        self.tls = tls  # () -> the TLS context that proves who we are to the control plane (identity.py)
+    def __init__(self, channel: ControlChannel, registration: dict, holder: ConfigHolder):
+        self.channel = channel  # HTTP(S) to the control plane, with our certificate (control_channel.py)
+        self.url = channel.url
         self.registration = registration
         self.node = registration["instance"]
         self.holder = holder
         self.registered = asyncio.Event()
         self.reachable = True
-        self._session: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task] = []
 
     def start(self) -> None:
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=2))
         self._tasks = [asyncio.create_task(self._heartbeat(), name="heartbeat"),
                        asyncio.create_task(self._watch(), name="watch")]
 
@@ -64,27 +65,22 @@ class ControlPlaneClient:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if deregister and self._session is not None:
+        if deregister:
             try:
-                async with self._session.delete(f"{self.url}/v1/instances/{self.node}", ssl=self.tls() or True,
-                                                timeout=aiohttp.ClientTimeout(total=2)):
-                    pass
-            except (aiohttp.ClientError, OSError, TimeoutError):
+                await self.channel.call("DELETE", f"/v1/instances/{self.node}", timeout=2)
+            except ControlCallFailed:
                 pass  # the registry's expiry will notice we are gone
-        if self._session is not None:
-            await self._session.close()
 
     async def _heartbeat(self) -> None:
         while True:
             try:
-                async with self._session.post(f"{self.url}/v1/register", json=self.registration,
-                                              ssl=self.tls() or True, timeout=aiohttp.ClientTimeout(total=5)) as resp:
-                    if resp.status >= 400:
-                        log.error("control plane refused our registration: %s", await resp.text())
-                    resp.raise_for_status()
+                answer = await self.channel.call("POST", "/v1/register", self.registration, timeout=5)
+                if answer.status >= 400:
+                    log.error("control plane refused our registration: %s", answer.text())
+                    raise Refused(f"registration answered {answer.status}")
                 self.registered.set()
                 self._back()
-            except (aiohttp.ClientError, OSError, TimeoutError) as e:
+            except (ControlCallFailed, Refused) as e:
                 self._gone(e)
             await asyncio.sleep(HEARTBEAT_INTERVAL)
 
@@ -96,15 +92,15 @@ class ControlPlaneClient:
                 # snapshot wakes us, not the same bad one again.
                 version = self.holder.last_nack["version"] if self.holder.last_nack else self.holder.current.version
                 params = {"node": self.node, "version": version, "timeout": str(WATCH_TIMEOUT)}
-                async with self._session.get(f"{self.url}/v1/watch", params=params, ssl=self.tls() or True,
-                                             timeout=aiohttp.ClientTimeout(total=WATCH_TIMEOUT + 10)) as resp:
-                    resp.raise_for_status()
-                    doc = await resp.json() if resp.status == 200 else None
+                answer = await self.channel.call("GET", "/v1/watch", params=params, timeout=WATCH_TIMEOUT + 10)
+                if answer.status >= 400:
+                    raise Refused(f"watch answered {answer.status}: {answer.text()[:200]}")
+                doc = answer.json() if answer.status == 200 else None
                 if doc is not None:
                     await self._take(doc)
                 self._back()
                 delay = 0.2
-            except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as e:
+            except (ControlCallFailed, Refused, ValueError) as e:
                 self._gone(e)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
@@ -139,10 +135,9 @@ class ControlPlaneClient:
 
     async def _ack(self, version: str, error: str | None) -> None:
         try:
-            async with self._session.post(f"{self.url}/v1/ack", json={"node": self.node, "version": version, "error": error},
-                                          ssl=self.tls() or True, timeout=aiohttp.ClientTimeout(total=5)):
-                pass
-        except (aiohttp.ClientError, OSError, TimeoutError):
+            await self.channel.call("POST", "/v1/ack", {"node": self.node, "version": version, "error": error},
+                                    timeout=5)
+        except ControlCallFailed:
             pass  # the next snapshot's ACK will tell the control plane
 
     def _gone(self, error: Exception) -> None:

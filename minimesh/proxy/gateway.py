@@ -3,7 +3,10 @@
 It is a sidecar with no app of its own, labelled `istio: ingressgateway` and
 holding Istio's ingress identity (`istio-system/istio-ingressgateway-service-account`).
 It serves what Gateway resources open and the VirtualServices bound to them
-route (ingress.py); any other Host gets 404 NR, as on Istio. Each lesson
+route (ingress.py); any other Host gets 404 NR, as on Istio. It listens on
+two ports, standing for the ports of Istio's ingress gateway Service: 80
+(HTTP) and 443 (HTTPS, TLS terminated with a Gateway server's certificate,
+gateway_tls.py); one router per port, each seeing only that port's servers. Each lesson
 ships its Gateway + VirtualService in YAML (`gateway.yaml`): the shop on
 `*`, and each service by its name for `curl -H 'Host: pricing'`.
 
@@ -17,12 +20,15 @@ route is looked at, as Envoy's RBAC filter runs before its router.
 
 from __future__ import annotations
 
+from multidict import CIMultiDict
+
 from minimesh.proxy.inbound.authz import Authorize, Workload
 from minimesh.proxy.headers import add_forwarding
 from minimesh.proxy.ingress import Ingress
 from minimesh.proxy.inbound.jwks import JwksCache
 from minimesh.proxy.inbound.jwt_authn import Authenticate
-from minimesh.proxy.message import Request
+from minimesh.config.gateway import HTTP_PORT
+from minimesh.proxy.message import Request, Response
 from minimesh.proxy.outbound.stack import build_outbound_stack, host_of
 
 
@@ -32,8 +38,9 @@ GATEWAY_LABELS = {"istio": "ingressgateway"}
 
 class GatewayRouter:
     def __init__(self, config_holder, pool, in_flight, workload: Workload | None = None,
-                 jwks: JwksCache | None = None, breakers=None, outliers=None):
+                 jwks: JwksCache | None = None, breakers=None, outliers=None, port: int = HTTP_PORT):
         self.config_holder = config_holder
+        self.port = port  # the Gateway server port this router's listener stands for
         self.workload = workload or Workload(GATEWAY_LABELS)
         self._ingress: tuple[object, Ingress] | None = None  # (config, its routes): worked out once per snapshot
         stack = build_outbound_stack(pool, in_flight, breakers=breakers, outliers=outliers,
@@ -53,5 +60,14 @@ class GatewayRouter:
         client_ip = request.client.split(":")[0] if request.client else ""
         add_forwarding(request.headers, client_ip)
         # The route layer applies this VirtualService, or answers 404 NR with the reason (route.py).
-        journey.virtual_service, journey.no_route = self.ingress(config).route(host_of(request.authority))
+        found = self.ingress(config).route(host_of(request.authority), self.port, journey.tls_server)
+        journey.virtual_service, journey.no_route = found.virtual_service, found.no_route
+        if found.https_redirect:
+            return https_redirect
         return self.mesh
+
+
+async def https_redirect(request: Request) -> Response:
+    """An HTTP server with `tls.httpsRedirect`: 301 to the same URL over https, as Envoy's require_tls."""
+    host = request.authority[:-3] if request.authority.endswith(":80") else request.authority
+    return Response(301, CIMultiDict({"location": f"https://{host}{request.path}"}), b"")

@@ -33,12 +33,12 @@ import logging
 import ssl
 import time
 
-import aiohttp
-
 from minimesh.errors import UserError
-from minimesh.pki.operator import client_context
+from minimesh.pki.control_tls import client_context
+from minimesh.pki.credentials import Credentials
+from minimesh.pki.csr import KeyMaker
 from minimesh.pki.spiffe import spiffe_id
-from minimesh.pki.workload import Credentials, build_csr, credentials, new_key
+from minimesh.proxy.control_channel import ControlCallFailed, ControlChannel
 from minimesh.proxy.transport.tls import TLSContexts
 
 log = logging.getLogger("minimesh.pki")
@@ -48,6 +48,10 @@ RETRY_MIN, RETRY_MAX = 0.5, 5.0
 
 class JoinRefused(Exception):
     """The control plane answered 403: no certificate for this token."""
+
+
+# What a try at a certificate may end with, short of a refusal: retried with a backoff.
+FETCH_FAILED = (ControlCallFailed, OSError, ValueError, KeyError)
 
 
 def reason(error: BaseException) -> str:
@@ -71,8 +75,13 @@ def retry_delay(failures: int, creds: Credentials | None, now: float) -> float:
 
 class WorkloadIdentity:
     def __init__(self, control_url: str, service: str, instance: str, token: str,
-                 clock=time.time, sleep=asyncio.sleep, control_ca: str | None = None):
+                 clock=time.time, sleep=asyncio.sleep, control_ca: str | None = None,
+                 channel: ControlChannel | None = None):
         self.url = control_url.rstrip("/")
+        # HTTP(S) to the control plane, verified and signed by what control_tls() says (control_channel.py)
+        self.channel = channel or ControlChannel(control_url)
+        self.channel.tls = self.control_tls
+        self._maker: KeyMaker | None = None  # the key maker of the certificate being asked for (csr.py)
         self.control_ca = control_ca  # PEM: the root the control plane's certificate must chain to
         self._control_tls: ssl.SSLContext | None = None
         self.service, self.instance, self._token = service, instance, token
@@ -118,22 +127,23 @@ class WorkloadIdentity:
 
     # --- getting a certificate ---------------------------------------------------------
 
-    async def fetch(self, session: aiohttp.ClientSession) -> Credentials:
-        key = new_key()  # a fresh key per certificate: a key never outlives its certificate
-        body = {"service": self.service, "instance": self.instance, "csr": build_csr(key, self.identity)}
+    async def fetch(self) -> Credentials:
+        maker = self._maker
+        if maker is None or maker.exited:  # a fresh key per certificate: a key never outlives its certificate
+            maker = self._maker = await KeyMaker.start(self.identity)
+        body = {"service": self.service, "instance": self.instance, "csr": maker.csr}
         # A renewal proves itself with the certificate it still holds; the token is for the first one
         # (and for a sidecar whose certificate ran out while the control plane was away).
         holding = self.current is not None and self.current.not_after > self.clock() + 1
         headers = {} if holding else {"Authorization": f"Bearer {self._token}"}
-        async with session.post(f"{self.url}/v1/sign", json=body, headers=headers, ssl=self.control_tls() or True,
-                                timeout=aiohttp.ClientTimeout(total=10)) as resp:
-            answer = await resp.json(content_type=None)
-            if resp.status == 403:
-                raise JoinRefused(answer.get("error", "403"))
-            if resp.status != 200:
-                raise aiohttp.ClientResponseError(resp.request_info, (), status=resp.status,
-                                                  message=str(answer.get("error")))
-        return credentials(key, answer["certificate"], "".join(answer["trust_bundle"]))
+        reply = await self.channel.call("POST", "/v1/sign", body, headers=headers, timeout=10)
+        answer = reply.json()
+        if reply.status == 403:
+            raise JoinRefused(answer.get("error", "403"))
+        if reply.status != 200:
+            raise ControlCallFailed(f"/v1/sign answered {reply.status}: {answer.get('error')}")
+        self._maker = None  # this key is spent on this certificate, whatever the check says
+        return await maker.credentials(answer["certificate"], "".join(answer["trust_bundle"]))
 
     def install(self, creds: Credentials) -> None:
         """Swap in new credentials: one assignment, so no request sees half of it."""
@@ -149,38 +159,36 @@ class WorkloadIdentity:
     async def obtain(self) -> None:
         """Get the first certificate, retrying while the control plane is unreachable."""
         failures = 0
-        async with aiohttp.ClientSession(trust_env=False) as session:
-            while True:
-                try:
-                    self.install(await self.fetch(session))
-                    return
-                except JoinRefused as e:
-                    raise UserError(f"the control plane refused a certificate for {self.service}: {e}") from e
-                except (aiohttp.ClientError, OSError, TimeoutError, ValueError, KeyError) as e:
-                    failures += 1
-                    delay = retry_delay(failures, None, self.clock())
-                    log.warning("cannot get a certificate yet (%s); retrying in %.1fs", reason(e), delay)
-                    await self.sleep(delay)
+        while True:
+            try:
+                self.install(await self.fetch())
+                return
+            except JoinRefused as e:
+                raise UserError(f"the control plane refused a certificate for {self.service}: {e}") from e
+            except FETCH_FAILED as e:
+                failures += 1
+                delay = retry_delay(failures, None, self.clock())
+                log.warning("cannot get a certificate yet (%s); retrying in %.1fs", reason(e), delay)
+                await self.sleep(delay)
 
     async def renew_forever(self) -> None:
         failures = 0
-        async with aiohttp.ClientSession(trust_env=False) as session:
-            while True:
-                delay = (renewal_delay(self.current, self.clock()) if failures == 0
-                         else retry_delay(failures, self.current, self.clock()))
-                await self.sleep(delay)
-                try:
-                    self.install(await self.fetch(session))
-                    self.renewals += 1
-                    failures = 0
-                except (JoinRefused, aiohttp.ClientError, OSError, TimeoutError, ValueError, KeyError) as e:
-                    failures += 1
-                    left = self.current.not_after - self.clock()
-                    if left > 0:
-                        log.warning("certificate renewal failed (%s); keeping serial %s (%.0fs left)",
-                                    reason(e), self.current.serial, left)
-                    else:
-                        self.expired(reason(e))
+        while True:
+            delay = (renewal_delay(self.current, self.clock()) if failures == 0
+                     else retry_delay(failures, self.current, self.clock()))
+            await self.sleep(delay)
+            try:
+                self.install(await self.fetch())
+                self.renewals += 1
+                failures = 0
+            except (JoinRefused, *FETCH_FAILED) as e:
+                failures += 1
+                left = self.current.not_after - self.clock()
+                if left > 0:
+                    log.warning("certificate renewal failed (%s); keeping serial %s (%.0fs left)",
+                                reason(e), self.current.serial, left)
+                else:
+                    self.expired(reason(e))
 
     def expired(self, why: str) -> None:
         """Our certificate ran out with no new one: stop using the connections it opened.
@@ -207,3 +215,6 @@ class WorkloadIdentity:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        if self._maker is not None:
+            await self._maker.close()
+            self._maker = None

@@ -52,6 +52,7 @@ class Journey:
     config: object = None  # the MeshConfig in force when the request arrived
     virtual_service: object = None  # gateway: the bound VirtualService to apply (ingress.py)
     no_route: str = ""  # gateway: why no VirtualService serves this Host (404 NR in route.py)
+    tls_server: object = None  # gateway, HTTPS port: the Gateway server whose certificate the SNI chose
     http_route: object = None  # the matched route (route.py)
     http_match: object = None  # which of its match entries fitted (None: a route without match), for rewrite.uri
     destination_headers: object = None  # the picked destination's own `headers` (split.py, header_ops.py)

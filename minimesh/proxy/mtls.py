@@ -51,6 +51,8 @@ class AutoMTLS:
     def __init__(self, identity: WorkloadIdentity | None):
         self.identity = identity  # None: a sidecar without a certificate (only plaintext, where allowed)
         self.originate = Originate()  # a DestinationRule's tls, when the destination has one (origination.py)
+        # (snapshot, {(endpoint address, holding a certificate?): its decision}): decided once per snapshot.
+        self._decided: tuple[object, dict] = (None, {})
 
     def __call__(self, request: Request) -> ssl.SSLContext | None:
         """The TLS context for this attempt, None for plaintext; raises UF where neither is safe."""
@@ -66,8 +68,14 @@ class AutoMTLS:
         if endpoint is None:
             return None  # not a mesh endpoint (a pass-through host)
         contexts = self.identity.contexts(config) if self.identity is not None else None
-        decision = upstream_security(endpoint.mtls_mode, endpoint.identity, contexts is not None,
-                                     f"endpoint {endpoint.instance} ({journey.endpoint})")
+        decided = self._decided[1] if self._decided[0] is config else None
+        if decided is None:
+            self._decided = (config, decided := {})
+        key = (endpoint.address, contexts is not None)
+        decision = decided.get(key)
+        if decision is None:  # pure in the endpoint (of this snapshot) and whether we hold a certificate
+            decision = decided[key] = upstream_security(endpoint.mtls_mode, endpoint.identity, contexts is not None,
+                                                        f"endpoint {endpoint.instance} ({journey.endpoint})")
         journey.upstream_security = decision.label
         if decision.transport is Transport.REFUSE:
             raise UpstreamConnectFailure(decision.reason)

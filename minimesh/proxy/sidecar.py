@@ -2,10 +2,10 @@
 
     outbound  the app's HTTP_PROXY: the outbound journey (outbound.py)
     inbound   in front of the app: the inbound journey (inbound.py)
-    admin     /ready, /config_dump, /stats, /metrics (admin.py)
+    admin     /ready, /config_dump, /stats, /certs, /metrics (admin.py)
 
-In gateway mode there is one public listener instead of the first two
-(gateway.py). On SIGTERM the sidecar leaves the registry first, so callers
+In gateway mode there are public listeners instead of the first two
+(gateway.py): HTTP, and HTTPS when given a TLS port (gateway_tls.py). On SIGTERM the sidecar leaves the registry first, so callers
 stop picking it, then lets in-flight requests finish before it exits.
 """
 
@@ -17,19 +17,20 @@ import logging
 import signal
 from dataclasses import dataclass, field
 
-from aiohttp import web
-
 from minimesh.config.resource import ROOT_NAMESPACE
 from minimesh.errors import UserError
 from minimesh.pki.spiffe import GATEWAY_ACCOUNT, account_key, reporter_of
-from minimesh.proxy.admin import build_admin
+from minimesh.proxy.admin import Admin
 from minimesh.proxy.outbound.balancer import InFlight
 from minimesh.proxy.outbound.breaker import Breakers
 from minimesh.proxy.outbound.outlier import Outliers
+from minimesh.proxy.control_channel import ControlChannel
 from minimesh.proxy.discovery import ConfigHolder, ControlPlaneClient
 from minimesh.proxy.edge import Edge
 from minimesh.proxy.inbound.authz import Workload
+from minimesh.config.gateway import HTTPS_PORT
 from minimesh.proxy.gateway import GATEWAY_LABELS, GatewayRouter
+from minimesh.proxy.gateway_tls import GatewayTLS, server_of
 from minimesh.proxy.inbound.stack import InboundRouter
 from minimesh.proxy.inbound.jwks import JwksCache
 from minimesh.proxy.identity import WorkloadIdentity
@@ -64,6 +65,7 @@ class SidecarOptions:
     admin_port: int = 15000
     gateway: bool = False
     listen_port: int = 8080
+    tls_listen_port: int | None = None  # gateway: the HTTPS port (Gateway servers on 443); None: not opened
     advertise_host: str = "127.0.0.1"
     token: str | None = None  # join token: with one, a certificate and mTLS; without, plaintext only
     control_ca: str | None = None  # PEM file of the mesh CA, to verify an https:// control plane by
@@ -111,13 +113,15 @@ class Sidecar:
         self.workload = (WorkloadIdentity(opts.control_url, self.account, opts.instance, opts.token,
                                           control_ca=read_control_ca(opts.control_ca))
                          if opts.token else None)
+        # Every call to the control plane (register, watch, ACK, sign, telemetry) goes through one channel,
+        # with the TLS the workload identity says (control_channel.py).
+        self.control = self.workload.channel if self.workload is not None else ControlChannel(opts.control_url)
         self.pool.mtls = AutoMTLS(self.workload)  # secure naming, with or without a certificate of our own
         self.metrics = MeshMetrics()
         self.metrics.count_overflows(self.breakers.overflows)
         self.metrics.count_ejections(self.outliers.active)
-        self.exporter = TelemetryExporter(opts.control_url, opts.instance, self.metrics) if opts.telemetry else None
-        if self.exporter is not None and self.workload is not None:
-            self.exporter.tls = self.workload.control_tls
+        self.exporter = (TelemetryExporter(opts.control_url, opts.instance, self.metrics, channel=self.control)
+                         if opts.telemetry else None)
         if self.exporter is not None:
             self.exporter.outliers = self.outliers
         # Telemetry names the workload 'catalog' in default and 'catalog.foo' in foo (spiffe.reporter_of).
@@ -149,6 +153,12 @@ class Sidecar:
                                    self.breakers, self.outliers)
             self.listeners.append(Listener("gateway", edge("gateway", router), o.host, o.listen_port,
                                            limits=o.limits))
+            if o.tls_listen_port is not None:  # port 443 of the Gateway: TLS terminated here (gateway_tls.py)
+                https = GatewayRouter(self.holder, self.pool, self.in_flight, workload, jwks,
+                                      self.breakers, self.outliers, port=HTTPS_PORT)
+                self.listeners.append(Listener("gateway-https", edge("gateway", https), o.host, o.tls_listen_port,
+                                               GatewayTLS(self.holder, self._labels()), limits=o.limits,
+                                               tls_server_of=server_of))
         else:
             if o.app_port is None:
                 raise ValueError("a sidecar needs --app-port (or --gateway)")
@@ -160,12 +170,13 @@ class Sidecar:
             security = InboundSecurity(self.holder, self.workload, self._labels()) if self.workload else None
             self.listeners.append(Listener("inbound", edge("inbound", inbound), o.host, o.inbound_port, security,
                                            limits=o.limits))
-        self._admin_runner = web.AppRunner(build_admin(self), access_log=None, handle_signals=False)
+        self.admin = Listener("sidecar admin", Admin(self), o.host, o.admin_port, limits=o.limits)
         for listener in self.listeners:
             await listener.start()
             if listener.name != "inbound":  # the listeners that forward anywhere: a loop could start there
                 self.guard.listening(listener.name, o.host, listener.port, o.advertise_host)
-        await self._start_admin()
+        await self.admin.start()
+        self.admin_port = self.admin.port
         registration = self._registration()
         if self.workload is not None:
             log.info("identity %s: asking the control plane for a certificate", self.workload.identity)
@@ -175,21 +186,10 @@ class Sidecar:
         else:
             log.warning("no join token: running without an identity; plaintext only, "
                         "PeerAuthentication is not enforced here (`minimesh token %s` makes one)", self.account)
-        self.client = ControlPlaneClient(o.control_url, registration, self.holder,
-                                         self.workload.control_tls if self.workload else (lambda: None))
+        self.client = ControlPlaneClient(self.control, registration, self.holder)
         self.client.start()
         if self.exporter is not None:
             self.exporter.start()
-
-    async def _start_admin(self) -> None:
-        await self._admin_runner.setup()
-        site = web.TCPSite(self._admin_runner, self.opts.host, self.opts.admin_port)
-        try:
-            await site.start()
-        except OSError as e:
-            raise UserError(f"port {self.opts.admin_port} is already in use (sidecar admin); "
-                            f"stop whatever holds it or choose another port") from e
-        self.admin_port = site._server.sockets[0].getsockname()[1]
 
     def _registration(self) -> dict:
         o = self.opts
@@ -223,10 +223,11 @@ class Sidecar:
             await asyncio.sleep(DRAIN_GRACE)
         for listener in self.listeners:
             await listener.stop()
-        await self._admin_runner.cleanup()
+        await self.admin.stop()
         await self.pool.close()
         if self.exporter is not None:
             await self.exporter.stop()
+        await self.control.close()
 
 
 async def serve(opts: SidecarOptions) -> None:

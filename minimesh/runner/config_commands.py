@@ -27,6 +27,7 @@ KINDS = {
     "RequestAuthentication": ("requestauthentications", "requestauthentication", "ra"),
     "ServiceEntry": ("serviceentries", "serviceentry", "se"),
     "Sidecar": ("sidecars", "sidecar"),
+    "Secret": ("secrets", "secret"),  # a Gateway's TLS credential (shown with its fingerprint, never its key)
 }
 
 

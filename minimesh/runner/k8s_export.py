@@ -15,7 +15,9 @@ compose` as containers becomes what a real cluster runs:
                       point of minimesh speaking Istio's language: the
                       lesson-wide ones at the top, each step's in
                       istio/steps/N-name/ (steps replace each other's
-                      VirtualServices, so apply one step at a time)
+                      VirtualServices, so apply one step at a time); a
+                      step's TLS Secret for the ingress gateway (lesson 08:
+                      a core v1 Secret in istio-system) travels with them
 
 Every app runs the demo image (`minimesh:local`, built from
 compose/Dockerfile; `kind load docker-image` puts it in a kind cluster)

@@ -67,6 +67,7 @@ class InstancePlan:
 class StackPlan:
     control_url: str
     gateway_url: str
+    gateway_https_url: str  # the gateway's HTTPS port: Gateway servers on 443 (TLS terminated there)
     control: ProcessSpec
     gateway: ProcessSpec
     instances: tuple[InstancePlan, ...]
@@ -78,7 +79,7 @@ class StackPlan:
 
 
 def plan_stack(lesson: Lesson, home: Path, gateway_port: int, next_port, token_for=None,
-               cert_ttl: str | None = None) -> StackPlan:
+               cert_ttl: str | None = None, https_port: int | None = None) -> StackPlan:
     """Decide every process and port; `next_port()` hands out a free port.
 
     `token_for(service)` gives each proxy its join token, passed in the
@@ -133,14 +134,17 @@ def plan_stack(lesson: Lesson, home: Path, gateway_port: int, next_port, token_f
             ports=(ip.inbound_port, ip.outbound_port, ip.admin_port)))
 
     gateway_admin = next_port()
+    https_port = https_port or next_port()
     gateway = ProcessSpec(
         name="gateway", role="gateway",
         argv=(*MESH, "sidecar", "--gateway", "--service", "gateway", "--instance", "gateway",
-              "--listen-port", str(gateway_port), "--admin-port", str(gateway_admin),
+              "--listen-port", str(gateway_port), "--tls-listen-port", str(https_port),
+              "--admin-port", str(gateway_admin),
               "--control", control_url, *LESSON_TELEMETRY),
         env=token_env(GATEWAY_ACCOUNT), probe=Probe(gateway_admin, "/ready"), instance="gateway",
-        ports=(gateway_port, gateway_admin))
+        ports=(gateway_port, https_port, gateway_admin))
 
     return StackPlan(control_url=control_url, gateway_url=f"http://{HOST}:{gateway_port}",
+                     gateway_https_url=f"https://{HOST}:{https_port}",
                      control=control, gateway=gateway, instances=tuple(instances),
                      workloads=tuple(workloads))

@@ -106,6 +106,8 @@ def summary(state: dict, *, foreground: bool) -> str:
     return "\n".join([
         f"minimesh: {state.get('title') or 'the stack'} is up ({n} processes)",
         f"  gateway  {state['gateway_url']}    try: curl {state['gateway_url']}/",
+        *([f"  https    {state['gateway_https_url']}    (Gateway servers on port 443)"]
+          if state.get("gateway_https_url") else []),
         f"  control  {state['control_url']}",
         f"  status   {prefix}minimesh status",
         f"  logs     {state['logs']}/",
@@ -158,6 +160,8 @@ def _status_text(report: dict, cp: dict, cp_error: str | None) -> str:
     if report.get("lesson"):
         out.append(f"lesson   {report.get('title')} ({report['lesson']}) — {report.get('status')}")
         out.append(f"gateway  {report['gateway_url']}")
+        if report.get("gateway_https_url"):
+            out.append(f"https    {report['gateway_https_url']}")
     if cp_error:
         out.append(f"control  {report['control_url']} — DOWN: {cp_error}")
     else:

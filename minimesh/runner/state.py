@@ -10,7 +10,7 @@ drops the lock when the process dies, even by SIGKILL, so "is a stack running
 here?" never trusts a stale pid. `<home>/state.json` (written atomically) tells
 the other commands where everything is:
 
-    {"lesson", "control_url", "gateway_url", "supervisor_pid", "started_at",
+    {"lesson", "control_url", "gateway_url", "gateway_https_url", "supervisor_pid", "started_at",
      "status": "starting" | "ready", "instances": [{service, version, instance,
      app, inbound, outbound, admin, pids: {app, sidecar}}], "processes": {...}}
 """

@@ -30,7 +30,7 @@ from minimesh.runner import state as st
 from minimesh.runner.control_client import ControlClient, tls_for
 from minimesh.runner.instances import InstanceControl
 from minimesh.runner.plan import HOST, StackPlan, plan_stack
-from minimesh.runner.ports import GATEWAY_HINT, PortAllocator, ensure_free
+from minimesh.runner.ports import GATEWAY_HINT, PortAllocator, ensure_free, is_free
 from minimesh.runner.process import Child, ChildFailed
 from minimesh.runner.readiness import wait_converged, wait_ready
 from minimesh.runner.topology import Lesson
@@ -38,6 +38,7 @@ from minimesh.runner.topology import Lesson
 log = logging.getLogger("minimesh.runner")
 
 READY_TIMEOUT = 60.0
+DEFAULT_HTTPS_PORT = 8443  # the gateway's HTTPS port, standing for port 443 of a Gateway
 STOP_GRACE = 5.0
 
 
@@ -50,6 +51,7 @@ class Supervisor:
         self.grace = grace
         self.clock = clock
         ports = PortAllocator()
+        any_port = gateway_port == 0  # `--gateway-port 0` (tests): the HTTPS port is any free one too
         if gateway_port == 0:
             gateway_port = ports.allocate()
         else:
@@ -61,7 +63,11 @@ class Supervisor:
         # ...and makes the mesh CA with the admin's and a viewer's client certificates
         # (pki/operator.py), so every CLI command against this home finds them.
         ensure_operator_credentials(home)
-        self.plan: StackPlan = plan_stack(lesson, home, gateway_port, ports.allocate,
+        # The HTTPS port (Gateway servers on 443): 8443 beside the usual 8080 when free, else any free port.
+        https_port = (DEFAULT_HTTPS_PORT if not any_port and gateway_port != DEFAULT_HTTPS_PORT
+                      and is_free(DEFAULT_HTTPS_PORT) else ports.allocate())
+        ports.reserve(https_port)
+        self.plan: StackPlan = plan_stack(lesson, home, gateway_port, ports.allocate, https_port=https_port,
                                           token_for=lambda service: join_token(secret, service),
                                           cert_ttl=os.environ.get("MINIMESH_CERT_TTL") or lesson.cert_ttl)
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "MINIMESH_HOME": str(home),
@@ -94,6 +100,7 @@ class Supervisor:
         return {
             "lesson": str(self.lesson.dir), "title": self.lesson.title, "home": str(self.home),
             "control_url": self.plan.control_url, "gateway_url": self.plan.gateway_url,
+            "gateway_https_url": self.plan.gateway_https_url,
             "supervisor_pid": os.getpid(), "started_at": self.started_at, "status": self.status,
             "supervisor_url": self.instance_control.url if self.instance_control else None,
             "logs": str(st.logs_dir(self.home)), "instances": instances,

@@ -3,7 +3,7 @@
 For each lesson folder: `docker-compose up -d`, wait until every proxy is
 registered and ready, then walk every step with `minimesh lesson step` and
 `minimesh lesson check --control https://localhost:15010 --gateway
-http://localhost:8080` — the same commands and checks as the local run, the
+http://localhost:8080 --gateway-https https://localhost:8443` — the same commands and checks as the local run, the
 CLI presenting the admin certificate the control plane container wrote into
 $MINIMESH_HOME/credentials (a bind mount) — and
 finally `docker-compose down -v`, which must leave no container, network or
@@ -36,6 +36,7 @@ from tests.e2e.readme_walkthrough import WALKED
 REPO = Path(__file__).resolve().parents[2]
 LESSONS = sorted(p.parent for p in (REPO / "lessons").glob("*/lesson.yaml"))
 CONTROL, GATEWAY = "https://127.0.0.1:15010", "http://127.0.0.1:8080"
+GATEWAY_HTTPS = "https://127.0.0.1:8443"  # Gateway servers on port 443 (lesson 08's TLS step)
 INSTANCE_TTL = 10.0  # the control plane's default --instance-ttl, which the compose files keep
 
 pytestmark = [
@@ -163,7 +164,7 @@ def test_every_step_checks_through_the_gateway_and_down_leaves_nothing(stack, tm
         r = minimesh("lesson", "step", ref, str(number), "--control", CONTROL, home=tmp_path)
         assert r.returncode == 0, f"step {number}:\n{r.stdout}{r.stderr}"
         r = minimesh("lesson", "check", ref, "--step", str(number), "--control", CONTROL,
-                     "--gateway", GATEWAY, home=tmp_path)
+                     "--gateway", GATEWAY, "--gateway-https", GATEWAY_HTTPS, home=tmp_path)
         assert r.returncode == 0 and "PASS" in r.stdout, f"check of step {number}:\n{r.stdout}{r.stderr}"
         timings[f"step{number}_s"] = round(time.monotonic() - start, 1)
     # `minimesh status` reads the same control plane from the host.

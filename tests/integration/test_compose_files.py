@@ -66,7 +66,8 @@ def test_each_instance_is_an_app_and_a_sidecar_in_its_namespace(lesson_dir):
         assert app["environment"]["INSTANCE"] == inst.name
         # The image holds the repository: commands are relative to it, never host paths.
         assert not any(str(REPO) in arg for arg in app["command"])
-    assert services["gateway"]["ports"] == ["127.0.0.1:8080:8080"]
+    # HTTP (Gateway servers on 80) and HTTPS (on 443), on the host's loopback only.
+    assert services["gateway"]["ports"] == ["127.0.0.1:8080:8080", "127.0.0.1:8443:8443"]
     assert services["control"]["ports"] == ["127.0.0.1:15010:15010"]
     assert "control-home:/var/lib/minimesh" in services["control"]["volumes"]
 

@@ -20,7 +20,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from minimesh.pki.ca import CertificateAuthority
-from minimesh.pki.spiffe import spiffe_id, uri_sans
+from minimesh.pki.spiffe import spiffe_id
+from minimesh.pki.svid import uri_sans
 from minimesh.pki.workload import build_csr, new_key
 from tests.support.control import wait_for
 from tests.support.mtls import araw_exchange, mtls_client_context, run_secure_mesh, write_leaf

@@ -100,6 +100,11 @@ class SidecarProcess:
         return self._url("listen")
 
     @property
+    def tls_port(self) -> int:
+        """The gateway's HTTPS listener (Gateway servers on port 443): speak TLS to 127.0.0.1 here."""
+        return self.ports["tls"]
+
+    @property
     def pid(self) -> int:
         return self.proc.pid
 
@@ -115,14 +120,14 @@ class SidecarProcess:
         if self.token:
             cmd += ["--token", self.token]
         if self.gateway:
-            cmd += ["--gateway", "--listen-port", str(self.ports["listen"])]
+            cmd += ["--gateway", "--listen-port", str(self.ports["listen"]), "--tls-listen-port", str(self.ports["tls"])]
         else:
             cmd += ["--app-port", str(self.app_port), "--inbound-port", str(self.ports["inbound"]),
                     "--outbound-port", str(self.ports["outbound"])]
         return cmd
 
     async def start(self, deadline_s: float = READY_DEADLINE, attempts: int = 3) -> "SidecarProcess":
-        names = ("listen", "admin") if self.gateway else ("outbound", "inbound", "admin")
+        names = ("listen", "tls", "admin") if self.gateway else ("outbound", "inbound", "admin")
         for attempt in range(attempts):
             self.ports = {name: free_port() for name in names}
             env = {k: v for k, v in os.environ.items() if k not in SHOP_ENV and k != "MINIMESH_CONTROL_URL"}

@@ -35,13 +35,14 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
+from typing import Awaitable
 
 from minimesh.config import AuthorizationPolicy
 from minimesh.config.authorization import Check, Rule
 from minimesh.errors import AccessDenied
 from minimesh.pki.spiffe import principal as principal_of
 from minimesh.proxy.inbound.authz_cache import DecisionCache, checks_of
-from minimesh.proxy.message import Request
+from minimesh.proxy.message import Request, Response
 
 ROOT_NAMESPACE = "istio-system"
 
@@ -341,7 +342,7 @@ class Authorize:
             self._seen = (config, policies)
         return policies
 
-    async def __call__(self, request: Request):
+    def __call__(self, request: Request) -> Awaitable[Response]:
         normalized = normalize_path(request.path)
         if normalized is not request.path:
             request.path = normalized
@@ -359,5 +360,5 @@ class Authorize:
             request.journey.authz = record
             if not allowed:
                 raise AccessDenied(reason)
-        return await self.inner(request)
+        return self.inner(request)  # nothing to do on the way back: no frame of ours
 

@@ -28,12 +28,12 @@ import asyncio
 import logging
 import time
 import urllib.parse
-from typing import Awaitable, Callable, Iterable
-
-import aiohttp
-import jwt
+from typing import TYPE_CHECKING, Awaitable, Callable, Iterable
 
 from minimesh.config.requestauthentication import parse_jwks
+
+if TYPE_CHECKING:
+    import jwt
 
 log = logging.getLogger("minimesh.proxy")
 
@@ -44,19 +44,24 @@ MAX_JWKS_BYTES = 1024 * 1024
 
 async def http_fetch(uri: str, timeout: float, address: str | None = None) -> str:
     """GET the key set; `address` ("host:port"), when given, is where the URI's host is reached."""
+    import aiohttp  # here, not at the top: ~14 MB that only a proxy fetching key sets needs (issue 16)
+
     headers = {}
     if address is not None:
         parts = urllib.parse.urlsplit(uri)
         headers["Host"] = parts.netloc
         uri = urllib.parse.urlunsplit(("http", address, parts.path or "/", parts.query, ""))
-    async with aiohttp.ClientSession(trust_env=False, timeout=aiohttp.ClientTimeout(total=timeout)) as http:
-        async with http.get(uri, headers=headers) as response:
-            if response.status != 200:
-                raise ValueError(f"answered {response.status}")
-            body = await response.content.read(MAX_JWKS_BYTES + 1)
-            if len(body) > MAX_JWKS_BYTES:
-                raise ValueError("key set larger than 1 MiB")
-            return body.decode()
+    try:
+        async with aiohttp.ClientSession(trust_env=False, timeout=aiohttp.ClientTimeout(total=timeout)) as http:
+            async with http.get(uri, headers=headers) as response:
+                if response.status != 200:
+                    raise ValueError(f"answered {response.status}")
+                body = await response.content.read(MAX_JWKS_BYTES + 1)
+                if len(body) > MAX_JWKS_BYTES:
+                    raise ValueError("key set larger than 1 MiB")
+                return body.decode()
+    except aiohttp.ClientError as e:
+        raise OSError(f"{type(e).__name__}: {e}") from e
 
 
 Resolve = Callable[[str], "str | None"]  # a URI's host -> a mesh endpoint's address, or None
@@ -104,7 +109,7 @@ class JwksCache:
     async def _fetch(self, uri: str, timeout: float, address: str | None) -> None:
         try:
             keys = parse_jwks(await self.fetch(uri, timeout, address))
-        except (OSError, ValueError, asyncio.TimeoutError, aiohttp.ClientError) as e:
+        except (OSError, ValueError, asyncio.TimeoutError) as e:
             self.failed_at[uri] = self.clock()
             log.warning("jwksUri %s: cannot fetch the key set (%s); tokens it signs get 401 until it can",
                         uri, e)

@@ -28,15 +28,16 @@ import json
 import time
 import urllib.parse
 from dataclasses import dataclass
-from typing import Callable
-
-import jwt
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 from minimesh.config import RequestAuthentication, short_host
 from minimesh.config.requestauthentication import JwtRule
 from minimesh.errors import JwtRejected
 from minimesh.proxy.inbound.authz import Workload, applies
-from minimesh.proxy.message import Request
+from minimesh.proxy.message import Request, Response
+
+if TYPE_CHECKING:
+    import jwt
 
 # Envoy's list. A key only verifies the algorithm of its own type (an RSA public key is
 # never taken as an HMAC secret: PyJWT refuses it, and the next key is tried).
@@ -110,6 +111,8 @@ def _cookie(header: str, name: str) -> str | None:
 
 
 def unverified_issuer(token: str) -> str:
+    import jwt  # PyJWT loads `cryptography` (~10 MB): only in a proxy that meets a token
+
     try:
         header = jwt.get_unverified_header(token)
         payload = jwt.decode(token, options={"verify_signature": False})
@@ -125,6 +128,8 @@ def unverified_issuer(token: str) -> str:
 
 def verify(token: str, rule: JwtRule, keys: jwt.PyJWKSet, now: float) -> RequestAuth:
     """Check the token's signature, time and audience against one rule; RequestAuth or JwtRejected."""
+    import jwt
+
     header = jwt.get_unverified_header(token)
     kid = header.get("kid")
     candidates = [k for k in keys.keys if kid is None or k.key_id in (None, kid)]
@@ -212,10 +217,14 @@ class Authenticate:
             self.jwks.prefetch((rule.jwks_uri for rule in rules if rule.jwks_uri), resolve=mesh_resolver(config))
         return rules
 
-    async def __call__(self, request: Request):
+    def __call__(self, request: Request) -> Awaitable[Response]:
         rules = self.rules(request.journey.config)
-        if rules:
-            await self.authenticate(request, rules)
+        if not rules:
+            return self.inner(request)  # no RequestAuthentication: the next layer's awaitable, no frame of ours
+        return self._authenticated(request, rules)
+
+    async def _authenticated(self, request: Request, rules: tuple[JwtRule, ...]) -> Response:
+        await self.authenticate(request, rules)
         return await self.inner(request)
 
     async def authenticate(self, request: Request, rules: tuple[JwtRule, ...]) -> None:

@@ -29,9 +29,8 @@ import logging
 import time
 from typing import Callable
 
-import aiohttp
-
 from minimesh.batching import BatchSender
+from minimesh.proxy.control_channel import ControlCallFailed, ControlChannel
 from minimesh.proxy.observe.rollup import Tallies
 
 log = logging.getLogger("minimesh.proxy")
@@ -47,9 +46,10 @@ class TelemetryExporter(BatchSender):
     task_name = "telemetry"
 
     def __init__(self, control_url: str, node: str, metrics, interval: float = EXPORT_INTERVAL,
-                 max_queue: int = MAX_QUEUE):
+                 max_queue: int = MAX_QUEUE, channel: ControlChannel | None = None):
         super().__init__(interval)
-        self.url = control_url.rstrip("/") + "/v1/telemetry"
+        self.channel = channel or ControlChannel(control_url)  # the sidecar's, with its TLS (control_channel.py)
+        self._own_channel = channel is None
         self.node = to_json(node)
         self.metrics = metrics
         self.max_queue = max_queue
@@ -61,7 +61,6 @@ class TelemetryExporter(BatchSender):
         self.sent = 0
         self.dropped = 0
         self.count: Callable[[], None] = lambda: None  # RequestTelemetry.count: add up what was noted
-        self.tls: Callable[[], object] = lambda: None  # the sidecar's TLS to the control plane (identity.py)
         self.outliers = None  # outlier.Outliers: what we have ejected, sent when it changed (`minimesh status`)
 
     def add(self, record: str) -> None:
@@ -90,6 +89,10 @@ class TelemetryExporter(BatchSender):
                 if self.heard_until else None, "records_sent": self.sent, "queued": len(self.queue),
                 "held": len(self.held), "dropped": self.dropped}
 
+    async def close(self) -> None:
+        if self._own_channel:
+            await self.channel.close()
+
     async def flush(self) -> None:
         held, self.held = self.held, []
         self.count()
@@ -113,17 +116,15 @@ class TelemetryExporter(BatchSender):
             body += f',"ejections":{to_json(self.outliers.report())}'
         body += "}"
         try:
-            async with self._session.post(self.url, data=body.encode(), ssl=self.tls() or True,
-                                          headers={"content-type": "application/json"}) as resp:
-                if resp.status >= 400:
-                    raise aiohttp.ClientResponseError(resp.request_info, (), status=resp.status,
-                                                      message=await resp.text())
-                answer = await resp.json()
+            reply = await self.channel.call("POST", "/v1/telemetry", body.encode(), timeout=5)
+            if reply.status >= 400:
+                raise ControlCallFailed(f"the control plane answered {reply.status}: {reply.text()[:200]}")
+            answer = reply.json()
             self.tapping = bool(isinstance(answer, dict) and answer.get("tap"))
             self.heard_until = time.time() + 2 * self.interval
             self.sent += len(events)
             return True
-        except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as e:
+        except (ControlCallFailed, ValueError) as e:
             self._drop(len(events))
             log.debug("telemetry batch of %d dropped: %s", len(events), e)
             return False

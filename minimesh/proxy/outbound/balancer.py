@@ -88,7 +88,8 @@ class Balance:
                 raise NoHealthyUpstream(f"every endpoint of {cluster.name} is ejected by outlier detection "
                                         f"(minHealthPercent would send to them anyway: panic mode)")
         avoid = journey.http_route is None or journey.http_route.retry_policy.ignore_previous_hosts
-        tried = {a.endpoint for a in journey.attempts} if avoid else ()
+        # The attempt being made has no endpoint yet: on a first try nothing was tried, no list to filter.
+        tried = {a.endpoint for a in journey.attempts if a.endpoint} if avoid else ()
         fresh = [e for e in endpoints if e.address not in tried] if tried else endpoints
         candidates = fresh or endpoints
         lb = cluster.policy.load_balancer if cluster.policy is not None else None

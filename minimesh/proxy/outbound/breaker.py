@@ -98,23 +98,37 @@ class ClusterBreaker:
         self._waiters: deque[asyncio.Future] = deque()
 
     async def enter(self, pool: ConnectionPool | None) -> None:
+        if not self.enter_now(pool):
+            await self.wait_for_slot()
+
+    def enter_now(self, pool: ConnectionPool | None) -> bool:
+        """Take a slot at once (True), or False when the request must wait as pending (`wait_for_slot`).
+
+        Overflow when it may not even wait. Most requests take their slot here,
+        without a coroutine of their own.
+        """
         decision, limit = admit(pool, self.counts)
         if decision is Admission.OVERFLOW:
             raise Overflow(limit)  # the layer words it
-        if decision is Admission.QUEUE:
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            self.counts.pending += 1
-            try:
-                await waiter  # handed a connection's slot by leave()
-            except asyncio.CancelledError:
-                if waiter.done() and not waiter.cancelled():
-                    self.leave()  # handed the slot just as we were cancelled: pass it on
-                raise
-            finally:
-                self.counts.pending -= 1
-            return  # the slot was handed over: in_flight already counts us
-        self.counts.in_flight += 1
+        if decision is Admission.ADMIT:
+            self.counts.in_flight += 1
+            return True
+        return False
+
+    async def wait_for_slot(self) -> None:
+        """Wait as pending until leave() hands this request a connection's slot."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        self.counts.pending += 1
+        try:
+            await waiter  # handed a connection's slot by leave()
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.leave()  # handed the slot just as we were cancelled: pass it on
+            raise
+        finally:
+            self.counts.pending -= 1
+        # The slot was handed over: in_flight already counts us.
 
     def leave(self) -> None:
         while self._waiters:
@@ -175,7 +189,8 @@ class CircuitBreak:
         pool = cluster.policy.connection_pool if cluster.policy is not None else None
         breaker = self.breakers.of(cluster)
         try:
-            await breaker.enter(pool)
+            if not breaker.enter_now(pool):
+                await breaker.wait_for_slot()
         except Overflow as e:
             limit = e.reason
             self.breakers.overflowed(cluster, limit)

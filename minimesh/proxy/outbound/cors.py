@@ -12,6 +12,8 @@ itself), `-Allow-Credentials` and `-Expose-Headers`.
 
 from __future__ import annotations
 
+from typing import Awaitable
+
 from multidict import CIMultiDict
 
 from minimesh.config.cors import CorsPolicy
@@ -45,11 +47,14 @@ class Cors:
     def __init__(self, inner: Service):
         self.inner = inner
 
-    async def __call__(self, request: Request) -> Response:
+    def __call__(self, request: Request) -> Awaitable[Response]:
         policy = request.journey.http_route.cors_policy
         origin = request.headers.get("origin") if policy is not None else None
         if not origin:
-            return await self.inner(request)
+            return self.inner(request)  # no CORS: the next layer's awaitable, no frame of ours
+        return self._cors(request, policy, origin)
+
+    async def _cors(self, request: Request, policy, origin: str) -> Response:
         allowed = policy.allows(origin)
         if request.method == "OPTIONS" and "access-control-request-method" in request.headers:
             if allowed:

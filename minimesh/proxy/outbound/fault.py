@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from typing import Awaitable
 
 from minimesh.errors import FaultAbort
 from minimesh.proxy.message import Request, Response, Service
@@ -35,10 +36,13 @@ class InjectFault:
         self.sleep = sleep
         self.rand = rand
 
-    async def __call__(self, request: Request) -> Response:
+    def __call__(self, request: Request) -> Awaitable[Response]:
         fault = request.journey.http_route.fault
         if fault is None:
-            return await self.inner(request)
+            return self.inner(request)  # no fault: the next layer's awaitable, no frame of ours
+        return self._inject(request, fault)
+
+    async def _inject(self, request: Request, fault) -> Response:
         if fault.delay is not None and roll(fault.delay.percentage, self.rand):
             request.journey.flag("DI")
             await self.sleep(fault.delay.fixed_delay)

@@ -11,6 +11,8 @@ finalizes its local replies with the route's response headers too.
 
 from __future__ import annotations
 
+from typing import Awaitable
+
 from multidict import CIMultiDict
 
 from minimesh.config.headers import HeaderOperations
@@ -33,10 +35,13 @@ class HeaderOps:
     def __init__(self, inner: Service):
         self.inner = inner
 
-    async def __call__(self, request: Request) -> Response:
+    def __call__(self, request: Request) -> Awaitable[Response]:
         journey = request.journey
         if journey.destination_headers is None and journey.http_route.headers is None:
-            return await self.inner(request)  # most routes: nothing to do, at the cost of one call
+            return self.inner(request)  # most routes: nothing to do, not even a frame of ours
+        return self._apply(request, journey)
+
+    async def _apply(self, request: Request, journey) -> Response:
         levels = [h for h in (journey.destination_headers, journey.http_route.headers) if h is not None]
         for level in levels:
             apply_operations(request.headers, level.request)

@@ -18,6 +18,7 @@ import asyncio
 import dataclasses
 import logging
 import random
+from typing import Awaitable
 
 from multidict import CIMultiDict
 
@@ -45,13 +46,13 @@ class Mirror:
         self.rand = rand
         self._shadows: set[asyncio.Task] = set()  # keep a reference until each copy is done
 
-    async def __call__(self, request: Request) -> Response:
+    def __call__(self, request: Request) -> Awaitable[Response]:
         route = request.journey.http_route
         if route.mirrors and request.replayable:
             for policy in route.mirrors:
                 if roll(policy.percentage, self.rand):
                     self._start(policy.destination, request)
-        return await self.inner(request)
+        return self.inner(request)  # nothing to do on the way back: no frame of ours
 
     def _start(self, destination, request: Request) -> None:
         config = request.journey.config

@@ -38,6 +38,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Awaitable
 
 from minimesh.errors import MeshError, UpstreamConnectFailure, UpstreamReset
 from minimesh.proxy.message import Request, Response, Service
@@ -240,11 +241,14 @@ class DetectOutliers:
         self.inner = inner
         self.outliers = outliers
 
-    async def __call__(self, request: Request) -> Response:
+    def __call__(self, request: Request) -> Awaitable[Response]:
         journey = request.journey
         cluster = journey.cluster
         if cluster.policy is None or cluster.policy.outlier_detection is None:
-            return await self.inner(request)
+            return self.inner(request)  # no outlier detection: the next layer's awaitable, no frame of ours
+        return self._observed(request, journey, cluster)
+
+    async def _observed(self, request: Request, journey, cluster) -> Response:
         endpoint = next((e for e in cluster.endpoints if e.address == journey.endpoint), None)
         try:
             response = await self.inner(request)

@@ -12,6 +12,8 @@ neither is an error: no response flag.
 
 from __future__ import annotations
 
+from typing import Awaitable
+
 from multidict import CIMultiDict
 
 from minimesh.config.redirect import HTTPDirectResponse, HTTPRedirect
@@ -65,8 +67,13 @@ class AnswerLocally:
     def __init__(self, inner: Service):
         self.inner = inner
 
-    async def __call__(self, request: Request) -> Response:
+    def __call__(self, request: Request) -> Awaitable[Response]:
         route = request.journey.http_route
+        if route.redirect is None and route.direct_response is None:
+            return self.inner(request)  # the next layer's awaitable, no frame of ours
+        return self._answer(request, route)
+
+    async def _answer(self, request: Request, route) -> Response:
         if route.redirect is not None:
             response = redirect_response(route.redirect, request)
         elif route.direct_response is not None:

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from dataclasses import dataclass
 
 from minimesh.errors import MeshError, UpstreamConnectFailure, UpstreamReset, UpstreamTimeout
@@ -48,9 +49,13 @@ GRPC_CONDITIONS = {"cancelled": "1", "deadline-exceeded": "4", "resource-exhaust
                    "unavailable": "14", "internal": "13"}
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Outcome:
-    """How one attempt ended: an HTTP status, or a failure kind with no answer."""
+    """How one attempt ended: an HTTP status, or a failure kind with no answer.
+
+    Made once per attempt, so a plain slotted class: a frozen dataclass's
+    __init__ costs four times as much.
+    """
 
     status: int | None = None
     failure: str | None = None  # "connect-failure", "reset", "timeout"
@@ -60,20 +65,23 @@ class Outcome:
 
 def should_retry(policy, outcome: Outcome) -> bool:
     """Pure decision: does the policy's `retryOn` cover this outcome?"""
-    on = set(policy.retry_on)
-    status, failure = outcome.status, outcome.failure
-    if failure == "connect-failure":
-        return bool(on & {"5xx", "gateway-error", "connect-failure", "reset"})
-    # Envoy counts an upstream reset as a 5xx (it becomes one), so both
-    # 5xx and gateway-error retry it.
-    if failure == "refused-stream":
-        return bool(on & {"5xx", "gateway-error", "refused-stream", "reset"})
-    if failure == "reset":
-        return bool(on & {"5xx", "gateway-error", "reset"})
-    if failure == "timeout":
-        return bool(on & {"5xx", "gateway-error", "reset"})
+    failure = outcome.failure
+    if failure is not None:
+        on = set(policy.retry_on)
+        if failure == "connect-failure":
+            return bool(on & {"5xx", "gateway-error", "connect-failure", "reset"})
+        # Envoy counts an upstream reset as a 5xx (it becomes one), so both
+        # 5xx and gateway-error retry it.
+        if failure == "refused-stream":
+            return bool(on & {"5xx", "gateway-error", "refused-stream", "reset"})
+        if failure == "reset":
+            return bool(on & {"5xx", "gateway-error", "reset"})
+        if failure == "timeout":
+            return bool(on & {"5xx", "gateway-error", "reset"})
+    status = outcome.status
     if status is None:
         return False
+    on = policy.retry_on  # every answer passes here: `in` on the short tuple, no set per request
     if "retriable-headers" in on and outcome.retriable_header:
         return True
     if "5xx" in on and status >= 500:
@@ -84,7 +92,8 @@ def should_retry(policy, outcome: Outcome) -> bool:
         return True
     if "retriable-status-codes" in on and status in policy.retriable_status_codes:
         return True
-    return any(outcome.grpc_status == code for name, code in GRPC_CONDITIONS.items() if name in on)
+    grpc = outcome.grpc_status
+    return grpc is not None and any(grpc == code for name, code in GRPC_CONDITIONS.items() if name in on)
 
 
 def backoff(retry_number: int, rand=random, base: float = BACKOFF_BASE) -> float:
@@ -94,7 +103,9 @@ def backoff(retry_number: int, rand=random, base: float = BACKOFF_BASE) -> float
 
 
 def has_retriable_header(request_headers, response_headers) -> bool:
-    names = request_headers.get(RETRIABLE_HEADER_NAMES, "")
+    names = request_headers.get(RETRIABLE_HEADER_NAMES)
+    if not names:
+        return False
     return any(name.strip() and name.strip() in response_headers for name in names.split(","))
 
 
@@ -150,8 +161,7 @@ class Retry:
     async def _attempt(self, request, policy, attempt):
         journey = request.journey
         journey.attempts.append(attempt)
-        loop = asyncio.get_running_loop()
-        start = loop.time()
+        start = time.monotonic()  # not the loop's clock: get_running_loop() is a getpid() system call
         per_try = policy.per_try_timeout
         try:
             if per_try is None:  # Istio's default: no per-try timeout, and no timer to arm per request
@@ -163,18 +173,18 @@ class Retry:
             error = UpstreamTimeout(f"attempt timed out after {per_try:g}s (perTryTimeout)")
             error.layer = "retry"
             error.__cause__ = e
-            self._done(attempt, journey, loop, start, error=error)
+            self._done(attempt, journey, start, error=error)
             return None, error, Outcome(failure="timeout")
         except MeshError as e:
-            self._done(attempt, journey, loop, start, error=e)
+            self._done(attempt, journey, start, error=e)
             return None, e, Outcome(failure=_FAILURE_OF.get(type(e)))
-        self._done(attempt, journey, loop, start, status=response.status)
+        self._done(attempt, journey, start, status=response.status)
         return response, None, Outcome(status=response.status, grpc_status=response.headers.get("grpc-status"),
                                        retriable_header=has_retriable_header(request.headers, response.headers))
 
     @staticmethod
-    def _done(attempt, journey, loop, start, status=None, error=None):
+    def _done(attempt, journey, start, status=None, error=None):
         attempt.endpoint = journey.endpoint or ""
         attempt.status = status
         attempt.error = f"{error.flag}: {error.reason}" if error is not None else None
-        attempt.duration_ms = (loop.time() - start) * 1000
+        attempt.duration_ms = (time.monotonic() - start) * 1000

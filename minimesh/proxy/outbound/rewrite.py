@@ -10,6 +10,8 @@ regex in the path — not the query — replaced. `authority` replaces Host.
 
 from __future__ import annotations
 
+from typing import Awaitable
+
 from minimesh.config import HTTPMatchRequest
 from minimesh.config.rewrite import HTTPRewrite
 from minimesh.proxy.message import Request, Response, Service
@@ -40,7 +42,7 @@ class Rewrite:
     def __init__(self, inner: Service):
         self.inner = inner
 
-    async def __call__(self, request: Request) -> Response:
+    def __call__(self, request: Request) -> Awaitable[Response]:
         journey = request.journey
         rewrite = journey.http_route.rewrite
         if rewrite is not None:
@@ -48,4 +50,4 @@ class Rewrite:
             if rewrite.authority is not None:
                 request.authority = rewrite.authority
                 request.headers["host"] = rewrite.authority
-        return await self.inner(request)
+        return self.inner(request)  # nothing to do on the way back: no frame of ours

@@ -15,6 +15,7 @@ request was addressed to (`port`: the Host's port, 80 when it names none).
 from __future__ import annotations
 
 import functools
+from typing import Awaitable
 
 from minimesh.config import Destination, HTTPRoute, HTTPRouteDestination, VirtualService
 from minimesh.errors import NoRoute
@@ -62,17 +63,17 @@ class MatchRoute:
         self.inner = inner
         self.labels = dict(labels or {})  # this proxy's workload labels, for `sourceLabels`
 
-    async def __call__(self, request: Request) -> Response:
+    def __call__(self, request: Request) -> Awaitable[Response]:
         journey = request.journey
         if journey.no_route:  # at the gateway: no Gateway server or bound VirtualService serves the Host
             raise NoRoute(journey.no_route)
         vs = journey.virtual_service or journey.config.virtual_services.get(journey.service)
         found = match_route_entry(vs, journey.service, request.method, request.path, request.headers,
-                                  self.labels, addressed_port(request.authority))
+                                  self.labels, addressed_port(request.authority) if vs is not None else None)
         route, journey.http_match = found if found is not None else (None, None)
         if route is None:
             raise NoRoute(f"no http route of VirtualService {vs.name} matches "
                           f"{request.method} {request.path}")
         journey.http_route = route
         journey.route = route.name or f"{vs.name}[{vs.http.index(route)}]"
-        return await self.inner(request)
+        return self.inner(request)  # nothing to do on the way back: no frame of ours

@@ -8,6 +8,7 @@ per request — retries stay on the destination picked here, as in Envoy.
 from __future__ import annotations
 
 import random
+from typing import Awaitable
 
 from minimesh.config.virtualservice import SERVICE_PORT
 from minimesh.errors import NoCluster, NoHealthyUpstream
@@ -34,7 +35,7 @@ class SplitTraffic:
         self.inner = inner
         self.rand = rand
 
-    async def __call__(self, request: Request) -> Response:
+    def __call__(self, request: Request) -> Awaitable[Response]:
         journey = request.journey
         chosen = pick_destination(journey.http_route.route, self.rand)
         if chosen is None:
@@ -54,4 +55,4 @@ class SplitTraffic:
         journey.cluster = cluster
         journey.service = journey.service or dest.host  # at the gateway, the route decides the service
         journey.subset = dest.subset
-        return await self.inner(request)
+        return self.inner(request)  # nothing to do on the way back: no frame of ours

@@ -9,6 +9,7 @@ the upstream takes; `perTryTimeout` (retry.py) bounds a single attempt.
 from __future__ import annotations
 
 import asyncio
+from typing import Awaitable
 
 from minimesh.errors import UpstreamTimeout
 from minimesh.proxy.message import Request, Response, Service
@@ -20,10 +21,13 @@ class RouteTimeout:
     def __init__(self, inner: Service):
         self.inner = inner
 
-    async def __call__(self, request: Request) -> Response:
+    def __call__(self, request: Request) -> Awaitable[Response]:
         limit = request.journey.http_route.timeout
         if not limit:
-            return await self.inner(request)
+            return self.inner(request)  # no timeout: the next layer's awaitable, no frame of ours
+        return self._bounded(request, limit)
+
+    async def _bounded(self, request: Request, limit: float) -> Response:
         try:
             async with asyncio.timeout(limit):
                 return await self.inner(request)

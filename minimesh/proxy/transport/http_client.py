@@ -50,6 +50,7 @@ class UpstreamConnection(TunnelEnd, asyncio.Protocol):
         self.on_idle = on_idle  # the pool takes the connection back: on_idle(conn)
         self.flow = Flow()
         self.transport = None
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
         self.reusable = True
@@ -78,6 +79,8 @@ class UpstreamConnection(TunnelEnd, asyncio.Protocol):
 
     def connection_made(self, transport) -> None:
         self.transport = transport
+        # Kept: asyncio.get_running_loop() makes a getpid() system call each time (a fork check).
+        self.loop = asyncio.get_running_loop()
         self.flow.transport = transport
 
     def connection_lost(self, exc) -> None:
@@ -111,7 +114,7 @@ class UpstreamConnection(TunnelEnd, asyncio.Protocol):
 
     async def exchange(self, request: Request, head: bytes, body) -> Response:
         """Send `head` and `body` (bytes, or an async iterator streamed chunked) and await the answer."""
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         self.requests += 1
         self._waiter = waiter = loop.create_future()
         self._received = self._any = False

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from typing import Coroutine
 
 import httptools
 from multidict import CIMultiDict
@@ -55,6 +56,7 @@ class ServerConnection(TunnelEnd, asyncio.Protocol):
         self.time = listener.time
         self.flow = Flow()
         self.transport = None
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.queue: deque[Exchange] = deque()  # parsed, not yet answered; queue[0] may be in flight
         self.active: asyncio.Task | None = None
@@ -66,6 +68,7 @@ class ServerConnection(TunnelEnd, asyncio.Protocol):
         self.client = ""
         self.peer_identity: str | None = None  # the SPIFFE ID the client proved, on mTLS
         self.mtls = False
+        self.tls_server = None  # the gateway's HTTPS port: the Gateway server the client's SNI chose
         # Deadlines (the listener's Watchdog looks at them).
         self.head_deadline: float | None = None
         self.idle_deadline: float | None = None
@@ -82,6 +85,8 @@ class ServerConnection(TunnelEnd, asyncio.Protocol):
 
     def connection_made(self, transport) -> None:
         self.transport = transport
+        # Kept: asyncio.get_running_loop() makes a getpid() system call each time (a fork check).
+        self.loop = asyncio.get_running_loop()
         self.flow.transport = transport
         listener = self.listener
         if len(listener.connections) >= self.limits.max_connections:
@@ -94,15 +99,17 @@ class ServerConnection(TunnelEnd, asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.client = peer[0] if peer else ""
         ssl_object = transport.get_extra_info("ssl_object")
-        if ssl_object is not None:
-            self.mtls = True
-            self.peer_identity = peer_identity(ssl_object)
-            # issue 15 (secure naming): a peer of another trust domain is refused, however it chains.
-            if not peer_in_trust_domain(self.peer_identity, transport):
-                self.closed = True
-                listener.connections.discard(self)
-                transport.abort()
-                return
+        if ssl_object is not None and listener.tls_server_of is not None:  # the gateway's HTTPS port
+            self.tls_server = listener.tls_server_of(ssl_object)  # None: MUTUAL, and no client certificate
+            refused = self.tls_server is None
+        elif ssl_object is not None:
+            self.mtls, self.peer_identity = True, peer_identity(ssl_object)
+            refused = not peer_in_trust_domain(self.peer_identity, transport)  # issue 15: another trust domain
+        if ssl_object is not None and refused:
+            self.closed = True
+            listener.connections.discard(self)
+            transport.abort()
+            return
         now = self.time()
         self.last_activity = now
         self.head_deadline = now + self.limits.header_timeout
@@ -199,6 +206,7 @@ class ServerConnection(TunnelEnd, asyncio.Protocol):
                                 self._fields, Journey(self.listener.direction), self.client,
                                 self.peer_identity if self.mtls else None, self.mtls, parser.should_keep_alive(),
                                 parser.get_http_version() == "1.0", parser.should_upgrade(), self.flow)
+        exchange.request.journey.tls_server = self.tls_server
         self.parsing = exchange
         self.queue.append(exchange)
         self._next()
@@ -241,7 +249,7 @@ class ServerConnection(TunnelEnd, asyncio.Protocol):
             self.transport.write(wire.CONTINUE)
         if exchange.parts is not None and not exchange.complete:
             return  # a small body: wait for all of it
-        self.active = asyncio.get_running_loop().create_task(self._serve(exchange))
+        self.active = self.loop.create_task(self._serve(exchange))
 
     async def _serve(self, exchange: Exchange) -> None:
         handler = self.listener.handler
@@ -250,13 +258,17 @@ class ServerConnection(TunnelEnd, asyncio.Protocol):
         status = response.status
         keep = False
         try:
-            keep = await self._write(exchange, response)
+            written, sending = self._write(exchange, response)
+            if sending is not None:  # a streamed body: the coroutine that sends it
+                written = await sending
+            keep = written
         except (ConnectionError, RuntimeError) as e:  # the client went away mid-answer
             log.debug("%s: answer to %s cut short: %s", self.listener.name, self.client, e)
         except Exception as e:  # noqa: BLE001 - an answer half-written cannot become a 500 any more
             log.error("%s: writing an answer failed: %s: %s", self.listener.name, type(e).__name__, e)
         finally:
-            await response.discard()
+            if response.release is not None:
+                await response.discard()
         self._report(exchange, status)
         self.queue.popleft()
         self.active = None
@@ -281,8 +293,13 @@ class ServerConnection(TunnelEnd, asyncio.Protocol):
         except Exception as e:  # noqa: BLE001 - counting must never take the connection down
             log.error("%s: reporting a request failed: %s: %s", self.listener.name, type(e).__name__, e)
 
-    async def _write(self, exchange: Exchange, response) -> bool:
-        """Write `response`; True when the connection can carry another request."""
+    def _write(self, exchange: Exchange, response) -> tuple[bool, Coroutine | None]:
+        """Write `response`: (can the connection carry another request, None) when that is done.
+
+        A body in hand goes out at once, with the head in one write, and no
+        coroutine is made for it; for a streamed body the second item is the
+        coroutine that sends it, whose result replaces the first.
+        """
         request = exchange.request
         status = response.status
         body = response.body
@@ -314,10 +331,13 @@ class ServerConnection(TunnelEnd, asyncio.Protocol):
         if isinstance(body, bytes):
             self._report(exchange, status)  # before the write, so the log has it when the client does
             self.transport.write(head + body if body and not bodiless else head)
-            return keep
+            return keep, None
         self.transport.write(head)
         if bodiless:
-            return keep
+            return keep, None
+        return keep, self._stream(body, chunked, keep)
+
+    async def _stream(self, body, chunked: bool, keep: bool) -> bool:
         write, flow = self.transport.write, self.flow
         async for piece in body:
             if not piece:

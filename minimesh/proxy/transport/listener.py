@@ -80,8 +80,10 @@ class Listener:
     """
 
     def __init__(self, name: str, handler, host: str, port: int, security=None,
-                 limits: Limits = DEFAULT_LIMITS, clock=None):
+                 limits: Limits = DEFAULT_LIMITS, clock=None, tls_server_of=None):
         self.name, self.handler, self.host, self.requested_port = name, handler, host, port
+        # The gateway's HTTPS port: TLS from outside the mesh; which Gateway server a connection got (gateway_tls.py).
+        self.tls_server_of = tls_server_of
         self.direction = getattr(handler, "direction", name)
         self.security = security
         self.limits = limits

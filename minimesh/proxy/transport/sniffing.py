@@ -117,6 +117,10 @@ class SniffingServer:
                 conn.close()
                 return
             action, context, mode = self._policy(first == TLS_HANDSHAKE)
+            if action is Action.REFUSE and getattr(self._policy, "refusal", None):  # the gateway's TLS port
+                log.info("%s: refused a connection from %s: %s", self._label, peer, self._policy.refusal)
+                conn.close()
+                return
             if action is Action.REFUSE:
                 what = "a TLS" if first == TLS_HANDSHAKE else "a plaintext"
                 log.info("%s: refused %s connection from %s (PeerAuthentication %s%s)", self._label, what, peer,

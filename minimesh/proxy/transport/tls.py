@@ -26,8 +26,8 @@ import os
 import ssl
 import tempfile
 
-from minimesh.pki.spiffe import TRUST_DOMAIN, identity_of_der, in_trust_domain, spiffe_id
-from minimesh.pki.workload import Credentials
+from minimesh.pki.credentials import Credentials
+from minimesh.pki.spiffe import TRUST_DOMAIN, identity_of_peer, in_trust_domain, spiffe_id
 
 log = logging.getLogger("minimesh.proxy")
 
@@ -69,16 +69,21 @@ def _base(protocol: int, creds: Credentials, bundle_pem: str) -> ssl.SSLContext:
     ctx.check_hostname = False  # no DNS names in an SVID: the SPIFFE ID is checked instead
     ctx.verify_mode = ssl.CERT_REQUIRED  # both directions: this is *mutual* TLS
     ctx.load_verify_locations(cadata=bundle_pem)
+    load_pem_chain(ctx, creds.cert_pem, creds.key_pem)
+    return ctx
+
+
+def load_pem_chain(ctx: ssl.SSLContext, cert_pem: bytes, key_pem: bytes) -> None:
+    """Give `ctx` a certificate chain and its key, both PEM bytes held in memory."""
     # The ssl module loads keys from files only. A private directory, gone at once.
     with tempfile.TemporaryDirectory(prefix="minimesh-tls-") as d:
         cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
         with open(cert, "wb") as f:
-            f.write(creds.cert_pem)
+            f.write(cert_pem)
         fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
-            f.write(creds.key_pem)
+            f.write(key_pem)
         ctx.load_cert_chain(cert, key)
-    return ctx
 
 
 class TLSContexts:
@@ -121,6 +126,4 @@ def peer_in_trust_domain(identity: str | None, transport=None) -> bool:
 
 def peer_identity(ssl_object) -> str | None:
     """The SPIFFE ID the peer of a TLS connection proved, or None (no cert, or no SPIFFE ID)."""
-    if ssl_object is None:
-        return None
-    return identity_of_der(ssl_object.getpeercert(binary_form=True))
+    return identity_of_peer(ssl_object)

@@ -64,12 +64,30 @@ def test_host_matching(pattern, host, expected):
     assert host_matches(pattern, host) is expected
 
 
+HTTPS_GATEWAY = GATEWAY.replace("number: 80, name: http, protocol: HTTP", "number: 443, name: https, protocol: HTTPS")
+
 REFUSED = {
     "short-name": (GATEWAY + "    hosts: [pricing]\n", 8, "spec.servers[0].hosts[0]", "short name 'pricing' is not allowed"),
     "tls": (GATEWAY + '    hosts: ["*"]\n    tls: {mode: SIMPLE, credentialName: shop-cert}\n', 9,
-            "spec.servers[0].tls", "terminates TLS"),
+            "spec.servers[0].tls.credentialName", "takes only 'httpsRedirect'"),
     "https-port": (GATEWAY.replace("number: 80, name: http, protocol: HTTP", "number: 443, name: https, protocol: HTTP")
-                   + '    hosts: ["*"]\n', 7, "spec.servers[0].port.number", "stands for port 80"),
+                   + '    hosts: ["*"]\n', 7, "spec.servers[0].port.protocol", "speaks HTTPS, not HTTP"),
+    "other-port": (GATEWAY.replace("number: 80,", "number: 8443,") + '    hosts: ["*"]\n', 7,
+                   "spec.servers[0].port.number", "ports 80 (HTTP) and 443 (HTTPS)"),
+    "https-without-tls": (HTTPS_GATEWAY + '    hosts: ["*"]\n', 7, "spec.servers[0].tls", "needs 'tls'"),
+    "passthrough": (HTTPS_GATEWAY + '    hosts: ["*"]\n    tls: {credentialName: c}\n', 9,
+                    "spec.servers[0].tls.mode", "PASSTHROUGH"),
+    "optional-mutual": (HTTPS_GATEWAY + '    hosts: ["*"]\n    tls: {mode: OPTIONAL_MUTUAL, credentialName: c}\n', 9,
+                        "spec.servers[0].tls.mode", "mode OPTIONAL_MUTUAL is not supported by minimesh: Istio would ask"),
+    "mutual-without-credential": (HTTPS_GATEWAY + '    hosts: ["*"]\n    tls: {mode: MUTUAL}\n', 9,
+                                  "spec.servers[0].tls.credentialName", "and ca.crt"),
+    "istio-mutual": (HTTPS_GATEWAY + '    hosts: ["*"]\n    tls: {mode: ISTIO_MUTUAL}\n', 9,
+                     "spec.servers[0].tls.mode", "the mesh's own mTLS certificates"),
+    "cert-files": (HTTPS_GATEWAY + '    hosts: ["*"]\n    tls: {mode: SIMPLE, serverCertificate: /etc/c.pem}\n', 9,
+                   "spec.servers[0].tls.serverCertificate", "use credentialName"),
+    "min-version": (HTTPS_GATEWAY + '    hosts: ["*"]\n    tls: {mode: SIMPLE, credentialName: c, '
+                    'minProtocolVersion: TLSV1_3}\n', 9, "spec.servers[0].tls.minProtocolVersion",
+                    "not supported by minimesh"),
     "tcp": (GATEWAY.replace("protocol: HTTP", "protocol: TCP") + '    hosts: ["*"]\n', 7,
             "spec.servers[0].port.protocol", "not supported by minimesh"),
     "no-servers": (GATEWAY.split("  servers:")[0] + "  servers: []\n", 6, "spec.servers", "at least one server"),

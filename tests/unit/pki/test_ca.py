@@ -10,7 +10,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from minimesh.pki.ca import CertificateAuthority, CSRRefused
-from minimesh.pki.spiffe import identity_of, service_of, spiffe_id
+from minimesh.pki.spiffe import service_of, spiffe_id
+from minimesh.pki.svid import identity_of
 from minimesh.pki.workload import build_csr, credentials, new_key
 
 

@@ -44,6 +44,17 @@ def test_plan_gives_each_instance_an_app_and_a_sidecar_with_distinct_ports():
     assert plan.gateway_url == "http://127.0.0.1:8080"
 
 
+def test_the_gateway_listens_for_https_too():
+    ports = itertools.count(20000)
+    plan = plan_stack(lesson(), Path("/h"), 8080, lambda: next(ports), https_port=8443)
+    argv = " ".join(plan.gateway.argv)
+    assert "--listen-port 8080 --tls-listen-port 8443" in argv and 8443 in plan.gateway.ports
+    assert plan.gateway_https_url == "https://127.0.0.1:8443"
+    # Without one chosen, a free port of the allocator's (`--gateway-port 0`: every port free).
+    free = plan_stack(lesson(), Path("/h"), 20999, lambda: next(ports))
+    assert free.gateway_https_url.rsplit(":", 1)[1] in " ".join(free.gateway.argv)
+
+
 @pytest.mark.parametrize("crashes, delay", [(1, 0.5), (2, 1.0), (3, 2.0), (5, 8.0), (6, 10.0), (50, 10.0)])
 def test_restart_backoff_doubles_up_to_a_cap(crashes, delay):
     assert restart_delay(crashes) == delay
