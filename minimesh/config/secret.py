@@ -26,14 +26,15 @@ import copy
 import datetime
 import hashlib
 from dataclasses import dataclass
-from typing import Any
-
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from typing import TYPE_CHECKING, Any
 
 from .fields import At, check_fields, mapping, require, string
 from .resource import Resource
+
+# `cryptography` is imported in the functions that read a Secret: only the control plane and a gateway
+# that is sent one load it; a sidecar's snapshots carry none, and a sidecar never maps it (~10 MB, issue 16).
+if TYPE_CHECKING:
+    from cryptography import x509
 
 TLS_TYPE = "kubernetes.io/tls"
 DOC_FIELDS = ("apiVersion", "kind", "metadata", "type", "data", "stringData", "immutable")
@@ -54,6 +55,9 @@ class Secret(Resource):
 
 def parse_secret(doc: dict, at: At, **meta) -> Secret:
     """Validate a whole `v1 Secret` document (a Secret has no `spec`)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
     check_fields(doc, at, DOC_FIELDS)
     kind = string(doc.get("type", "Opaque"), at / "type")
     if kind not in (TLS_TYPE, "Opaque"):
@@ -119,6 +123,8 @@ def _base64(value: Any, at: At) -> bytes:
 
 
 def _certificates(pem: bytes, at: At) -> list[x509.Certificate]:
+    from cryptography import x509
+
     try:
         certs = x509.load_pem_x509_certificates(pem)
     except ValueError as e:
@@ -128,6 +134,9 @@ def _certificates(pem: bytes, at: At) -> list[x509.Certificate]:
 
 
 def _private_key(pem: bytes, at: At):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
     try:
         key = serialization.load_pem_private_key(pem, password=None)
     except (ValueError, TypeError) as e:
@@ -139,4 +148,6 @@ def _private_key(pem: bytes, at: At):
 
 
 def _public_bytes(public_key) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)

@@ -9,26 +9,36 @@ and list item, keyed by its path: ("spec", "http", 0, "retries").
 Values are read the way Kubernetes reads them, with one deliberate change from
 PyYAML's defaults: an unquoted date stays a string (Kubernetes has no timestamp
 type in YAML, and a manifest must round-trip through JSON).
+
+PyYAML is imported at the first read, not with this module: a sidecar uses
+the config package on snapshots (JSON) and never reads YAML (1.3 MB of
+resident memory in every sidecar, issue 16).
 """
 
+from __future__ import annotations
+
+import functools
 from dataclasses import dataclass
 from typing import Any
-
-import yaml
 
 from minimesh.errors import ConfigError
 
 Path = tuple[str | int, ...]
 
 
-class _ManifestLoader(yaml.SafeLoader):
-    """SafeLoader without the timestamp resolver."""
+@functools.cache
+def _manifest_loader() -> type:
+    """PyYAML's SafeLoader without the timestamp resolver."""
+    import yaml
 
+    class ManifestLoader(yaml.SafeLoader):
+        pass
 
-_ManifestLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
+    ManifestLoader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    return ManifestLoader
 
 
 @dataclass(frozen=True)
@@ -41,7 +51,9 @@ class Document:
 
 def read_documents(text: str, source: str) -> list[Document]:
     """Split multi-document YAML into Documents; empty documents are skipped."""
-    loader = _ManifestLoader(text)
+    import yaml
+
+    loader = _manifest_loader()(text)
     documents = []
     try:
         while loader.check_node():
@@ -65,7 +77,9 @@ def read_documents(text: str, source: str) -> list[Document]:
     return documents
 
 
-def _record_lines(node: yaml.Node, path: Path, lines: dict[Path, int], source: str, visited: set[int]) -> None:
+def _record_lines(node, path: Path, lines: dict[Path, int], source: str, visited: set[int]) -> None:
+    import yaml
+
     lines.setdefault(path, node.start_mark.line + 1)
     if id(node) in visited:
         return  # an alias: walk its anchor once, so "billion laughs" YAML stays cheap

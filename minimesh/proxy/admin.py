@@ -21,11 +21,10 @@ import json
 
 from multidict import CIMultiDict
 
+from minimesh.config.secret import redacted
 from minimesh.proxy.message import Request, Response
 
 JSON = "application/json; charset=utf-8"
-
-from minimesh.config.secret import redacted
 
 def json_response(doc, status: int = 200) -> Response:
     return Response(status, CIMultiDict({"content-type": JSON}), json.dumps(doc).encode())

@@ -1,7 +1,7 @@
-"""A sidecar's process never loads aiohttp or cryptography (issue 16: a sidecar in ≤ 45 MB).
+"""A sidecar's process never loads aiohttp, cryptography or PyYAML (issue 16: a sidecar in ≤ 45 MB).
 
 aiohttp (with yarl, frozenlist, brotli, …) is ~14 MB of resident memory per
-process and `cryptography` ~10 MB; a sidecar serves its admin API and calls
+process, `cryptography` ~10 MB and PyYAML ~1 MB; a sidecar serves its admin API and calls
 the control plane on the data plane's own HTTP transport, and makes its key
 and CSR in a short-lived child process (pki/csr.py). These tests read what a
 real `minimesh sidecar` process has mapped (/proc/PID/maps: every shared
@@ -26,7 +26,8 @@ pytestmark = [pytest.mark.timeout(120),
 # Where the unwanted packages' compiled parts live; any one mapped means the package was imported.
 STRICT = {"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
           "metadata": {"name": "mesh-strict", "namespace": "istio-system"}, "spec": {"mtls": {"mode": "STRICT"}}}
-UNWANTED = ("/aiohttp/", "/cryptography/", "/yarl/", "/frozenlist/", "/propcache/", "/_cffi_backend", "brotli")
+UNWANTED = ("/aiohttp/", "/cryptography/", "/yarl/", "/frozenlist/", "/propcache/", "/_cffi_backend", "brotli",
+            "/yaml/")
 
 
 def libraries(pid: int) -> set[str]:
@@ -71,6 +72,17 @@ async def test_a_sidecar_under_mtls_renews_its_certificate_without_loading_eithe
         for page in ("/ready", "/config_dump", "/stats", "/certs", "/metrics"):
             status, _ = await get(web.sidecar.admin + page)
             assert status == 200, page
+        # The admin API answers as it did on aiohttp: JSON, 404 elsewhere, GET and HEAD only.
+        async with client_session() as http:
+            async with http.get(web.sidecar.admin + "/ready?verbose=1") as r:
+                assert r.headers["content-type"] == "application/json; charset=utf-8"
+                assert (await r.json())["ready"] is True
+            async with http.get(web.sidecar.admin + "/nothing-here") as r:
+                assert (r.status, await r.text()) == (404, "404: Not Found")
+            async with http.post(web.sidecar.admin + "/ready") as r:
+                assert (r.status, r.headers["allow"]) == (405, "GET,HEAD")
+            async with http.head(web.sidecar.admin + "/stats") as r:
+                assert r.status == 200 and await r.read() == b""
         # The telemetry exporter has had an answer (it sends only when there is something to send).
         await wait_for(lambda: _exported(web.sidecar.admin), what="a telemetry batch")
         for sidecar in (web.sidecar, gateway):
