@@ -42,7 +42,7 @@ from minimesh.config.namespaces import namespace_of_key, telemetry_name
 from minimesh.pki.spiffe import in_trust_domain, reporter_of, service_of
 from minimesh.proxy.observe import tracing
 from minimesh.proxy.observe.export import TelemetryExporter, to_json
-from minimesh.proxy.observe.rollup import count_request, latency_bin
+from minimesh.proxy.observe.rollup import add_attempt, add_request, attempts_key, latency_bin, request_rows
 from minimesh.proxy.message import Request
 
 # Who called: the outbound side names its workload to the inbound side (as
@@ -123,8 +123,9 @@ class RequestTelemetry:
         if journey.direction == "inbound":
             self.noted.append((True, journey.peer, status, flags, mtls, duration_ms))
         else:
+            config = journey.config
             self.noted.append((False, journey.service, request.authority, journey.endpoint, journey.route, status,
-                               flags, mtls, duration_ms, journey.attempts, journey.config))
+                               flags, mtls, id(config), config, journey.attempts, duration_ms))
         if len(self.noted) >= MAX_NOTED:
             self.count()
         exporter = self.exporter
@@ -141,35 +142,74 @@ class RequestTelemetry:
                 exporter.hold(self.record, request, status, duration_ms, ended)
 
     def count(self) -> None:
-        """Add the requests noted since the last call to /metrics and to the rollups for the control plane."""
+        """Add the requests noted since the last call to /metrics and to the rollups for the control plane.
+
+        Requests alike but for their timing (the same caller or destination,
+        route, status, flags, security) are counted under the same labels and
+        tallies: those are worked out once per kind of request per call, then
+        only added to. (The tallies live until the exporter drains them, after
+        this call; `seen` lives for this call only.)
+        """
         noted, self.noted = self.noted, []
-        me = self.identity
+        if not noted:
+            return
         observe = self.metrics.observe
         tally_of = self.exporter.tallies.tally if self.exporter is not None else None
-        service, version = me["service"], me["version"]
+        seen: dict[tuple, tuple] = {}
         for facts in noted:
-            if facts[0]:  # inbound
-                _, peer, status, flags, mtls, duration_ms = facts
-                src_service, src_version = _peer_workload(peer)
-                observe(("destination", src_service, src_version, service, version, str(status), flags,
-                         "mutual_tls" if mtls else "none"), duration_ms, 0)
-                if tally_of is not None:
-                    denied = status == 403 and "RBAC" in flags  # an AuthorizationPolicy said no, here
-                    count_request(tally_of, service, version, True, 0 < status < 500, latency_bin(duration_ms), mtls,
-                                  denied_from=(src_service, src_version) if denied else None)
+            inbound = facts[0]
+            kind = facts[:5] if inbound else facts[:9]  # inbound: peer, status, flags, mtls; outbound: ... the config
+            counted = seen.get(kind)
+            if counted is None:
+                counted = seen[kind] = (self._inbound_kind if inbound else self._outbound_kind)(facts, tally_of)
+            labels, rows, denied, ok, mtls, dst, versions = counted
+            duration_ms = facts[-1]
+            if inbound:
+                observe(labels, duration_ms, 0)
+                if rows:
+                    add_request(rows, denied, ok, latency_bin(duration_ms), mtls)
                 continue
-            _, dst, authority, endpoint, route, status, flags, mtls, duration_ms, attempts, config = facts
-            dst = _shown(dst) if dst else dst
-            versions = self._versions(config)
-            observe(("source", service, version, dst or "unknown", versions.get(endpoint, "unknown"),
-                     str(status), flags, "mutual_tls" if mtls else "none"), duration_ms, max(0, len(attempts) - 1))
-            if tally_of is None:
+            attempts = facts[10]
+            observe(labels, duration_ms, len(attempts) - 1 if len(attempts) > 1 else 0)
+            if not rows:
                 continue
-            # A request leaving the mesh is counted under the host it asked for.
-            count_request(tally_of, service, version, False, 0 < status < 500, latency_bin(duration_ms), mtls,
-                          dst or authority, versions.get(endpoint), route,
-                          [(a.status is not None and 0 < a.status < 500, versions.get(a.endpoint)) for a in attempts],
-                          denied_from=("outside", None) if status == 403 and "RBAC" in flags else None)
+            add_request(rows, denied, ok, latency_bin(duration_ms), mtls)
+            for a in attempts:
+                version = versions.get(a.endpoint)
+                row = seen.get((dst, version))
+                if row is None:
+                    row = seen[(dst, version)] = tally_of(attempts_key(dst, version))
+                add_attempt(rows, row, a.status is not None and 0 < a.status < 500)
+
+    def _inbound_kind(self, facts: tuple, tally_of) -> tuple:
+        """What an inbound request of this kind is counted under: (labels, rows, denied row, ok, mtls, -, -)."""
+        me = self.identity
+        _, peer, status, flags, mtls = facts[:5]
+        src_service, src_version = _peer_workload(peer)
+        labels = ("destination", src_service, src_version, me["service"], me["version"], str(status), flags,
+                  "mutual_tls" if mtls else "none")
+        if tally_of is None:
+            return labels, (), None, False, mtls, None, None
+        denied = status == 403 and "RBAC" in flags  # an AuthorizationPolicy said no, here
+        rows, denied_row = request_rows(tally_of, me["service"], me["version"], True,
+                                        denied_from=(src_service, src_version) if denied else None)
+        return labels, rows, denied_row, 0 < status < 500, mtls, None, None
+
+    def _outbound_kind(self, facts: tuple, tally_of) -> tuple:
+        """What an outbound request of this kind is counted under: (..., the destination, endpoint versions)."""
+        me = self.identity
+        _, dst, authority, endpoint, route, status, flags, mtls, _, config = facts[:10]
+        dst = _shown(dst) if dst else dst
+        versions = self._versions(config)
+        labels = ("source", me["service"], me["version"], dst or "unknown", versions.get(endpoint, "unknown"),
+                  str(status), flags, "mutual_tls" if mtls else "none")
+        if tally_of is None:
+            return labels, (), None, False, mtls, None, versions
+        # A request leaving the mesh is counted under the host it asked for.
+        rows, denied_row = request_rows(tally_of, me["service"], me["version"], False, dst or authority,
+                                        versions.get(endpoint), route,
+                                        denied_from=("outside", None) if status == 403 and "RBAC" in flags else None)
+        return labels, rows, denied_row, 0 < status < 500, mtls, dst or authority, versions
 
     def record(self, request: Request, status: int, duration_ms: float, ended: float) -> str:
         """The request's record as one JSON line: access-log line, span and tap line at once."""

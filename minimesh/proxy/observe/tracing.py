@@ -20,6 +20,7 @@ working. Everything here is pure: headers in, data out.
 
 from __future__ import annotations
 
+import os
 import random
 import re
 from typing import NamedTuple
@@ -59,18 +60,21 @@ def _is_hex(s: str, length: int) -> bool:
     return len(s) == length and _HEX.issuperset(s)
 
 
-# The common case, checked in one go: version 00, lowercase hex, nothing after the flags.
-_VERSION_00 = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})\Z")
+_HEX_OR_DASH = _HEX | {"-"}
+_FLAGS = {"00": 0, "01": 1}
 
 
 def parse_traceparent(value: str) -> tuple[str, str, int] | None:
     """(trace-id, parent-id, trace-flags) from a traceparent value, or None when it must be ignored."""
-    common = _VERSION_00.match(value)
-    if common is not None:
-        trace_id, parent_id, flags = common.groups()
-        if trace_id == _ZERO_TRACE or parent_id == _ZERO_SPAN:
-            return None
-        return trace_id, parent_id, int(flags, 16)
+    # The common case, checked in one go: version 00, lowercase hex, flags 00 or 01, nothing after them.
+    if (len(value) == 55 and value[:3] == "00-" and value[35] == "-" and value[52] == "-"
+            and value.count("-") == 3 and _HEX_OR_DASH.issuperset(value)):
+        flags = _FLAGS.get(value[53:])
+        if flags is not None:
+            trace_id, parent_id = value[3:35], value[36:52]
+            if trace_id == _ZERO_TRACE or parent_id == _ZERO_SPAN:
+                return None
+            return trace_id, parent_id, flags
     value = value.strip(" \t")
     version = value[:2]
     if len(value) < 55 or not _is_hex(version, 2) or version == "ff":
@@ -181,20 +185,40 @@ def extract(headers) -> Parent | None:
     return None
 
 
-def new_span_id(rand=random) -> str:
+def new_span_id(rand=None) -> str:
     while True:
-        span_id = f"{rand.getrandbits(64):016x}"
+        span_id = f"{rand.getrandbits(64):016x}" if rand is not None else _IDS.take(16)
         if span_id != _ZERO_SPAN:
             return span_id
 
 
-def new_trace(rand=random) -> tuple[str, str]:
-    """A new trace-id and our span-id in it, from one draw of random bits (neither all zeros)."""
+def new_trace(rand=None) -> tuple[str, str]:
+    """A new trace-id and our span-id in it (neither all zeros); `rand`: a seeded generator, for tests."""
     while True:
-        both = f"{rand.getrandbits(192):048x}"
+        both = f"{rand.getrandbits(192):048x}" if rand is not None else _IDS.take(48)
         trace_id, span_id = both[:32], both[32:]
         if trace_id != _ZERO_TRACE and span_id != _ZERO_SPAN:
             return trace_id, span_id
+
+
+class _RandomHex:
+    """Random lowercase hex for ids, read from the kernel 4 KiB at a time: a slice per id (~0.1 µs, not ~0.6)."""
+
+    def __init__(self, size: int = 4096):
+        self.size = size
+        self.pool, self.at = "", 0
+
+    def take(self, n: int) -> str:
+        at = self.at
+        end = at + n
+        if end > len(self.pool):
+            self.pool, at, end = os.urandom(self.size).hex(), 0, n
+        self.at = end
+        return self.pool[at:end]
+
+
+_IDS = _RandomHex()
+os.register_at_fork(after_in_child=lambda: setattr(_IDS, "pool", ""))  # a child draws its own ids
 
 
 def inject(headers, trace_id: str, span_id: str, parent: Parent | None, sampled: bool = True) -> None:
