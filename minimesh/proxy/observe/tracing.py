@@ -60,21 +60,19 @@ def _is_hex(s: str, length: int) -> bool:
     return len(s) == length and _HEX.issuperset(s)
 
 
-_HEX_OR_DASH = _HEX | {"-"}
-_FLAGS = {"00": 0, "01": 1}
+# The common case, checked in one go: version 00, lowercase hex, flags 00 or 01, nothing after them.
+_VERSION_00 = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-(0[01])\Z")
+_FLAGS = {"00": 0, "01": SAMPLED}
 
 
 def parse_traceparent(value: str) -> tuple[str, str, int] | None:
     """(trace-id, parent-id, trace-flags) from a traceparent value, or None when it must be ignored."""
-    # The common case, checked in one go: version 00, lowercase hex, flags 00 or 01, nothing after them.
-    if (len(value) == 55 and value[:3] == "00-" and value[35] == "-" and value[52] == "-"
-            and value.count("-") == 3 and _HEX_OR_DASH.issuperset(value)):
-        flags = _FLAGS.get(value[53:])
-        if flags is not None:
-            trace_id, parent_id = value[3:35], value[36:52]
-            if trace_id == _ZERO_TRACE or parent_id == _ZERO_SPAN:
-                return None
-            return trace_id, parent_id, flags
+    common = _VERSION_00.match(value)
+    if common is not None:
+        trace_id, parent_id, flags = common.groups()
+        if trace_id == _ZERO_TRACE or parent_id == _ZERO_SPAN:
+            return None
+        return trace_id, parent_id, _FLAGS[flags]
     value = value.strip(" \t")
     version = value[:2]
     if len(value) < 55 or not _is_hex(version, 2) or version == "ff":
