@@ -70,6 +70,20 @@ class RequestCounts:
             key = (labels[0], labels[1], labels[3])
             self.retries[key] = self.retries.get(key, 0) + retries
 
+    def observe_all(self, labels: tuple, durations_ms: list[float], retries: int) -> None:
+        """observe() for many requests under the same labels (their retries in all)."""
+        row = self.rows.get(labels)
+        if row is None:
+            row = self.rows[labels] = [0, 0.0, [0] * (len(BUCKETS_MS) + 1)]
+        row[0] += len(durations_ms)
+        buckets = row[2]
+        for duration_ms in durations_ms:
+            row[1] += duration_ms / 1000
+            buckets[bisect_left(BUCKETS_MS, duration_ms)] += 1
+        if retries:
+            key = (labels[0], labels[1], labels[3])
+            self.retries[key] = self.retries.get(key, 0) + retries
+
     def describe(self):
         return []  # the families appear at the first request; nothing to check at registration
 
@@ -121,6 +135,7 @@ class MeshMetrics:
     def __init__(self):
         self.counts = RequestCounts()
         self.observe = self.counts.observe  # count one request; `labels` are the values of LABELS, in order
+        self.observe_all = self.counts.observe_all  # many requests under the same labels at once
         self.config_version = 0
         self.dropped = 0  # minimesh_telemetry_dropped_total
         self.certificate_expiry: float | None = None

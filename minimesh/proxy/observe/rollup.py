@@ -128,11 +128,23 @@ def add_request(rows: tuple[Tally, ...], denied: Tally | None, ok: bool, latency
         row.latency[latency] += 1
 
 
-def add_attempt(rows: tuple[Tally, ...], attempts_row: Tally, ok: bool) -> None:
-    """One upstream attempt: counted on the request's rows and on its endpoint version's attempts row."""
+def add_requests(rows: tuple[Tally, ...], denied: Tally | None, ok: bool, latencies: list[int], mtls: bool) -> None:
+    """add_request for many requests alike but for their latency bins."""
+    n = len(latencies)
+    for row in (rows if denied is None else (denied, *rows)):
+        row.requests += n
+        row.mtls += mtls * n
+        row.latency.update(latencies)
+    for row in rows:
+        row.ok += ok * n
+
+
+def add_attempt(rows: tuple[Tally, ...], attempts_row: Tally, ok: bool, n: int = 1, n_ok: int | None = None) -> None:
+    """Upstream attempts (one, or n of which n_ok ok): on the request's rows and its endpoint version's row."""
+    n_ok = n * ok if n_ok is None else n_ok
     for row in (*rows, attempts_row):
-        row.attempts += 1
-        row.attempts_ok += ok
+        row.attempts += n
+        row.attempts_ok += n_ok
 
 
 class Tallies:

@@ -32,19 +32,17 @@ counted), never waited for.
 
 from __future__ import annotations
 
-import asyncio
-import atexit
 import os
 import random
 import sys
 import time
-from functools import lru_cache
 
-from minimesh.config.namespaces import namespace_of_key, telemetry_name
 from minimesh.pki.spiffe import in_trust_domain, reporter_of, service_of
 from minimesh.proxy.observe import tracing
 from minimesh.proxy.observe.export import TelemetryExporter, to_json
-from minimesh.proxy.observe.rollup import add_attempt, add_request, attempts_key, latency_bin, request_rows
+from minimesh.proxy.observe.record import reporter_head, request_record
+from minimesh.proxy.observe.record import shown as _shown
+from minimesh.proxy.observe.rollup import add_attempt, add_requests, attempts_key, latency_bin, request_rows
 from minimesh.proxy.message import Request
 
 # Who called: the outbound side names its workload to the inbound side (as
@@ -86,6 +84,7 @@ class RequestTelemetry:
         self.access_log = access_log or AccessLog(False)
         self.peer = f"{identity['service']};{identity['version']};{identity['instance']}"
         self._versions_of: tuple[object, dict] = (None, {})
+        self._heads: dict[str, str] = {}  # direction -> the opening of its records (record.py)
         self.noted: list[tuple] = []  # requests finished since the last count()
         if exporter is not None:
             exporter.count = self.count  # before each batch: the tallies must be up to date
@@ -148,40 +147,51 @@ class RequestTelemetry:
 
         Requests alike but for their timing (the same caller or destination,
         route, status, flags, security) are counted under the same labels and
-        tallies: those are worked out once per kind of request per call, then
-        only added to. (The tallies live until the exporter drains them, after
-        this call; `seen` lives for this call only.)
+        tallies: the noted requests are grouped by kind, each kind's labels and
+        tallies worked out once, and each group added at once.
         """
         noted, self.noted = self.noted, []
         if not noted:
             return
-        observe = self.metrics.observe
-        tally_of = self.exporter.tallies.tally if self.exporter is not None else None
-        seen: dict[tuple, tuple] = {}
+        groups: dict[tuple, list] = {}
         for facts in noted:
-            inbound = facts[0]
-            kind = facts[:5] if inbound else facts[:9]  # inbound: peer, status, flags, mtls; outbound: ... the config
-            counted = seen.get(kind)
-            if counted is None:
-                counted = seen[kind] = (self._inbound_kind if inbound else self._outbound_kind)(facts, tally_of)
-            labels, rows, denied, ok, mtls, dst, versions = counted
-            duration_ms = facts[-1]
+            kind = facts[:5] if facts[0] else facts[:9]  # inbound: peer, status, flags, mtls; outbound: ... the config
+            group = groups.get(kind)
+            if group is None:
+                groups[kind] = [facts]
+            else:
+                group.append(facts)
+        observe_all = self.metrics.observe_all
+        tally_of = self.exporter.tallies.tally if self.exporter is not None else None
+        attempt_rows: dict[tuple, object] = {}
+        for kind, group in groups.items():
+            inbound = kind[0]
+            labels, rows, denied, ok, mtls, dst, versions = (
+                self._inbound_kind if inbound else self._outbound_kind)(group[0], tally_of)
+            durations = [facts[-1] for facts in group]
             if inbound:
-                observe(labels, duration_ms, 0)
+                observe_all(labels, durations, 0)
                 if rows:
-                    add_request(rows, denied, ok, latency_bin(duration_ms), mtls)
+                    add_requests(rows, denied, ok, [latency_bin(ms) for ms in durations], mtls)
                 continue
-            attempts = facts[10]
-            observe(labels, duration_ms, len(attempts) - 1 if len(attempts) > 1 else 0)
+            tries: dict[tuple, int] = {}  # (version tried, ok) -> attempts
+            retries = 0
+            for facts in group:
+                attempts = facts[10]
+                if len(attempts) > 1:
+                    retries += len(attempts) - 1
+                for a in attempts:
+                    key = (versions.get(a.endpoint), a.status is not None and 0 < a.status < 500)
+                    tries[key] = tries.get(key, 0) + 1
+            observe_all(labels, durations, retries)
             if not rows:
                 continue
-            add_request(rows, denied, ok, latency_bin(duration_ms), mtls)
-            for a in attempts:
-                version = versions.get(a.endpoint)
-                row = seen.get((dst, version))
+            add_requests(rows, denied, ok, [latency_bin(ms) for ms in durations], mtls)
+            for (version, a_ok), n in tries.items():
+                row = attempt_rows.get((dst, version))
                 if row is None:
-                    row = seen[(dst, version)] = tally_of(attempts_key(dst, version))
-                add_attempt(rows, row, a.status is not None and 0 < a.status < 500)
+                    row = attempt_rows[(dst, version)] = tally_of(attempts_key(dst, version))
+                add_attempt(rows, row, a_ok, n)
 
     def _inbound_kind(self, facts: tuple, tally_of) -> tuple:
         """What an inbound request of this kind is counted under: (labels, rows, denied row, ok, mtls, -, -)."""
@@ -214,30 +224,11 @@ class RequestTelemetry:
         return labels, rows, denied_row, 0 < status < 500, mtls, dst or authority, versions
 
     def record(self, request: Request, status: int, duration_ms: float, ended: float) -> str:
-        """The request's record as one JSON line: access-log line, span and tap line at once."""
-        journey = request.journey
-        me = self.identity
-        started = journey.started
-        return to_json({
-            "reporter": journey.direction, "service": me["service"], "version": me["version"],
-            "instance": me["instance"], "namespace": me.get("namespace", "default"), "peer": journey.peer,
-            "method": request.method, "authority": request.authority, "path": request.path,
-            # Who was called, as telemetry names it ('catalog', 'catalog.foo'), and its namespace (None: external).
-            **_destination(journey, me),
-            "route": journey.route, "subset": journey.subset,
-            "status": status, "flags": ",".join(journey.flags) or "-", "duration_ms": round(duration_ms, 3),
-            "start": round(ended - duration_ms / 1000, 6),
-            "endpoint": journey.endpoint, "upstream_instance": journey.endpoint_instance,
-            "attempts": len(journey.attempts),
-            "tries": [[a.endpoint, a.status, a.error, round((a.started - started) * 1000, 3),
-                       round(a.duration_ms, 3)] for a in journey.attempts],
-            "mtls": journey.mtls or journey.peer_identity is not None, "external": journey.external,
-            "upstream_security": journey.upstream_security,  # secure_naming.py: how the last attempt went out
-            "identity": journey.peer_identity,  # the peer's SPIFFE ID from its verified certificate, or None
-            "request_id": request.headers.get("x-request-id"),
-            "trace_id": journey.trace_id, "span_id": journey.span_id, "parent_id": journey.parent_id,
-            "sampled": journey.sampled, "authz": journey.authz,
-        })
+        """The request's record as one JSON line: access-log line, span and tap line at once (record.py)."""
+        head = self._heads.get(request.journey.direction)
+        if head is None:
+            head = self._heads[request.journey.direction] = reporter_head(self.identity, request.journey.direction)
+        return request_record(head, self.identity, request, status, duration_ms, ended)
 
     def mesh_event(self, event: dict, reporter: str) -> None:
         """An event of the mesh's own (an outlier ejection or return): an access-log line and a tap line.
@@ -271,20 +262,6 @@ class RequestTelemetry:
         return versions
 
 
-def _destination(journey, me: dict) -> dict:
-    if journey.direction == "inbound":  # this workload itself
-        return {"destination": me["service"], "destination_namespace": me.get("namespace", "default")}
-    if not journey.service:
-        return {"destination": None, "destination_namespace": None}
-    return {"destination": _shown(journey.service), "destination_namespace": namespace_of_key(journey.service)}
-
-
-@lru_cache(maxsize=1024)
-def _shown(key: str) -> str:
-    """The destination's service key as telemetry names it: 'catalog', 'catalog.foo' (config/namespaces.py)."""
-    return telemetry_name(key)
-
-
 def _peer_workload(peer: str | None) -> tuple[str, str]:
     if not peer:
         return "unknown", "unknown"
@@ -293,45 +270,27 @@ def _peer_workload(peer: str | None) -> tuple[str, str]:
 
 
 class AccessLog:
-    """The access log's lines, one per request, written to stderr once per turn of the event loop.
+    """The access log's lines, one per request, written straight to stderr.
 
     Each line reads as the `minimesh.access` logger would write it
     ("<time> INFO minimesh.access: {json}"), without the logging machinery:
     a log record per request costs the proxy more than a third of the
-    request's own work. The lines of one turn of the loop (all the requests
-    that finished in it) go out in one write, whole and in order, at the end
-    of that turn (a write per line was a system call per request); outside a
-    running loop, and at exit, a line is written at once.
+    request's own work. (Non-interactive stderr is line-buffered: one write.)
+    The line is written before the next request is served, not batched per
+    turn of the loop: tests and learners read the log the moment the answer
+    arrives (a batched write saved ~4-10 µs of system time per request in the
+    demo profile, and lost that race: bench/RESULTS.md, eighth run).
     """
 
     def __init__(self, enabled: bool, stream=None):
         self.stream = stream
         self.enabled = enabled
         self._second, self._stamp = -1, ""  # the formatted time, made once per second
-        self._lines: list[str] = []  # this turn's, not yet written
-        self._loop = None  # the loop the lines are flushed on, found at the first write
-        if enabled:
-            atexit.register(self.flush)
 
     def write(self, json_line: str) -> None:
         now = time.time()
         second = int(now)
         if second != self._second:
             self._second, self._stamp = second, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
-        self._lines.append(f"{self._stamp},{int(now % 1 * 1000):03d} INFO minimesh.access: {json_line}\n")
-        if len(self._lines) == 1:
-            loop = self._loop
-            if loop is None or loop.is_closed():
-                try:
-                    loop = self._loop = asyncio.get_running_loop()
-                except RuntimeError:  # no loop runs here: nothing would flush later
-                    self.flush()
-                    return
-            loop.call_soon(self.flush)
-
-    def flush(self) -> None:
-        lines, self._lines = self._lines, []
-        if lines:
-            stream = self.stream or sys.stderr
-            stream.write("".join(lines))
-            stream.flush()
+        (self.stream or sys.stderr).write(
+            f"{self._stamp},{int(now % 1 * 1000):03d} INFO minimesh.access: {json_line}\n")
