@@ -73,7 +73,7 @@ def test_least_request_avoids_the_slow_instance(stack):
     # ...while LEAST_REQUEST (power of two choices) routes around it.
     assert stack.cli("lesson", "step", "01", "4").returncode == 0
     counts = catalog_counts(gateway, 300, 10)
-    assert counts.get("catalog-v1-2", 0) / 300 < 0.15, counts
+    assert counts.get("catalog-v1-2", 0) / 300 < 0.2, counts  # as the lesson check: a third under RR
 
 
 @pytest.mark.parametrize("step", [1, 2, 3, 4])
