@@ -72,14 +72,11 @@ def choose_server(servers: list[tuple[Server, Secret | None]], sni: str | None) 
 class GatewayTLS:
     """The TLS port's policy for each new connection (sniffing.py asks it with the first byte)."""
 
-    refusal = "a plaintext request on the gateway's HTTPS port: only TLS is spoken there"
-
     def __init__(self, holder, labels: dict):
         self.holder, self.labels = holder, labels
         self._servers: tuple[object, list] | None = None  # (config, tls_servers): once per snapshot
         self._contexts: dict[tuple, ssl.SSLContext] = {}  # (server, fingerprint, ca.crt) -> its context
-        self.front = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)  # holds no certificate: `choose` picks one
-        self.front.minimum_version = ssl.TLSVersion.TLSv1_2  # Istio's gateway default: TLS 1.2 and up
+        self.front = _server_context()  # holds no certificate: `choose` picks one
         self.front.sni_callback = self.choose
 
     def servers(self) -> list[tuple[Server, Secret | None]]:
@@ -96,8 +93,7 @@ class GatewayTLS:
         key = (server, secret.fingerprint, secret.ca_pem)
         ctx = self._contexts.get(key)
         if ctx is None:
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+            ctx = _server_context()
             load_pem_chain(ctx, secret.cert_pem, secret.key_pem)
             if server.tls.mode == "MUTUAL":  # the client proves itself too, with a certificate from ca.crt's CA
                 ctx.verify_mode = ssl.CERT_REQUIRED
@@ -120,6 +116,11 @@ class GatewayTLS:
         ssl_object.context = self.context_for(server, secret)
         return None
 
+    @staticmethod
+    def why_refused(is_tls: bool, mode: str, peer: str) -> str:
+        """What the log says of a refused connection, after "refused " (sniffing.py)."""
+        return f"a connection from {peer}: a plaintext request on the gateway's HTTPS port: only TLS is spoken there"
+
     def __call__(self, is_tls: bool) -> tuple[Action, ssl.SSLContext | None, str]:
         if not is_tls:
             return Action.REFUSE, None, "HTTPS only"
@@ -130,6 +131,12 @@ class GatewayTLS:
         mutual = any(server.tls.mode == "MUTUAL" for server, _ in self.servers())
         self.front.verify_mode = ssl.CERT_OPTIONAL if mutual else ssl.CERT_NONE
         return Action.MTLS, self.front, "SIMPLE"
+
+
+def _server_context() -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2  # Istio's gateway default: TLS 1.2 and up
+    return ctx
 
 
 def server_of(ssl_object) -> Server | None:

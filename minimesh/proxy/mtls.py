@@ -46,6 +46,13 @@ class InboundSecurity:
         action = inbound_action(mode, is_tls, contexts is not None)
         return action, (contexts.server if contexts and action is Action.MTLS else None), mode
 
+    @staticmethod
+    def why_refused(is_tls: bool, mode: str, peer: str) -> str:
+        """What the log says of a refused connection, after "refused " (sniffing.py)."""
+        what = "a TLS" if is_tls else "a plaintext"
+        unready = "" if not is_tls or mode == "DISABLE" else ", and no certificate yet"
+        return f"{what} connection from {peer} (PeerAuthentication {mode}{unready})"
+
 
 class AutoMTLS:
     def __init__(self, identity: WorkloadIdentity | None):

@@ -58,7 +58,8 @@ async def peek_first_byte(loop: asyncio.AbstractEventLoop, conn: socket.socket, 
 
 
 class SniffingServer:
-    """Accepts connections, sorts each by `policy(is_tls) -> (Action, ctx, mode)`, runs `factory()` on it."""
+    """Accepts connections, sorts each by `policy(is_tls) -> (Action, ctx, mode)`, runs `factory()` on it;
+    a refused one is logged with `policy.why_refused(is_tls, mode, peer)` (mtls.py, gateway_tls.py)."""
 
     def __init__(self, factory, host: str, port: int, policy, *, backlog: int = 1024,
                  name: str = "inbound", limits=None):
@@ -116,15 +117,10 @@ class SniffingServer:
             if first is None:
                 conn.close()
                 return
-            action, context, mode = self._policy(first == TLS_HANDSHAKE)
-            if action is Action.REFUSE and getattr(self._policy, "refusal", None):  # the gateway's TLS port
-                log.info("%s: refused a connection from %s: %s", self._label, peer, self._policy.refusal)
-                conn.close()
-                return
+            is_tls = first == TLS_HANDSHAKE
+            action, context, mode = self._policy(is_tls)
             if action is Action.REFUSE:
-                what = "a TLS" if first == TLS_HANDSHAKE else "a plaintext"
-                log.info("%s: refused %s connection from %s (PeerAuthentication %s%s)", self._label, what, peer,
-                         mode, "" if first != TLS_HANDSHAKE or mode == "DISABLE" else ", and no certificate yet")
+                log.info("%s: refused %s", self._label, self._policy.why_refused(is_tls, mode, peer))
                 conn.close()
                 return
             factory = self._factory
