@@ -13,7 +13,7 @@ import time
 import aiohttp
 import pytest
 
-from tests.support.control import minimesh_command, run_control_plane
+from tests.support.control import control_plane_at, minimesh_command, run_control_plane
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -280,8 +280,6 @@ async def test_a_stopped_control_plane_is_forgotten_by_the_test_builders(tmp_pat
     """The builders hand a sidecar the token and HTTPS address of the control plane at its --control URL.
     Once that control plane stops, its ports go back to the machine; a later server on one of them
     (test_sidecar_nack's fake) must not be taken for it — CI once gave a sidecar a dead plane's address."""
-    from tests.support.control import control_plane_at
-
     async with run_control_plane(tmp_path / "home") as cp:
         urls = (cp.url, cp.https_url)
         assert all(control_plane_at(url) is cp for url in urls)
