@@ -11,7 +11,8 @@ the records (telemetry.py) of sampled traces, and of every request while
 someone taps. The control plane answers `{"accepted": n, "tap": true|false}`:
 whether anyone is tapping. Under traffic a sidecar hears that every interval,
 so a tap reaches it within a fraction of a second. An idle sidecar sends
-nothing and hears nothing, so when a request comes after a quiet spell it
+nothing, hears nothing and is not even woken (batching.py: the first request
+noted after a quiet spell wakes the exporter), so when a request comes after a quiet spell it
 keeps the request (unencoded) until its next batch is answered: when the
 answer says "tap", it sends the record after all, and the first tap line
 still arrives well within a second.
@@ -61,6 +62,7 @@ class TelemetryExporter(BatchSender):
         self.sent = 0
         self.dropped = 0
         self.count: Callable[[], None] = lambda: None  # RequestTelemetry.count: add up what was noted
+        self.noted: Callable[[], bool] = lambda: False  # RequestTelemetry: are requests waiting for count()?
         self.outliers = None  # outlier.Outliers: what we have ejected, sent when it changed (`minimesh status`)
 
     def add(self, record: str) -> None:
@@ -68,6 +70,8 @@ class TelemetryExporter(BatchSender):
             self._drop(1)
             return
         self.queue.append(record)
+        if self.asleep:
+            self.wake()
 
     def hold(self, make_record: Callable[..., str], *args) -> None:
         """Keep a request's makings, to send only if the next answer says someone is tapping.
@@ -78,6 +82,11 @@ class TelemetryExporter(BatchSender):
         """
         if len(self.held) < self.max_queue:
             self.held.append((make_record, args))
+
+    def idle(self) -> bool:
+        """Nothing to send: no record, no tally, no request waiting to be counted, no ejection news."""
+        return not (self.queue or self.held or self.tallies.counts or self.noted()
+                    or (self.outliers is not None and self.outliers.changed))
 
     def _drop(self, n: int) -> None:
         self.dropped += n

@@ -88,6 +88,7 @@ class RequestTelemetry:
         self.noted: list[tuple] = []  # requests finished since the last count()
         if exporter is not None:
             exporter.count = self.count  # before each batch: the tallies must be up to date
+            exporter.noted = lambda: bool(self.noted)
 
     def begin(self, request: Request) -> None:
         journey = request.journey
@@ -121,6 +122,9 @@ class RequestTelemetry:
         journey = request.journey
         mtls = journey.mtls or journey.peer_identity is not None
         flags = ",".join(journey.flags) or "-"
+        exporter = self.exporter
+        if exporter is not None and exporter.asleep:  # the first request after a quiet spell
+            exporter.wake()
         if journey.direction == "inbound":
             self.noted.append((True, journey.peer, status, flags, mtls, duration_ms))
         else:
@@ -129,7 +133,6 @@ class RequestTelemetry:
                                flags, mtls, id(config), config, journey.attempts, duration_ms))
         if len(self.noted) >= MAX_NOTED:
             self.count()
-        exporter = self.exporter
         if self.access_log.enabled:
             line = self.record(request, status, duration_ms, time.time())
             self.access_log.write(line)
