@@ -49,6 +49,9 @@ class Edge:
         self.reporter = reporter  # who we are: service, version, instance
         self.telemetry = telemetry  # RequestTelemetry, or None when telemetry is off
         self.guard = guard  # the sidecar's LoopGuard (loop_guard.py), or None
+        # done() before the answer is written only when it writes an access-log line, which a reader
+        # may look for the moment the answer arrives; counting alone can wait until the answer is out.
+        self.report_first = telemetry is not None and telemetry.access_log.enabled
 
     async def respond(self, request: Request) -> Response:
         try:

@@ -173,3 +173,55 @@ async def test_connections_over_the_limit_are_closed_and_counted():
         assert (await read_answer(reader))[0] == 200  # room again once one closed
     finally:
         await listener.stop()
+
+
+@pytest.mark.parametrize("access_log", [True, False])
+async def test_a_request_is_counted_before_its_answer_is_written_only_when_an_access_log_wants_its_line(access_log):
+    """With an access log its line is out before the answer (a reader may look the moment it arrives);
+    without one, counting waits until the answer is on its way, off the answer's path."""
+    import io
+    import socket
+
+    from minimesh.proxy.edge import Edge
+    from minimesh.proxy.observe.metrics import MeshMetrics
+    from minimesh.proxy.observe.telemetry import AccessLog, RequestTelemetry
+
+    client = None  # the test's end of the connection, made below
+
+    class PeekingEdge(Edge):
+        """done() looks at what the client's socket holds at that moment."""
+        seen: list = []
+
+        def done(self, request, status):
+            try:
+                self.seen.append(client.recv(65536, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+            except BlockingIOError:
+                self.seen.append(b"")
+            super().done(request, status)
+
+    log = io.StringIO()
+    telemetry = RequestTelemetry({"service": "web", "version": "v1", "instance": "web-v1-0"}, MeshMetrics(), None,
+                                 sampling=0.0, access_log=AccessLog(access_log, stream=log))
+    edge = PeekingEdge("outbound", Handler()._route, _Stats(), {}, telemetry)
+    assert edge.report_first is access_log
+    listener = await Listener("outbound", edge, "127.0.0.1", 0).start()
+    try:
+        client = socket.create_connection(("127.0.0.1", listener.port))
+        client.setblocking(False)
+        loop = asyncio.get_running_loop()
+        await loop.sock_sendall(client, b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = b""
+        while not answer.endswith(b"/a"):
+            answer += await asyncio.wait_for(loop.sock_recv(client, 65536), 5)
+        for _ in range(100):  # done() may come just after the answer: let the loop turn
+            if PeekingEdge.seen:
+                break
+            await asyncio.sleep(0.01)
+        [seen] = PeekingEdge.seen
+        if access_log:
+            assert seen == b"" and '"path":"/a"' in log.getvalue()
+        else:
+            assert seen.startswith(b"HTTP/1.1 200") and log.getvalue() == ""
+        client.close()
+    finally:
+        await listener.stop()
