@@ -56,6 +56,17 @@ class CountingExporter(TelemetryExporter):
         await super().flush()
 
 
+async def started_exporter() -> tuple[Hub, web.AppRunner, CountingExporter, RequestTelemetry]:
+    """A running exporter to a stand-in hub, and the telemetry that notes requests for it."""
+    hub, runner, url = await started_hub()
+    metrics = MeshMetrics()
+    exporter = CountingExporter(url, "web-v1-0", metrics, interval=INTERVAL)
+    telemetry = RequestTelemetry({"service": "web", "version": "v1", "instance": "web-v1-0"}, metrics, exporter,
+                                 sampling=0.0)
+    exporter.start()
+    return hub, runner, exporter, telemetry
+
+
 async def until(condition, timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -71,12 +82,7 @@ def one_request(telemetry: RequestTelemetry, i: int) -> None:
 
 
 async def test_an_idle_exporter_sleeps_until_a_request_is_noted_then_sends_it():
-    hub, runner, url = await started_hub()
-    metrics = MeshMetrics()
-    exporter = CountingExporter(url, "web-v1-0", metrics, interval=INTERVAL)
-    telemetry = RequestTelemetry({"service": "web", "version": "v1", "instance": "web-v1-0"}, metrics, exporter,
-                                 sampling=0.0)
-    exporter.start()
+    hub, runner, exporter, telemetry = await started_exporter()
     try:
         await until(lambda: exporter.asleep)
         asleep_after = exporter.flushes
@@ -104,12 +110,7 @@ async def test_an_idle_exporter_sleeps_until_a_request_is_noted_then_sends_it():
 
 
 async def test_under_traffic_the_exporter_does_not_sleep_between_batches():
-    hub, runner, url = await started_hub()
-    metrics = MeshMetrics()
-    exporter = CountingExporter(url, "web-v1-0", metrics, interval=INTERVAL)
-    telemetry = RequestTelemetry({"service": "web", "version": "v1", "instance": "web-v1-0"}, metrics, exporter,
-                                 sampling=0.0)
-    exporter.start()
+    hub, runner, exporter, telemetry = await started_exporter()
     try:
         deadline = time.monotonic() + 20 * INTERVAL
         i = 0
