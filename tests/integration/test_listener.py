@@ -225,3 +225,37 @@ async def test_a_request_is_counted_before_its_answer_is_written_only_when_an_ac
         client.close()
     finally:
         await listener.stop()
+
+
+async def test_a_listener_with_no_connection_does_not_wake_its_watchdog_until_one_comes():
+    from minimesh.proxy.transport.listener import Watchdog
+
+    listener = await start(Limits(header_timeout=0.2))  # a sweep every 50 ms while there is something to watch
+    sweeps = []
+
+    async def counted_sleep(seconds):
+        await asyncio.sleep(seconds)
+        sweeps.append(seconds)
+
+    watchdog = asyncio.create_task(Watchdog(listener, counted_sleep).run())
+    try:
+        await asyncio.sleep(0.5)  # ten sweep intervals with no connection
+        assert sweeps == [] and listener.watchdog_asleep
+        for _ in range(2):  # and it wakes for the next one, after it slept again
+            reader, writer = await asyncio.open_connection("127.0.0.1", listener.port)
+            writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")  # never the rest: closed at the deadline
+            assert (await read_answer(reader))[0] == 408
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+            writer.close()
+            assert sweeps  # it woke for this connection, and closed it at its deadline
+            for _ in range(300):
+                if listener.watchdog_asleep:
+                    break
+                await asyncio.sleep(0.01)
+            assert listener.watchdog_asleep and not listener.connections
+            swept = len(sweeps)
+            await asyncio.sleep(0.3)  # six sweep intervals
+            assert len(sweeps) == swept  # asleep again
+    finally:
+        watchdog.cancel()
+        await listener.stop()

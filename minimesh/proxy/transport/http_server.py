@@ -99,6 +99,9 @@ class ServerConnection(TunnelEnd, asyncio.Protocol):
             transport.abort()
             return
         listener.connections.add(self)
+        if listener.watchdog_asleep:  # the watchdog slept: there is a deadline to watch again
+            listener.watchdog_asleep = False
+            listener.watched.set()
         listener.counters["accepted"] += 1
         peer = transport.get_extra_info("peername")
         self.client = peer[0] if peer else ""

@@ -28,7 +28,11 @@ SHUTDOWN_GRACE = 5.0  # seconds in-flight requests get to finish when the listen
 
 
 class Watchdog:
-    """One sweep a few times a second over a listener's connections: each checks its own deadlines."""
+    """One sweep a few times a second over a listener's connections: each checks its own deadlines.
+
+    A listener with no connection has no deadline to watch: its watchdog
+    sleeps until one is made (an idle sidecar is not woken for nothing).
+    """
 
     def __init__(self, listener: "Listener", sleep=asyncio.sleep):
         self.listener, self.sleep = listener, sleep
@@ -66,10 +70,15 @@ class Watchdog:
                 listener.counters[why] += 1
 
     async def run(self) -> None:
-        interval = self.listener.limits.sweep_interval()
+        listener = self.listener
+        interval = listener.limits.sweep_interval()
         while True:
+            if not listener.connections:  # no deadline can pass: sleep until a connection comes
+                listener.watched.clear()
+                listener.watchdog_asleep = True
+                await listener.watched.wait()
             await self.sleep(interval)
-            self.sweep(self.listener.time())
+            self.sweep(listener.time())
 
 
 class Listener:
@@ -94,6 +103,8 @@ class Listener:
         self.time = clock
         self._server = None
         self._watchdog: asyncio.Task | None = None
+        self.watched = asyncio.Event()  # set by the first connection while the watchdog sleeps
+        self.watchdog_asleep = False
 
     async def start(self) -> "Listener":
         loop = asyncio.get_running_loop()
