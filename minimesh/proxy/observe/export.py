@@ -19,7 +19,11 @@ still arrives well within a second.
 `add` and `hold` never block and never do I/O; a full queue drops the record
 and counts it in minimesh_telemetry_dropped_total. A batch the control plane
 does not take (down, restarting) is dropped too: telemetry is best effort,
-traffic is not.
+traffic is not. Except for the mesh's own events (an outlier ejection or
+return, telemetry.py `mesh_event`): they are rare, and a tap that shows a
+return without the ejection before it tells the learner something false, so
+a batch that fails keeps them (up to MAX_KEPT_EVENTS) for the next one, in
+their order and ahead of what came since.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ log = logging.getLogger("minimesh.proxy")
 
 EXPORT_INTERVAL = 0.2  # seconds: a tap line shows up well within a second
 MAX_QUEUE = 20_000
+MAX_KEPT_EVENTS = 256  # mesh events kept across failed batches (each a few hundred bytes)
+MESH_EVENT = '{"event":'  # how a mesh event's record begins (telemetry.py `mesh_event`); a request's never does
 MAX_BATCH = 2_000
 # One encoder for every record and batch: json.dumps with options builds a new one per call.
 to_json = json.JSONEncoder(separators=(",", ":")).encode
@@ -109,22 +115,31 @@ class TelemetryExporter(BatchSender):
             await self._post([make(*args) for make, args in held], [])
 
     async def _post(self, events: list[str], tallies: list[dict]) -> bool:
+        """Send one batch; when it is not taken, its records are dropped and counted, its mesh events kept."""
         # The records are JSON already: the batch is spliced together, not encoded again.
         body = f'{{"node":{self.node},"tallies":{to_json(tallies)},"events":[{",".join(events)}]'
-        if self.outliers is not None and self.outliers.changed:
-            self.outliers.changed = False  # best effort, as the rest: a lost batch waits for the next change
+        reported = self.outliers is not None and self.outliers.changed
+        if reported:
+            self.outliers.changed = False
             body += f',"ejections":{to_json(self.outliers.report())}'
         body += "}"
         try:
             reply = await self.channel.call("POST", "/v1/telemetry", body.encode(), timeout=5)
-            if reply.status >= 400:
-                raise ControlCallFailed(f"the control plane answered {reply.status}: {reply.text()[:200]}")
-            answer = reply.json()
-            self.tapping = bool(isinstance(answer, dict) and answer.get("tap"))
-            self.heard_until = time.time() + 2 * self.interval
-            self.sent += len(events)
-            return True
+            status, answer = reply.status, (reply.json() if reply.status < 400 else reply.text()[:200])
         except (ControlCallFailed, ValueError) as e:
-            self._drop(len(events))
-            log.debug("telemetry batch of %d dropped: %s", len(events), e)
+            status, answer = None, str(e)
+        if status is None or status >= 400:
+            log.debug("telemetry batch of %d not taken: %s %s", len(events), status or "", answer)
+            # Down or busy: the mesh events go again with the next batch, before anything newer, and so
+            # does the ejection report. A batch the control plane refuses (4xx) would be refused again.
+            retry = status is None or status >= 500
+            kept = [r for r in events if r.startswith(MESH_EVENT)][-MAX_KEPT_EVENTS:] if retry else []
+            self.queue[:0] = kept
+            self._drop(len(events) - len(kept))
+            if reported and retry:
+                self.outliers.changed = True
             return False
+        self.tapping = bool(isinstance(answer, dict) and answer.get("tap"))
+        self.heard_until = time.time() + 2 * self.interval
+        self.sent += len(events)
+        return True
