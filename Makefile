@@ -26,7 +26,7 @@ demo: setup  ## lesson 1 (the shop behind sidecars) watched in the TUI; q or Ctr
 	$(BIN)/minimesh tui --traffic
 
 test: setup  ## every test: unit, integration (real sockets, processes), end-to-end lessons
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=30
 
 unit: setup
 	$(BIN)/python -m pytest tests/unit

@@ -28,6 +28,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from multidict import CIMultiDict, CIMultiDictProxy
+
 from .fields import At, boolean, check_fields, integer, labels, mapping, regex, string
 
 STRING_MATCH_KINDS = ("exact", "prefix", "regex")
@@ -110,9 +112,9 @@ class HTTPMatchRequest:
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
-    # A CIMultiDict answers case-insensitively by itself; a plain dict may not.
+    # A CIMultiDict (a request's headers) answers case-insensitively by itself; a plain dict may not.
     value = headers.get(name)
-    if value is not None:
+    if value is not None or isinstance(headers, (CIMultiDict, CIMultiDictProxy)):
         return value
     for key, val in headers.items():
         if key.lower() == name:

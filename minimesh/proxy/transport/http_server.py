@@ -315,7 +315,7 @@ class ServerConnection(TunnelEnd, asyncio.Protocol):
             if self.report_first:  # an access log: its line is out before the client has the answer
                 self._report(exchange, status)
             # Otherwise counting waits until the answer is on its way (_serve): no one outside the
-            # process can tell, and the answer does not wait for it (bench/RESULTS.md, ninth run).
+            # process can tell, and the answer does not wait for it (bench/RESULTS.md, tenth run).
             self.transport.write(head + body if body and not bodiless else head)
             return keep, None
         self.transport.write(head)
