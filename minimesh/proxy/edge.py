@@ -50,7 +50,8 @@ class Edge:
         self.telemetry = telemetry  # RequestTelemetry, or None when telemetry is off
         self.guard = guard  # the sidecar's LoopGuard (loop_guard.py), or None
         # done() before the answer is written only when it writes an access-log line, which a reader
-        # may look for the moment the answer arrives; counting alone can wait until the answer is out.
+        # may look for the moment the answer arrives; counting alone waits until the answer is out:
+        # no one outside the process can tell, and the answer does not wait (bench/RESULTS.md, tenth run).
         self.report_first = telemetry is not None and telemetry.access_log.enabled
 
     async def respond(self, request: Request) -> Response:

@@ -54,8 +54,7 @@ HEAD_SLACK = 128 * 1024  # raw bytes a head may span beyond the limit (one read'
 class ServerConnection(TunnelEnd, asyncio.Protocol):
     def __init__(self, listener):
         self.listener = listener  # handler, limits, direction, connections, counters (listener.py)
-        # Count and log a request before its answer is written (an access log is on), or after.
-        self.report_first = getattr(listener.handler, "report_first", True)
+        self.report_first = getattr(listener.handler, "report_first", True)  # count before the answer? (edge.py)
         self.limits = listener.limits
         self.time = listener.time
         self.flow = Flow()
@@ -312,10 +311,8 @@ class ServerConnection(TunnelEnd, asyncio.Protocol):
         if self.closed:
             raise ConnectionResetError("the client closed the connection")
         if isinstance(body, bytes):
-            if self.report_first:  # an access log: its line is out before the client has the answer
+            if self.report_first:  # an access log's line is out before the answer; else counted in _serve
                 self._report(exchange, status)
-            # Otherwise counting waits until the answer is on its way (_serve): no one outside the
-            # process can tell, and the answer does not wait for it (bench/RESULTS.md, tenth run).
             self.transport.write(head + body if body and not bodiless else head)
             return keep, None
         self.transport.write(head)
