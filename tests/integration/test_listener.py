@@ -14,6 +14,7 @@ from multidict import CIMultiDict
 from minimesh.proxy.transport.limits import Limits
 from minimesh.proxy.transport.listener import Listener
 from minimesh.proxy.message import Response
+from tests.support.control import wait_for
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -213,11 +214,8 @@ async def test_a_request_is_counted_before_its_answer_is_written_only_when_an_ac
         answer = b""
         while not answer.endswith(b"/a"):
             answer += await asyncio.wait_for(loop.sock_recv(client, 65536), 5)
-        for _ in range(100):  # done() may come just after the answer: let the loop turn
-            if PeekingEdge.seen:
-                break
-            await asyncio.sleep(0.01)
-        [seen] = PeekingEdge.seen
+        # done() may come just after the answer: let the loop turn
+        [seen] = await wait_for(lambda: PeekingEdge.seen, 1, interval=0.01, what="done()")
         if access_log:
             assert seen == b"" and '"path":"/a"' in log.getvalue()
         else:
@@ -248,11 +246,8 @@ async def test_a_listener_with_no_connection_does_not_wake_its_watchdog_until_on
             assert await asyncio.wait_for(reader.read(), 5) == b""
             writer.close()
             assert sweeps  # it woke for this connection, and closed it at its deadline
-            for _ in range(300):
-                if listener.watchdog_asleep:
-                    break
-                await asyncio.sleep(0.01)
-            assert listener.watchdog_asleep and not listener.connections
+            await wait_for(lambda: listener.watchdog_asleep, 3, interval=0.01, what="the watchdog asleep again")
+            assert not listener.connections
             swept = len(sweeps)
             await asyncio.sleep(0.3)  # six sweep intervals
             assert len(sweeps) == swept  # asleep again

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import http.client
 import http.server
+import inspect
 import os
 import signal
 import subprocess
@@ -101,10 +102,12 @@ def minimesh_command() -> list[str]:
 
 
 async def wait_for(condition, deadline_s: float = 10.0, interval: float = 0.05, what: str = "condition"):
-    """Poll an async condition until it returns something truthy, or fail at the deadline."""
+    """Poll a condition (a coroutine function, or a plain one) until it returns something truthy, or fail."""
     deadline = time.monotonic() + deadline_s
     while True:
-        result = await condition()
+        result = condition()
+        if inspect.isawaitable(result):
+            result = await result
         if result:
             return result
         if time.monotonic() > deadline:

@@ -19,6 +19,7 @@ from minimesh.proxy.message import Journey, Request
 from minimesh.proxy.observe.export import TelemetryExporter
 from minimesh.proxy.observe.metrics import MeshMetrics
 from minimesh.proxy.observe.telemetry import RequestTelemetry
+from tests.support.control import wait_for
 
 INTERVAL = 0.02
 
@@ -67,13 +68,6 @@ async def started_exporter() -> tuple[Hub, web.AppRunner, CountingExporter, Requ
     return hub, runner, exporter, telemetry
 
 
-async def until(condition, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.005)
-
-
 def one_request(telemetry: RequestTelemetry, i: int) -> None:
     request = Request("GET", "/", "web", CIMultiDict({"x-request-id": f"r{i}"}),
                       journey=Journey("inbound", service="web"))
@@ -84,7 +78,7 @@ def one_request(telemetry: RequestTelemetry, i: int) -> None:
 async def test_an_idle_exporter_sleeps_until_a_request_is_noted_then_sends_it():
     hub, runner, exporter, telemetry = await started_exporter()
     try:
-        await until(lambda: exporter.asleep)
+        await wait_for(lambda: exporter.asleep, 5, interval=0.005)
         asleep_after = exporter.flushes
         await asyncio.sleep(30 * INTERVAL)  # 30 intervals of nothing: the old loop flushed 30 times
         assert exporter.flushes == asleep_after <= 1
@@ -92,17 +86,17 @@ async def test_an_idle_exporter_sleeps_until_a_request_is_noted_then_sends_it():
 
         for i in range(3):
             one_request(telemetry, i)
-        await until(lambda: hub.batches)
+        await wait_for(lambda: hub.batches, 5, interval=0.005)
         tallies = hub.batches[0]["tallies"]
         assert sum(t["requests"] for t in tallies if t["key"][0] == "workload") == 3, tallies
-        await until(lambda: exporter.asleep)  # sent: asleep again
+        await wait_for(lambda: exporter.asleep, 5, interval=0.005)  # sent: asleep again
         flushed = exporter.flushes
         await asyncio.sleep(30 * INTERVAL)
         assert exporter.flushes == flushed
         assert len(hub.batches) == 1
 
         exporter.add('{"event":"outlier_ejected"}')  # a mesh event wakes it as a request does
-        await until(lambda: len(hub.batches) == 2)
+        await wait_for(lambda: len(hub.batches) == 2, 5, interval=0.005)
         assert hub.batches[1]["events"] == [{"event": "outlier_ejected"}]
     finally:
         await exporter.stop()
@@ -118,7 +112,7 @@ async def test_under_traffic_the_exporter_does_not_sleep_between_batches():
             one_request(telemetry, i)
             i += 1
             await asyncio.sleep(INTERVAL / 4)
-        await until(lambda: exporter.asleep)
+        await wait_for(lambda: exporter.asleep, 5, interval=0.005)
         counted = sum(t["requests"] for b in hub.batches for t in b["tallies"] if t["key"][0] == "workload")
         assert counted == i  # nothing noted while it slept was lost
         assert len(hub.batches) >= 3
