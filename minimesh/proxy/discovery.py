@@ -40,6 +40,7 @@ class ConfigHolder:
         self.raw: dict | None = None
         self.last_nack: dict | None = None
         self.received = asyncio.Event()
+        self.on_change: list = []  # called with each snapshot put in force (outlier.Outliers.sync)
 
 
 class Refused(Exception):
@@ -121,6 +122,8 @@ class ControlPlaneClient:
         self.holder.current = config
         self.holder.raw = doc
         self.holder.received.set()
+        for changed in self.holder.on_change:
+            changed(config)
         if config.quarantined:
             # The rest applies; the unusable entries are named in a NACK, so the operator sees them.
             why = "quarantined " + "; ".join(config.quarantined)

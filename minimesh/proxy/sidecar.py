@@ -106,6 +106,7 @@ class Sidecar:
         self.in_flight = InFlight()
         self.breakers = Breakers()  # connectionPool limits and retry budgets, per destination (breaker.py)
         self.outliers = Outliers()  # outlierDetection: who this sidecar has ejected (outlier.py)
+        self.holder.on_change.append(self.outliers.sync)  # a changed cluster starts its counting afresh
         self.listeners: list[Listener] = []
         self.client: ControlPlaneClient | None = None
         # Workload identity (identity.py): with a join token the sidecar holds a

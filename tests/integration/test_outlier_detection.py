@@ -199,6 +199,83 @@ async def test_default_max_ejection_percent_ejects_only_one(clean):
     assert 0.4 <= ok_share(await fire(mesh, 90)) <= 0.6
 
 
+async def ejected_on_gateway(mesh) -> list[dict]:
+    return (await mesh.gateway.stats())["ejections"]
+
+
+def outlier_events(mesh, since: int = 0) -> list[dict]:
+    """The gateway's outlier log lines (minimesh.outlier), from its `since`-th on."""
+    return [json.loads(line.split("minimesh.outlier: ", 1)[1]) for line in mesh.gateway.logs().splitlines()
+            if "minimesh.outlier: " in line][since:]
+
+
+async def test_deleting_the_destination_rule_ends_its_ejections_and_reapplying_counts_afresh(clean):
+    mesh = clean
+    bad = catalogs(mesh)[0]
+    await set_fault(bad, failure_rate=1.0)
+    rule = destination_rule("catalog", lb="ROUND_ROBIN", outlierDetection={
+        "consecutive5xxErrors": 1, "interval": "1s", "baseEjectionTime": "30s"})
+    await mesh.apply(NO_RETRIES, rule)
+    await fire(mesh, 30)
+    assert [e["instance"] for e in await ejected_on_gateway(mesh)] == [bad.name]
+    # The instance is mended, but its 30 s ejection has most of its time to run.
+    await set_fault(bad, failure_rate=0)
+
+    # The DestinationRule goes. On Envoy its cluster is rebuilt without outlier detection: the detector and
+    # everything it counted go with it, so every host is back in the pool at once.
+    await mesh.cp("DELETE", "/v1/config/DestinationRule/catalog?namespace=default")
+    await mesh.converged()
+    assert await ejected_on_gateway(mesh) == []
+    async with client_session() as http, http.get(mesh.gateway.admin + "/metrics") as r:
+        assert 'minimesh_outlier_ejections_active{destination_service="catalog",destination_subset=""} 1.0' \
+            not in await r.text()
+
+    async def told_control_plane():
+        _, status = await mesh.cp("GET", "/v1/status")
+        return not [e for e in status["ejections"] if e["instance"] == bad.name]
+    await wait_for(told_control_plane, 5, what="the control plane to hear the ejection is over")
+    assert bad.name in {instance for status, instance, _ in await fire(mesh, 30) if status == 200}
+
+    # The same rule again: a new cluster, a new detector. The old ejection does not come back...
+    await mesh.apply(rule)
+    assert await ejected_on_gateway(mesh) == []
+    answers = await fire(mesh, 30)
+    assert all(status == 200 for status, *_ in answers) and bad.name in {i for _, i, _ in answers}, answers
+    # ...and when the instance fails again, it is its first ejection (30 s x 1), not its second (x 2).
+    seen = len(outlier_events(mesh))
+    await set_fault(bad, failure_rate=1.0)
+    await fire(mesh, 30)
+    [ejection] = [e for e in outlier_events(mesh, seen) if e["event"] == "outlier_ejected"]
+    assert ejection["upstream_instance"] == bad.name and ejection["ejections"] == 1, ejection
+    assert ejection["ejection_s"] == 30.0
+
+
+async def test_reapplying_an_unchanged_rule_keeps_its_ejections_and_a_changed_one_starts_afresh(clean):
+    mesh = clean
+    bad = catalogs(mesh)[1]
+    await set_fault(bad, failure_rate=1.0)
+    rule = destination_rule("catalog", lb="ROUND_ROBIN", outlierDetection={
+        "consecutive5xxErrors": 1, "interval": "1s", "baseEjectionTime": "30s"})
+    await mesh.apply(NO_RETRIES, rule)
+    await fire(mesh, 30)
+    [before] = await ejected_on_gateway(mesh)
+    assert before["instance"] == bad.name
+    await set_fault(bad, failure_rate=0)
+
+    # `minimesh apply` of an unchanged file: Envoy keeps a cluster whose config hash is unchanged (the
+    # update is blocked), so the ejection stands, with the same end.
+    await mesh.apply(rule)
+    [after] = await ejected_on_gateway(mesh)
+    assert after["instance"] == bad.name and abs(after["until"] - before["until"]) < 1.0, (before, after)
+    assert bad.name not in {instance for _, instance, _ in await fire(mesh, 30)}
+
+    # A changed outlierDetection changes the cluster: Envoy builds it anew, with a fresh detector.
+    await mesh.apply(destination_rule("catalog", lb="ROUND_ROBIN", outlierDetection={
+        "consecutive5xxErrors": 1, "interval": "1s", "baseEjectionTime": "20s"}))
+    assert await ejected_on_gateway(mesh) == []
+    assert bad.name in {instance for status, instance, _ in await fire(mesh, 30) if status == 200}
+
+
 async def test_consistent_hash_keeps_a_user_on_one_instance(clean):
     mesh = clean
     await mesh.apply(destination_rule("catalog", loadBalancer={"consistentHash": {"httpHeaderName": "x-user"}}))

@@ -25,6 +25,14 @@ of an endpoint that stayed healthy for an interval. Two guards:
                         Istio's default is 0: no panic, a fully ejected
                         destination answers 503 UH.
 
+What a detector has counted lives as long as its cluster's config. Envoy
+keeps a cluster whose config is unchanged when the control plane sends it
+again (the update is blocked by its hash), and builds a changed one anew,
+with a new detector; a removed cluster goes with its detector. So deleting
+the DestinationRule, or its outlierDetection, puts every ejected endpoint
+back at once, and applying it again counts from zero; re-applying it
+unchanged keeps every ejection as it was (`stale`, run on each snapshot).
+
 Each endpoint's state is a small machine, as a table below. Time is
 injected (`clock`), so tests step it instead of sleeping.
 """
@@ -77,7 +85,7 @@ class Detector:
 
     service: str
     subset: str | None
-    policy: object = None  # the outlierDetection it counts for; a new one starts afresh (Envoy: a new cluster)
+    config: object = None  # the cluster's trafficPolicy it counts under; a changed one starts afresh (`stale`)
     hosts: dict[str, Host] = field(default_factory=dict)
     next_sweep: float | None = None
 
@@ -122,6 +130,18 @@ def count(policy, host: Host, status: int | None, failure: str | None) -> str | 
     return None
 
 
+def stale(detectors: dict[str, Detector], configs: dict) -> list[str]:
+    """Pure: the detectors a new snapshot ends, given each cluster's trafficPolicy in it (by cluster name).
+
+    Envoy hashes a cluster's whole config, so not only an outlierDetection change rebuilds it: Istio
+    writes loadBalancer, connectionPool, tls and minHealthPercent into the same Envoy cluster, and a
+    change to any of them is a new cluster with a new detector. A cluster gone, or one without
+    outlierDetection, has none.
+    """
+    return [name for name, d in detectors.items()
+            if (config := configs.get(name)) is None or config.outlier_detection is None or config != d.config]
+
+
 def may_eject(policy, ejected: int, total: int) -> bool:
     """maxEjectionPercent, with Envoy's rule that one host may always be ejected."""
     if ejected == 0:
@@ -146,12 +166,24 @@ class Outliers:
 
     def detector(self, cluster) -> Detector:
         d = self.detectors.get(cluster.name)
-        policy = cluster.policy.outlier_detection
-        if d is None or d.policy != policy:
+        if d is None or (d.config is not cluster.policy and d.config != cluster.policy):
             if d is not None and d.ejected():
                 self.changed = True  # the old ejections end with the old settings
-            d = self.detectors[cluster.name] = Detector(cluster.service, cluster.subset, policy)
+            d = self.detectors[cluster.name] = Detector(cluster.service, cluster.subset, cluster.policy)
         return d
+
+    def sync(self, config) -> None:
+        """A new snapshot (a MeshConfig) is in force: end the detectors whose cluster it changed (`stale`)."""
+        configs = {c.name: c.policy for c in config.clusters.values()}
+        for name in stale(self.detectors, configs):
+            d = self.detectors.pop(name)
+            if d.ejected():
+                self.changed = True  # `minimesh status` hears they are back
+                # A log line, not an access-log or tap line: Envoy's outlier event log says nothing either.
+                log.info("%s", json.dumps({"event": "outlier_detector_ended", "service": d.service, "subset": d.subset,
+                                           "endpoints_back": sorted(d.ejected())}, separators=(",", ":")))
+        for name, d in self.detectors.items():
+            d.config = configs[name]  # equal, but the new snapshot's: the per-request check is then `is`
 
     def healthy(self, cluster, endpoints):
         """The endpoints to balance over: the ejected ones left out, unless in panic."""

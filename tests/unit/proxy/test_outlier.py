@@ -3,8 +3,9 @@
 import pytest
 
 from minimesh.config import OutlierDetection, parse_resource
-from minimesh.proxy.outbound.outlier import TRANSITIONS, Host, Outliers, State, count, in_panic, may_eject
-from minimesh.proxy.snapshot import Cluster, Endpoint
+from minimesh.proxy.outbound.outlier import (TRANSITIONS, Detector, Host, Outliers, State, count, in_panic,
+                                             may_eject, stale)
+from minimesh.proxy.snapshot import Cluster, Endpoint, MeshConfig
 
 from .manifests import dr_doc
 
@@ -17,8 +18,8 @@ class Clock:
         return self.now
 
 
-def cluster(n=3, service="catalog", **outlier) -> Cluster:
-    rule = parse_resource(dr_doc(service, [], traffic_policy={"outlierDetection": outlier}))
+def cluster(n=3, service="catalog", lb=None, **outlier) -> Cluster:
+    rule = parse_resource(dr_doc(service, [], lb=lb, traffic_policy={"outlierDetection": outlier} if outlier else None))
     endpoints = tuple(Endpoint(f"{service}-v1-{i}", f"127.0.0.1:{7000 + i}") for i in range(n))
     return Cluster(service, None, endpoints, policy=rule.policy_for(None))
 
@@ -113,3 +114,48 @@ def test_max_ejection_percent_and_panic_through_the_balancer_view():
         outliers.observe(panic, e, 503, None)
     assert list(outliers.healthy(panic, panic.endpoints)) == list(panic.endpoints)
     assert len(outliers.report()) == 1 + 3 + 3
+
+
+OD = {"consecutive5xxErrors": 1, "interval": "1s", "baseEjectionTime": "30s"}
+
+
+@pytest.mark.parametrize("snapshot, ends", [
+    (cluster(**OD), False),  # the same rule parsed again: an equal config, Envoy blocks the update
+    (cluster(**{**OD, "baseEjectionTime": "20s"}), True),  # outlierDetection changed: a new cluster
+    (cluster(lb="ROUND_ROBIN", **OD), True),  # any other trafficPolicy change is a new cluster too
+    (cluster(), True),  # the DestinationRule deleted: the cluster has no policy at all
+    (cluster(lb="ROUND_ROBIN"), True),  # outlierDetection taken out of the rule
+    (None, True),  # the service gone from the mesh: no cluster
+])
+def test_a_snapshot_ends_the_detector_of_a_changed_cluster_only(snapshot, ends):
+    detectors = {"catalog": Detector("catalog", None, cluster(**OD).policy)}
+    configs = {} if snapshot is None else {snapshot.name: snapshot.policy}
+    assert stale(detectors, configs) == (["catalog"] if ends else [])
+
+
+def test_deleting_the_rule_returns_every_ejected_endpoint_at_once_and_reapplying_counts_afresh():
+    clock = Clock()
+    outliers = Outliers(clock=clock)
+    c = cluster(**OD)
+    bad = c.endpoints[0]
+    outliers.observe(c, bad, 503, None)
+    outliers.changed = False  # as if the control plane has heard of the ejection
+
+    # The same rule again (a new snapshot, an equal policy): the ejection stands.
+    outliers.sync(MeshConfig(clusters={("catalog", None): cluster(**OD)}))
+    assert [e["instance"] for e in outliers.report()] == [bad.instance] and not outliers.changed
+
+    # The rule deleted, 1 s into a 30 s ejection: everything it counted goes, at once.
+    clock.now += 1.0
+    deleted = cluster()
+    outliers.sync(MeshConfig(clusters={("catalog", None): deleted}))
+    assert outliers.report() == [] and outliers.active() == {} and outliers.changed
+    assert outliers.healthy(deleted, deleted.endpoints) == deleted.endpoints
+
+    # Applied again: no ejection comes back, and the next one is the first (30 s), not the second (60 s).
+    again = cluster(**OD)
+    outliers.sync(MeshConfig(clusters={("catalog", None): again}))
+    assert list(outliers.healthy(again, again.endpoints)) == list(again.endpoints)
+    outliers.observe(again, bad, 503, None)
+    [entry] = outliers.report()
+    assert entry["until"] == pytest.approx(outliers.wall() + 30.0, abs=0.5)
