@@ -16,6 +16,10 @@ from bench.topology import Configuration, minimesh_command
 
 DIRECT = Configuration("direct", "direct", "client → app (the baseline every ratio is against)")
 HAPROXY = Configuration("haproxy", "haproxy", "client → HAProxy → HAProxy → app (the native-proxy anchor)")
+RELAY = Configuration("relay", "relay", "client → bench.relay → bench.relay → app: a bare Python L7 relay "
+                      "pair (uvloop, httptools, no mesh), the ceiling of a Python proxy on this machine")
+RELAY_MTLS = Configuration("relay-mtls", "relay", "the bare relay pair, mutual TLS 1.3 between the two relays",
+                           mtls=True)
 PLAIN = Configuration("minimesh", "minimesh", "client → sidecar → sidecar → app, plaintext, telemetry on")
 
 
@@ -88,6 +92,8 @@ def plan(include_haproxy: bool = True) -> list[tuple[Configuration, str | None]]
     if include_haproxy:
         rows.append((HAPROXY, None if shutil.which("haproxy") else
                      "haproxy is not installed (Debian: apt-get install haproxy)"))
+    rows.append((RELAY, None))
+    rows.append((RELAY_MTLS, None))
     rows.append((PLAIN, None))
     rows.append((AUTHZ, None))
     quiet = telemetry_off_args(help_text)

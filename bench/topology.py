@@ -2,6 +2,8 @@
 
     direct     client ─────────────────────────────────────────▶ app
     haproxy    client ─▶ haproxy "outbound" ─▶ haproxy "inbound" ─▶ app
+    relay      client ─▶ bench.relay "outbound" ─▶ bench.relay "inbound" ─▶ app
+                         (a bare Python L7 relay: the ceiling of a Python proxy here)
     minimesh   client ─▶ outbound sidecar ──▶ inbound sidecar ───▶ app
                          (a real control plane tells the outbound sidecar
                           where service `bench` lives)
@@ -44,7 +46,7 @@ DISABLE = {"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
 class Configuration:
     """One way of putting a network path between the client and the app."""
     name: str
-    kind: str                      # direct | haproxy | minimesh
+    kind: str                      # direct | haproxy | relay | minimesh
     description: str
     mtls: bool = False
     telemetry: bool = True
@@ -169,7 +171,7 @@ def start_upstream(procs: Processes) -> int:
 @contextlib.contextmanager
 def running(config: Configuration, app_port: int, procs: Processes):
     """Start `config` in front of the app on `app_port`; yield its Target; stop it afterwards."""
-    starters = {"direct": _direct, "haproxy": _haproxy, "minimesh": _minimesh}
+    starters = {"direct": _direct, "haproxy": _haproxy, "relay": _relay, "minimesh": _minimesh}
     try:
         yield starters[config.kind](config, app_port, procs)
     finally:
@@ -211,6 +213,25 @@ def _haproxy(config, app_port, procs) -> Target:
         pids[role] = proc.pid
         wait_until(lambda: procs.alive(proc) and port_open(port), 10, f"haproxy {role} on port {port}")
     return Target(outbound, SERVICE, pids)
+
+
+def _relay(config, app_port, procs) -> Target:
+    """Two bench.relay processes, wired like the sidecar pair; mutual TLS between them if `config.mtls`."""
+    from bench.relay import write_credentials
+    tls_dir = procs.logs / f"tls-{config.name}"
+    if config.mtls:
+        write_credentials(tls_dir)
+    pids, upstream = {}, app_port
+    for role, tls in (("inbound", "server"), ("outbound", "client")):
+        cmd = [sys.executable, "-m", "bench.relay", "--port", "0", "--upstream", str(upstream)]
+        if config.mtls:
+            cmd += ["--tls", tls, "--tls-dir", str(tls_dir)]
+        proc = procs.spawn(f"{config.name}-{role}", cmd, stdout=subprocess.PIPE)
+        line = proc.stdout.readline().decode()
+        if not line.startswith("listening on "):
+            raise RuntimeError(f"the {role} relay did not start (see {procs.logs}/{config.name}-{role}.log)")
+        pids[role], upstream = proc.pid, int(line.split()[-1])
+    return Target(upstream, SERVICE, pids)
 
 
 def _minimesh(config, app_port, procs) -> Target:

@@ -26,13 +26,15 @@ def test_quick_bench_writes_every_configurations_figures(tmp_path):
     jsonschema.validate(result, SCHEMA)
 
     rows = {row["name"]: row for row in result["configurations"]}
-    # direct and the plaintext sidecar pair always run; their requests all succeeded.
-    for name in ("direct", "minimesh"):
+    # direct, the bare relay pair (plaintext and mutual TLS) and the plaintext sidecar pair always
+    # run; their requests all succeeded.
+    for name in ("direct", "relay", "relay-mtls", "minimesh"):
         assert rows[name]["measured"], rows[name]
         assert rows[name]["latency"]["completed"] == rows[name]["latency"]["sent"]
         assert rows[name]["throughput"]["requests"] > 0 and not rows[name]["throughput"]["errors"]
     # Each sidecar of the pair was watched: two proxies, each with CPU and memory figures.
-    assert sorted(p["role"] for p in rows["minimesh"]["proxies"]) == ["inbound", "outbound"]
+    for name in ("relay", "minimesh"):
+        assert sorted(p["role"] for p in rows[name]["proxies"]) == ["inbound", "outbound"]
     assert rows["direct"]["added"] == {"p50_ms": 0.0, "p99_ms": 0.0}
     # Every goal is judged for the sidecar pair, and the table printed them.
     judged = {g["metric"] for g in result["goals"] if g["configuration"] == "minimesh"}
