@@ -9,7 +9,8 @@ The checks, in the order a newcomer meets the problems:
 
 1. the Python version (3.11 or newer);
 2. the home (MINIMESH_HOME or the per-user state directory) is writable;
-3. the gateway port is free — unless this home's stack holds it;
+3. the gateway port is free — unless this home's stack holds it — and so is
+   8443, its HTTPS port (only a warning: `up` takes another free port then);
 4. Docker, Docker Compose (v2 `docker compose` or v1 `docker-compose`) and
    the images the compose files build from — ✗ only with `--compose`;
 5. with a stack running (or `--control URL` for a compose stack): the control
@@ -36,6 +37,7 @@ from minimesh.errors import UserError
 from minimesh.runner import state as st
 from minimesh.runner.control_client import ControlClient
 from minimesh.runner.ports import is_free
+from minimesh.runner.supervisor import DEFAULT_HTTPS_PORT
 
 MIN_PYTHON = (3, 11)
 IMAGE = "minimesh:local"
@@ -83,6 +85,18 @@ def gateway_port(port: int) -> Finding:
     return Finding(False, f"port {port} (the gateway's) is already in use",
                    f"stop whatever holds it, or choose another port: `make demo PORT={port + 1}` "
                    f"or `minimesh up LESSON_DIR --port {port + 1}`")
+
+
+def gateway_https_port(gateway: int, https: int = DEFAULT_HTTPS_PORT) -> Finding:
+    """The gateway's HTTPS port (Gateway servers on 443): `up` falls back to any free port, so only a ‼."""
+    if gateway in (0, https):  # the supervisor then takes any free port for HTTPS (supervisor.py)
+        return Finding(True, "the gateway's HTTPS takes any free port")
+    if is_free(https):
+        return Finding(True, f"port {https} is free for the gateway's HTTPS")
+    return Finding(None, f"port {https} (the gateway's HTTPS) is already in use: "
+                         "`minimesh up` will serve HTTPS on another free port",
+                   f"`minimesh status` shows which (use it where a lesson says {https}), "
+                   f"or stop whatever holds {https}")
 
 
 # --- Docker, for compose mode --------------------------------------------------------
@@ -211,6 +225,7 @@ def diagnose(*, home: Path, port: int, compose: bool, control: str | None) -> li
         found.append(Finding(True, f"the gateway port is this stack's ({state.get('gateway_url')})"))
     elif not compose:
         found.append(gateway_port(port))
+        found.append(gateway_https_port(port))
     found += docker_checks(compose)
     found += stack_checks(home, control)
     return found

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from minimesh.runner.doctor import gateway_https_port
 from minimesh.runner.state import pid_alive
 from tests.support.stack import cli, demo, running_stack, wait_for, write_lesson
 
@@ -34,6 +35,8 @@ def test_a_fresh_setup_passes(tmp_path):
     r = doctor(tmp_path / "home", "--port", str(port))
     assert r.returncode == 0, r.stdout
     assert "✓ Python 3." in r.stdout and f"✓ port {port} is free" in r.stdout
+    # 8443 is checked too; it may be held here by a compose stack of another test run: ✓ or ‼, never ✗.
+    assert "✓ port 8443 is free for the gateway's HTTPS" in r.stdout or "‼ port 8443 (the gateway's HTTPS)" in r.stdout
     assert "✗" not in r.stdout and r.stdout.rstrip().splitlines()[-1].startswith("minimesh doctor: all good")
 
 
@@ -46,6 +49,21 @@ def test_a_taken_port_is_a_cross_with_its_fix(tmp_path):
     assert r.returncode == 1
     assert f"✗ port {port} (the gateway's) is already in use" in r.stdout
     assert f"fix: stop whatever holds it, or choose another port: `make demo PORT={port + 1}`" in r.stdout
+
+
+def test_a_taken_https_port_is_a_warning_with_its_fix():
+    # The check itself, on a port of our own rather than this machine's 8443 (a compose run may need that).
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        held = gateway_https_port(8080, https=port)
+    assert held.ok is None  # `up` serves HTTPS on another free port: a lesson still runs
+    assert held.what == f"port {port} (the gateway's HTTPS) is already in use: " \
+                        "`minimesh up` will serve HTTPS on another free port"
+    assert held.fix.startswith("`minimesh status` shows which")
+    assert gateway_https_port(8080, https=port).ok is True  # closed again: free
+    assert gateway_https_port(0, https=port).what == "the gateway's HTTPS takes any free port"
 
 
 def test_missing_docker_prints_its_fix(tmp_path):
