@@ -209,17 +209,26 @@ def outlier_events(mesh, since: int = 0) -> list[dict]:
             if "minimesh.outlier: " in line][since:]
 
 
+EJECT_FOR_30S = destination_rule("catalog", lb="ROUND_ROBIN", outlierDetection={
+    "consecutive5xxErrors": 1, "interval": "1s", "baseEjectionTime": "30s"})
+
+
+async def eject_then_mend(mesh, bad) -> dict:
+    """EJECT_FOR_30S applied, `bad` failing until the gateway ejects it, then mended; its /stats entry."""
+    await set_fault(bad, failure_rate=1.0)
+    await mesh.apply(NO_RETRIES, EJECT_FOR_30S)
+    await fire(mesh, 30)
+    [ejection] = await ejected_on_gateway(mesh)
+    assert ejection["instance"] == bad.name, ejection
+    # The instance is mended, but its 30 s ejection has most of its time to run.
+    await set_fault(bad, failure_rate=0)
+    return ejection
+
+
 async def test_deleting_the_destination_rule_ends_its_ejections_and_reapplying_counts_afresh(clean):
     mesh = clean
     bad = catalogs(mesh)[0]
-    await set_fault(bad, failure_rate=1.0)
-    rule = destination_rule("catalog", lb="ROUND_ROBIN", outlierDetection={
-        "consecutive5xxErrors": 1, "interval": "1s", "baseEjectionTime": "30s"})
-    await mesh.apply(NO_RETRIES, rule)
-    await fire(mesh, 30)
-    assert [e["instance"] for e in await ejected_on_gateway(mesh)] == [bad.name]
-    # The instance is mended, but its 30 s ejection has most of its time to run.
-    await set_fault(bad, failure_rate=0)
+    await eject_then_mend(mesh, bad)
 
     # The DestinationRule goes. On Envoy its cluster is rebuilt without outlier detection: the detector and
     # everything it counted go with it, so every host is back in the pool at once.
@@ -237,7 +246,7 @@ async def test_deleting_the_destination_rule_ends_its_ejections_and_reapplying_c
     assert bad.name in {instance for status, instance, _ in await fire(mesh, 30) if status == 200}
 
     # The same rule again: a new cluster, a new detector. The old ejection does not come back...
-    await mesh.apply(rule)
+    await mesh.apply(EJECT_FOR_30S)
     assert await ejected_on_gateway(mesh) == []
     answers = await fire(mesh, 30)
     assert all(status == 200 for status, *_ in answers) and bad.name in {i for _, i, _ in answers}, answers
@@ -253,18 +262,11 @@ async def test_deleting_the_destination_rule_ends_its_ejections_and_reapplying_c
 async def test_reapplying_an_unchanged_rule_keeps_its_ejections_and_a_changed_one_starts_afresh(clean):
     mesh = clean
     bad = catalogs(mesh)[1]
-    await set_fault(bad, failure_rate=1.0)
-    rule = destination_rule("catalog", lb="ROUND_ROBIN", outlierDetection={
-        "consecutive5xxErrors": 1, "interval": "1s", "baseEjectionTime": "30s"})
-    await mesh.apply(NO_RETRIES, rule)
-    await fire(mesh, 30)
-    [before] = await ejected_on_gateway(mesh)
-    assert before["instance"] == bad.name
-    await set_fault(bad, failure_rate=0)
+    before = await eject_then_mend(mesh, bad)
 
     # `minimesh apply` of an unchanged file: Envoy keeps a cluster whose config hash is unchanged (the
     # update is blocked), so the ejection stands, with the same end.
-    await mesh.apply(rule)
+    await mesh.apply(EJECT_FOR_30S)
     [after] = await ejected_on_gateway(mesh)
     assert after["instance"] == bad.name and abs(after["until"] - before["until"]) < 1.0, (before, after)
     assert bad.name not in {instance for _, instance, _ in await fire(mesh, 30)}
