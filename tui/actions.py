@@ -5,7 +5,11 @@ hand for a canary — the selected service's catch-all route split between the
 first and last subsets of its DestinationRule (v1 and v2 in the shop) — and
 moves `step` percent from one to the other. An existing VirtualService keeps
 everything else (retries, timeouts, other routes); only the catch-all
-route's destinations change. Pure: config in, manifest out.
+route's destinations change. Pure: config in, manifest out. Hosts are read
+as Istio reads them (config/namespaces.py): `pricing` in a resource of
+namespace `shop` is the TUI's `pricing.shop`, and an FQDN means itself, so a
+DestinationRule written `pricing.default.svc.cluster.local` is `pricing`'s.
+A new VirtualService goes in the service's own namespace.
 
 Fault knobs: the demo apps' FAILURE_RATE and DELAY_MS, changed at run time
 through each instance's /_fault (minimesh/lesson/commands.set_fault).
@@ -18,6 +22,9 @@ import asyncio
 import copy
 import json
 from dataclasses import dataclass
+
+from minimesh.config.namespaces import fqdn, namespace_of_key, qualify, service_key
+from minimesh.config.resource import DEFAULT_NAMESPACE
 
 FAILURE_STEPS = (0.0, 0.1, 0.3, 0.5, 0.9)
 DELAY_STEPS = (0, 100, 300, 1000)
@@ -32,16 +39,33 @@ class Split:
         return " / ".join(f"{subset} {weight}%" for subset, weight in self.weights)
 
 
+def key_of(service: str) -> str:
+    """The TUI's name of a service ('pricing', 'pricing.shop') as the service key it is."""
+    name, dot, namespace = service.partition(".")
+    return service_key(name, namespace) if dot and "." not in namespace else service
+
+
+def _namespace(resource: dict) -> str:
+    return (resource.get("metadata") or {}).get("namespace") or DEFAULT_NAMESPACE
+
+
+def _names(resource: dict, host) -> str | None:
+    """The service key `host` names, read in `resource`'s namespace."""
+    return qualify(host, _namespace(resource)) if isinstance(host, str) else None
+
+
 def subsets_of(resources: list[dict], service: str) -> list[str]:
+    key = key_of(service)
     for r in resources:
-        if r.get("kind") == "DestinationRule" and r.get("spec", {}).get("host") == service:
+        if r.get("kind") == "DestinationRule" and _names(r, r.get("spec", {}).get("host")) == key:
             return [s["name"] for s in r["spec"].get("subsets") or [] if "name" in s]
     return []
 
 
 def _virtual_service(resources: list[dict], service: str) -> dict | None:
+    key = key_of(service)
     for r in resources:
-        if r.get("kind") == "VirtualService" and service in (r.get("spec", {}).get("hosts") or []):
+        if r.get("kind") == "VirtualService" and any(_names(r, h) == key for h in r.get("spec", {}).get("hosts") or []):
             return r
     return None
 
@@ -64,7 +88,7 @@ def current_split(resources: list[dict], service: str) -> Split | None:
     if vs and vs["spec"].get("http"):
         destinations = _catch_all(vs["spec"]["http"]).get("route") or []
         found = {d.get("destination", {}).get("subset"): d.get("weight", 100 if len(destinations) == 1 else 0)
-                 for d in destinations if d.get("destination", {}).get("host") == service}
+                 for d in destinations if _names(vs, d.get("destination", {}).get("host")) == key_of(service)}
         if found.keys() <= {first, last} and None not in found:
             weights = {first: found.get(first, 0), last: found.get(last, 0)}
             total = sum(weights.values())
@@ -82,12 +106,18 @@ def shift_weights(resources: list[dict], service: str, step: int) -> tuple[dict,
     (first, w_first), (last, _) = split.weights
     w_last = max(0, min(100, 100 - w_first + step))
     new = Split(service, ((first, 100 - w_last), (last, w_last)))
-    route = [{"destination": {"host": service, "subset": first}, "weight": 100 - w_last},
-             {"destination": {"host": service, "subset": last}, "weight": w_last}]
+    key = key_of(service)
+    home = namespace_of_key(key)  # None: a host outside the cluster, steered from default
+    name = key.split(".")[0] if home is not None else key
     vs = copy.deepcopy(_virtual_service(resources, service))
     if vs is None or not vs["spec"].get("http"):
+        where = {"namespace": home} if home not in (None, DEFAULT_NAMESPACE) else {}
         vs = {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
-              "metadata": {"name": service}, "spec": {"hosts": [service], "http": [{"name": "canary"}]}}
+              "metadata": {"name": name, **where}, "spec": {"hosts": [name], "http": [{"name": "canary"}]}}
+    # The destination as the VirtualService's own namespace reads it: short at home, else the FQDN.
+    host = name if home is None or _namespace(vs) == home else fqdn(key)
+    route = [{"destination": {"host": host, "subset": first}, "weight": 100 - w_last},
+             {"destination": {"host": host, "subset": last}, "weight": w_last}]
     _catch_all(vs["spec"]["http"])["route"] = route
     return vs, new
 
