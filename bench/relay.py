@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import ssl
-import sys
 from pathlib import Path
 
 import httptools
+
+from bench.upstream import run, serve
 
 HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer",
                         b"transfer-encoding", b"upgrade"})
@@ -169,20 +169,6 @@ def write_credentials(directory: Path) -> None:
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
 
 
-async def serve(port: int, upstream: int, tls: str | None, tls_dir: Path | None) -> None:
-    loop = asyncio.get_running_loop()
-    server_tls = tls_context("server", tls_dir) if tls == "server" else None
-    client_tls = tls_context("client", tls_dir) if tls == "client" else None
-    server = await loop.create_server(lambda: Downstream(("127.0.0.1", upstream), client_tls),
-                                      "127.0.0.1", port, backlog=1024, ssl=server_tls)
-    print(f"listening on {server.sockets[0].getsockname()[1]}", flush=True)
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    server.close()
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
@@ -190,10 +176,9 @@ def main(argv=None) -> None:
     parser.add_argument("--tls", choices=["server", "client"], help="listen with TLS, or connect with TLS")
     parser.add_argument("--tls-dir", type=Path, help="where write_credentials put the CA and certificates")
     args = parser.parse_args(argv)
-    import uvloop
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(serve(args.port, args.upstream, args.tls, args.tls_dir))
-    sys.exit(0)
+    server_tls = tls_context("server", args.tls_dir) if args.tls == "server" else None
+    client_tls = tls_context("client", args.tls_dir) if args.tls == "client" else None
+    run(serve(lambda: Downstream(("127.0.0.1", args.upstream), client_tls), args.port, server_tls))
 
 
 if __name__ == "__main__":

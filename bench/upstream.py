@@ -52,9 +52,10 @@ class Upstream(asyncio.Protocol):
         self.buffer = buffer
 
 
-async def serve(port: int) -> None:
+async def serve(factory, port: int, ssl=None) -> None:
+    """Listen on loopback `port` (0: any free one) with `factory`'s protocol; say where; serve until SIGTERM."""
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(Upstream, "127.0.0.1", port, backlog=1024)
+    server = await loop.create_server(factory, "127.0.0.1", port, backlog=1024, ssl=ssl)
     print(f"listening on {server.sockets[0].getsockname()[1]}", flush=True)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -63,18 +64,23 @@ async def serve(port: int) -> None:
     server.close()
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=0)
-    args = parser.parse_args(argv)
+def run(main) -> None:
+    """Run the coroutine `main` on uvloop (plain asyncio where uvloop is missing), then exit 0."""
     try:
         import uvloop
         runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
     except ImportError:
         runner = asyncio.Runner()
     with runner:
-        runner.run(serve(args.port))
+        runner.run(main)
     sys.exit(0)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args(argv)
+    run(serve(Upstream, args.port))
 
 
 if __name__ == "__main__":
