@@ -222,6 +222,15 @@ def _parse_outlier(value: Any, at: At) -> OutlierDetection:
     def seconds(key, default):
         return duration(block[key], at / key) if key in block else default
 
+    # Istio passes maxEjectionPercent on only when above 0: 0 is unset, Envoy's default 10.
+    percent = integer(block.get("maxEjectionPercent", 0), at / "maxEjectionPercent", 0, 100) or d.max_ejection_percent
+    if percent < 50:  # one of two may go at 50 %; below, a small destination may never lose one
+        said = "maxEjectionPercent" in block and block["maxEjectionPercent"] == percent
+        (at / "maxEjectionPercent" if "maxEjectionPercent" in block else at).warn(
+            f"maxEjectionPercent {percent}{'' if said else ' (Istio default; 0 means unset)'}: as on Istio, Envoy "
+            f"ejects an endpoint only if the ejected share, it included, stays within {percent} %, so a destination "
+            f"of fewer than {-(-100 // percent)} endpoints never loses one; set maxEjectionPercent: 50 or 100 "
+            f"to let a small destination eject one")
     return OutlierDetection(
         consecutive_5xx_errors=count("consecutive5xxErrors", d.consecutive_5xx_errors),
         consecutive_gateway_errors=count("consecutiveGatewayErrors", d.consecutive_gateway_errors),
@@ -231,8 +240,7 @@ def _parse_outlier(value: Any, at: At) -> OutlierDetection:
                                                    at / "splitExternalLocalOriginErrors"),
         interval=seconds("interval", d.interval),
         base_ejection_time=seconds("baseEjectionTime", d.base_ejection_time),
-        max_ejection_percent=integer(block.get("maxEjectionPercent", d.max_ejection_percent),
-                                     at / "maxEjectionPercent", 0, 100),
+        max_ejection_percent=percent,
         min_health_percent=integer(block.get("minHealthPercent", d.min_health_percent),
                                    at / "minHealthPercent", 0, 100),
     )

@@ -69,9 +69,10 @@ async def test_one_bad_instance_of_three_is_ejected_and_success_recovers_within_
     without = ok_share(await fire(mesh, 300))
     assert 0.6 <= without <= 0.73, without
 
-    # consecutive5xxErrors 1, interval 1s: the first 503 from the bad instance ejects it.
+    # consecutive5xxErrors 1, interval 1s: the first 503 from the bad instance ejects it (maxEjectionPercent
+    # 50: 1 of 3 is within it; at Istio's default 10 % none of three would go, see below).
     await mesh.apply(destination_rule("catalog", outlierDetection={"consecutive5xxErrors": 1, "interval": "1s",
-                                                    "baseEjectionTime": "30s"}))
+                                                    "baseEjectionTime": "30s", "maxEjectionPercent": 50}))
     loop = asyncio.get_running_loop()
     started, results = loop.time(), []
     while loop.time() - started < 2.0:  # everything the first two seconds bring
@@ -104,7 +105,7 @@ async def test_an_ejected_instance_returns_after_base_ejection_time(clean):
     bad = catalogs(mesh)[1]
     await set_fault(bad, failure_rate=1.0)
     await mesh.apply(NO_RETRIES, destination_rule("catalog", outlierDetection={"consecutive5xxErrors": 1, "interval": "200ms",
-                                                                "baseEjectionTime": "1s"}))
+                                                                "baseEjectionTime": "1s", "maxEjectionPercent": 50}))
     await fire(mesh, 30)
     assert [e["instance"] for e in (await mesh.gateway.stats())["ejections"]] == [bad.name]
     # The instance is fixed; after 1 s (x the times it was ejected) it gets traffic again.
@@ -126,7 +127,7 @@ async def test_ejection_and_return_are_lines_in_the_access_log_and_the_tap(clean
     started = time.time()
     await set_fault(bad, failure_rate=1.0)
     await mesh.apply(NO_RETRIES, destination_rule("catalog", outlierDetection={"consecutive5xxErrors": 1, "interval": "200ms",
-                                                                "baseEjectionTime": "1s"}))
+                                                                "baseEjectionTime": "1s", "maxEjectionPercent": 50}))
     # A tapper is waiting: the lines come whether or not anyone taps, but a learner taps.
     tap = asyncio.create_task(mesh.cp("GET", f"/v1/tap?since={mark['next']}&timeout=20&service=catalog&status=5xx"))
     await fire(mesh, 30)
@@ -183,7 +184,7 @@ async def test_every_instance_failing_max_ejection_percent_and_panic(clean):
     assert all(s == 503 and "x-minimesh-error" not in h for s, _, h in last), last  # the apps' own 503s
 
 
-async def test_default_max_ejection_percent_ejects_only_one(clean):
+async def test_default_max_ejection_percent_ejects_none_of_three_and_50_ejects_one(clean):
     mesh = clean
     for instance in catalogs(mesh)[:2]:
         await set_fault(instance, failure_rate=1.0)
@@ -191,11 +192,17 @@ async def test_default_max_ejection_percent_ejects_only_one(clean):
     await mesh.apply(NO_RETRIES, destination_rule("catalog", lb="ROUND_ROBIN", outlierDetection={
         "consecutive5xxErrors": 1, "interval": "1s", "baseEjectionTime": "30s"}))
     await fire(mesh, 60)
-    # 10 % of 3 is less than one, and Envoy always allows one: the other failing instance still
-    # gets traffic and still fails.
+    # Istio's default 10 %: Envoy counts the instance it would eject, and 1 of 3 is over 10 %, so
+    # neither failing instance goes: two answers in three keep failing.
+    assert (await mesh.gateway.stats())["ejections"] == []
+    assert 0.25 <= ok_share(await fire(mesh, 90)) <= 0.42
+    # 50 %: one of three may go (33 %), a second may not (67 %). One good and one failing instance
+    # left, taking turns: half the answers fail.
+    await mesh.apply(destination_rule("catalog", lb="ROUND_ROBIN", outlierDetection={
+        "consecutive5xxErrors": 1, "interval": "1s", "baseEjectionTime": "30s", "maxEjectionPercent": 50}))
+    await fire(mesh, 60)
     stats = await mesh.gateway.stats()
     assert len(stats["ejections"]) == 1, stats["ejections"]
-    # One good and one failing instance left, taking turns: half the answers fail.
     assert 0.4 <= ok_share(await fire(mesh, 90)) <= 0.6
 
 
@@ -210,7 +217,7 @@ def outlier_events(mesh, since: int = 0) -> list[dict]:
 
 
 EJECT_FOR_30S = destination_rule("catalog", lb="ROUND_ROBIN", outlierDetection={
-    "consecutive5xxErrors": 1, "interval": "1s", "baseEjectionTime": "30s"})
+    "consecutive5xxErrors": 1, "interval": "1s", "baseEjectionTime": "30s", "maxEjectionPercent": 50})
 
 
 async def eject_then_mend(mesh, bad) -> dict:
@@ -273,7 +280,7 @@ async def test_reapplying_an_unchanged_rule_keeps_its_ejections_and_a_changed_on
 
     # A changed outlierDetection changes the cluster: Envoy builds it anew, with a fresh detector.
     await mesh.apply(destination_rule("catalog", lb="ROUND_ROBIN", outlierDetection={
-        "consecutive5xxErrors": 1, "interval": "1s", "baseEjectionTime": "20s"}))
+        "consecutive5xxErrors": 1, "interval": "1s", "baseEjectionTime": "20s", "maxEjectionPercent": 50}))
     assert await ejected_on_gateway(mesh) == []
     assert bad.name in {instance for status, instance, _ in await fire(mesh, 30) if status == 200}
 
@@ -281,7 +288,7 @@ async def test_reapplying_an_unchanged_rule_keeps_its_ejections_and_a_changed_on
 async def test_an_instance_that_leaves_takes_its_ejection_with_it_and_comes_back_afresh(clean):
     mesh = clean
     bad, next_bad, _ = catalogs(mesh)
-    await eject_then_mend(mesh, bad)  # ejected for 30 s; maxEjectionPercent 10 (one at a time)
+    await eject_then_mend(mesh, bad)  # ejected for 30 s; maxEjectionPercent 50 (one of three at a time)
 
     # Its sidecar stops and leaves the registry: the gateway's next snapshot has two catalog endpoints.
     assert await bad.sidecar.stop() == 0
@@ -303,8 +310,8 @@ async def test_an_instance_that_leaves_takes_its_ejection_with_it_and_comes_back
         return not [e for e in status["ejections"] if e["instance"] == bad.name]
     await wait_for(told_control_plane, 5, what="the control plane to hear the ejection is over")
 
-    # ...and it no longer counts toward maxEjectionPercent: none of the two is ejected, Envoy always allows
-    # one, so the next instance that fails is ejected (with the departed one counted, 2 of 2 > 10 %: not).
+    # ...and it no longer counts toward maxEjectionPercent: 1 of the 2 left is within 50 %, so the next
+    # instance that fails is ejected (with the departed one counted, 2 of 3 > 50 %: it would not be).
     await set_fault(next_bad, failure_rate=1.0)
     await fire(mesh, 30)
     assert [e["instance"] for e in await ejected_on_gateway(mesh)] == [next_bad.name]

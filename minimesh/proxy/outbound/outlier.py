@@ -17,8 +17,9 @@ for baseEjectionTime × (times it has been ejected); the sweep that runs
 every `interval` returns it when its time is up, and lowers the multiplier
 of an endpoint that stayed healthy for an interval. Two guards:
 
-    maxEjectionPercent  never eject more than this share of the endpoints
-                        (Envoy: but always allow one)
+    maxEjectionPercent  eject only while the ejected share, this one included,
+                        stays within it (Envoy since 1.31; at Istio's 10 %
+                        a destination of fewer than 10 endpoints loses none)
     minHealthPercent    when fewer than this share are healthy, ignore ejections
                         and balance over every endpoint: Envoy's "panic mode" —
                         better to send to sick instances than to none.
@@ -163,10 +164,13 @@ def departed(hosts, members) -> list[str]:
 
 
 def may_eject(policy, ejected: int, total: int) -> bool:
-    """maxEjectionPercent, with Envoy's rule that one host may always be ejected."""
-    if ejected == 0:
-        return total > 0
-    return (ejected + 1) * 100 <= policy.max_ejection_percent * total
+    """maxEjectionPercent as Envoy checks it: the ejected share, this host included, within the limit.
+
+    Envoy before 1.31 always let the first host go; since then it counts the one it would eject, and
+    only `always_eject_one_host` (which Istio never sets) brings the old rule back. So Istio's default
+    10 % ejects nothing from a destination of fewer than 10 endpoints (config/trafficpolicy.py warns).
+    """
+    return total > 0 and (ejected + 1) * 100 <= policy.max_ejection_percent * total
 
 
 def in_panic(policy, healthy: int, total: int) -> bool:

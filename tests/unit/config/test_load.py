@@ -222,6 +222,32 @@ def test_destination_rule_model_and_defaults():
     assert defaults.traffic_policy.load_balancer is None and DEFAULT_LOAD_BALANCER == "LEAST_REQUEST"
 
 
+DR_OUTLIER = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: p}\nspec:\n  host: p\n" \
+             "  trafficPolicy:\n    outlierDetection: {consecutive5xxErrors: 1%s}\n"
+
+
+@pytest.mark.parametrize("extra, percent, warned", [
+    ("", 10, "outlierDetection: maxEjectionPercent 10 (Istio default; 0 means unset): as on Istio, Envoy ejects an "
+             "endpoint only if the ejected share, it included, stays within 10 %, so a destination of fewer than 10 "
+             "endpoints never loses one"),
+    (", maxEjectionPercent: 0", 10, "outlierDetection.maxEjectionPercent: maxEjectionPercent 10 (Istio default; 0 means"),
+    (", maxEjectionPercent: 30", 30, "maxEjectionPercent 30: as on Istio, Envoy ejects an endpoint only if the ejected "
+                                     "share, it included, stays within 30 %, so a destination of fewer than 4 endpoints"),
+    (", maxEjectionPercent: 50", 50, None),  # one of two may go: nothing to say
+    (", maxEjectionPercent: 100", 100, None),
+])
+def test_a_max_ejection_percent_that_ejects_no_endpoint_of_a_small_destination_is_a_warning(extra, percent, warned):
+    # Istio passes maxEjectionPercent to Envoy only when above 0, and Envoy (1.31 on) counts the endpoint it
+    # would eject: at the default 10 %, the lessons' three instances never lose one (outlier.py may_eject).
+    (dr,) = load_manifests(DR_OUTLIER % extra, "dr.yaml")
+    assert dr.traffic_policy.outlier_detection.max_ejection_percent == percent
+    if warned is None:
+        assert dr.warnings == ()
+    else:
+        assert len(dr.warnings) == 1 and dr.warnings[0].startswith("dr.yaml:7: spec.trafficPolicy.") \
+            and warned in dr.warnings[0] and "set maxEjectionPercent: 50 or 100" in dr.warnings[0], dr.warnings
+
+
 def test_security_models():
     (strict,) = load_manifests(ACCEPTED["pa-strict"])
     assert isinstance(strict, PeerAuthentication) and strict.mtls_mode == "STRICT" and strict.selector is None

@@ -53,8 +53,10 @@ def test_count(policy, outcomes, reached):
 
 
 @pytest.mark.parametrize("percent, ejected, total, expected", [
-    (10, 0, 3, True),  # Envoy always allows one ejection, whatever the percentage
-    (10, 1, 3, False), (50, 1, 4, True), (50, 2, 4, False), (100, 2, 3, True),
+    # Envoy counts the endpoint it would eject (since 1.31; Istio never sets always_eject_one_host):
+    (10, 0, 3, False), (10, 0, 9, False), (10, 0, 10, True), (10, 1, 10, False),  # Istio's default 10 %
+    (30, 0, 3, False), (34, 0, 3, True), (50, 0, 3, True), (50, 1, 3, False),
+    (50, 1, 4, True), (50, 2, 4, False), (100, 2, 3, True), (100, 0, 0, False),
 ])
 def test_max_ejection_percent(percent, ejected, total, expected):
     assert may_eject(OutlierDetection(max_ejection_percent=percent), ejected, total) is expected
@@ -71,7 +73,7 @@ def test_min_health_percent_panics(percent, healthy, total, expected):
 def test_eject_then_return_after_base_times_ejections():
     clock, events = Clock(), []
     outliers = Outliers(clock=clock, emit=events.append)
-    c = cluster(consecutive5xxErrors=1, interval="1s", baseEjectionTime="10s")
+    c = cluster(consecutive5xxErrors=1, interval="1s", baseEjectionTime="10s", maxEjectionPercent=50)
     bad = c.endpoints[0]
 
     # One 5xx: ejected for 10 s (first ejection).
@@ -97,11 +99,16 @@ def test_eject_then_return_after_base_times_ejections():
 def test_max_ejection_percent_and_panic_through_the_balancer_view():
     clock = Clock()
     outliers = Outliers(clock=clock)
-    # Every endpoint fails; the cap lets only one be ejected at 10 %.
+    # Every endpoint fails; at Istio's default 10 % none of three may go (1 of 3 is over 10 %)...
     c = cluster(consecutive5xxErrors=1, interval="1s", baseEjectionTime="30s")
     for e in c.endpoints:
         outliers.observe(c, e, 503, None)
-    assert len(outliers.healthy(c, c.endpoints)) == 2
+    assert len(outliers.healthy(c, c.endpoints)) == 3 and outliers.report() == []
+    # ...and at 50 % one does (1 of 3 within it, 2 of 3 not).
+    half = cluster(service="ratings", consecutive5xxErrors=1, maxEjectionPercent=50)
+    for e in half.endpoints:
+        outliers.observe(half, e, 503, None)
+    assert len(outliers.healthy(half, half.endpoints)) == 2
     # At 100 % all three go: the destination has no endpoint left (503 UH at the balancer).
     all_out = cluster(service="payments", consecutive5xxErrors=1, maxEjectionPercent=100)
     for e in all_out.endpoints:
@@ -113,10 +120,10 @@ def test_max_ejection_percent_and_panic_through_the_balancer_view():
     for e in panic.endpoints:
         outliers.observe(panic, e, 503, None)
     assert list(outliers.healthy(panic, panic.endpoints)) == list(panic.endpoints)
-    assert len(outliers.report()) == 1 + 3 + 3
+    assert len(outliers.report()) == 0 + 1 + 3 + 3
 
 
-OD = {"consecutive5xxErrors": 1, "interval": "1s", "baseEjectionTime": "30s"}
+OD = {"consecutive5xxErrors": 1, "interval": "1s", "baseEjectionTime": "30s", "maxEjectionPercent": 50}
 
 
 @pytest.mark.parametrize("snapshot, ends", [
@@ -180,7 +187,7 @@ def without(c: Cluster, *gone: Endpoint) -> Cluster:
 def test_a_departed_host_takes_its_ejection_with_it_and_a_returning_one_starts_afresh():
     clock = Clock()
     outliers = Outliers(clock=clock)
-    c = cluster(**OD)  # maxEjectionPercent 10: one ejection at a time (Envoy always allows one)
+    c = cluster(**OD)  # maxEjectionPercent 50: one ejection of three at a time (2 of 3 is over 50 %)
     a, b, _ = c.endpoints
     outliers.observe(c, a, 503, None)
     outliers.observe(c, b, 503, None)
@@ -195,7 +202,7 @@ def test_a_departed_host_takes_its_ejection_with_it_and_a_returning_one_starts_a
     # An answer from a still on its way counts for nothing (Envoy: the host is no longer in the cluster).
     outliers.observe(c, a, 503, None)
     assert outliers.report() == []
-    # So the cap lets the next bad endpoint go: 0 ejected of 2, and one is always allowed.
+    # So the cap lets the next bad endpoint go: 1 of 2 is within 50 %.
     outliers.observe(two, b, 503, None)
     assert [e["endpoint"] for e in outliers.report()] == [b.address]
 
@@ -211,7 +218,8 @@ def test_a_departed_host_takes_its_ejection_with_it_and_a_returning_one_starts_a
 
 def test_a_host_leaving_a_subset_ends_its_state_there_only():
     outliers = Outliers(clock=Clock())
-    rule = parse_resource(dr_doc("catalog", [{"name": "v1", "labels": {"version": "v1"}}], traffic_policy={"outlierDetection": OD}))
+    rule = parse_resource(dr_doc("catalog", [{"name": "v1", "labels": {"version": "v1"}}],
+                                 traffic_policy={"outlierDetection": {**OD, "maxEjectionPercent": 100}}))  # 1 of 1
     e = Endpoint("catalog-v1-0", "127.0.0.1:7000", labels=(("version", "v1"),))
     everyone = Cluster("catalog", None, (e,), policy=rule.policy_for(None))
     v1 = Cluster("catalog", "v1", (e,), policy=rule.policy_for("v1"))
