@@ -13,6 +13,9 @@ failures (`retryOn`, Envoy's retry conditions):
     retriable-status-codes  the status codes listed beside it (bare numbers in retryOn)
     retriable-headers       the answer carries a header the request named in
                             `x-envoy-retriable-header-names` (Envoy's request header)
+    envoy-ratelimited       the answer carries `x-envoy-ratelimited` (an upstream Envoy's rate
+                            limiter refused it) — and such an answer is retried under this
+                            condition only, never under 5xx, 429 or any other (Envoy's rule)
     cancelled, deadline-exceeded, internal, resource-exhausted, unavailable
                             the gRPC status of the same name in the grpc-status header
 
@@ -45,6 +48,7 @@ from minimesh.proxy.message import Attempt, Request, Response, Service
 
 BACKOFF_BASE = 0.025
 RETRIABLE_HEADER_NAMES = "x-envoy-retriable-header-names"
+RATELIMITED = "x-envoy-ratelimited"  # set by an Envoy rate limiter on its 429 (any upstream may send it)
 GRPC_CONDITIONS = {"cancelled": "1", "deadline-exceeded": "4", "resource-exhausted": "8",
                    "unavailable": "14", "internal": "13"}
 
@@ -61,6 +65,7 @@ class Outcome:
     failure: str | None = None  # "connect-failure", "reset", "timeout"
     grpc_status: str | None = None
     retriable_header: bool = False  # the answer has a header the request listed as retriable
+    ratelimited: bool = False  # the answer carries x-envoy-ratelimited
 
 
 def should_retry(policy, outcome: Outcome) -> bool:
@@ -82,6 +87,8 @@ def should_retry(policy, outcome: Outcome) -> bool:
     if status is None:
         return False
     on = policy.retry_on  # every answer passes here: `in` on the short tuple, no set per request
+    if outcome.ratelimited:  # Envoy's wouldRetryFromHeaders: this condition, or no retry at all
+        return "envoy-ratelimited" in on
     if "retriable-headers" in on and outcome.retriable_header:
         return True
     if "5xx" in on and status >= 500:
@@ -180,7 +187,8 @@ class Retry:
             return None, e, Outcome(failure=_FAILURE_OF.get(type(e)))
         self._done(attempt, journey, start, status=response.status)
         return response, None, Outcome(status=response.status, grpc_status=response.headers.get("grpc-status"),
-                                       retriable_header=has_retriable_header(request.headers, response.headers))
+                                       retriable_header=has_retriable_header(request.headers, response.headers),
+                                       ratelimited=RATELIMITED in response.headers)
 
     @staticmethod
     def _done(attempt, journey, start, status=None, error=None):
