@@ -6,7 +6,8 @@ attempt with the status the path names (`/once/429/rl`: 429 with
 `/once/503/plain`: a bare 503) and every later attempt with 200, counting the
 attempts per `x-key`. The caller is `web`'s sidecar (its outbound listener,
 the app's HTTP_PROXY). Each test applies quota's VirtualService and counts
-what reached the app.
+what reached the app; `gone`, a registered instance whose sidecar is dead,
+gives connect failures.
 """
 
 import collections
@@ -19,7 +20,7 @@ from aiohttp import web
 from tests.support.echo import add_echo
 from tests.support.manifests import virtual_service
 from tests.support.mesh import client_session, run_mesh, start_sidecar
-from tests.support.shop import serve_routes
+from tests.support.shop import free_port, serve_routes
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.asyncio(loop_scope="module")]
 
@@ -82,3 +83,16 @@ async def test_a_ratelimited_answer_is_retried_under_no_other_condition(mesh):
     # The control: the bare 503 is retried under 5xx.
     status, attempts, _ = await call(mesh, "/once/503/plain")
     assert (status, attempts) == (200, 2)
+
+
+async def test_reset_before_request_retries_a_connect_failure(mesh):
+    # `gone` is registered, but its sidecar was SIGKILLed: every connection to it is refused,
+    # before a byte of the request is sent — what reset-before-request retries (Envoy 1.31).
+    gone = await start_sidecar(mesh.control_url, "gone", app_port=free_port(), instance="gone-v1-0",
+                               log_dir=mesh.log_dir)
+    gone.kill()  # no goodbye: the registry keeps it until its ttl (30 s here)
+    await mesh.apply(virtual_service("gone", retries={"attempts": 2, "retryOn": "reset-before-request"}))
+    status, _, _ = await call(mesh, "/once/200/plain", host="gone")
+    assert status == 503
+    [line] = [line for line in mesh.caller.access_log() if line["destination"] == "gone"]
+    assert line["attempts"] == 3 and line["flags"] == "URX,UF", line

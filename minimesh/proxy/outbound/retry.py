@@ -7,6 +7,9 @@ failures (`retryOn`, Envoy's retry conditions):
     5xx                     any 5xx answer, a reset, a connect failure, a per-try timeout
     gateway-error           502, 503, 504 (a per-try timeout counts as 504, a reset as 503)
     reset                   no answer at all: disconnect, reset, connect failure, per-try timeout
+    reset-before-request    no answer, and no byte of the request sent: here that is a connect
+                            failure (a reset or a per-try timeout comes after the request went out;
+                            a pooled connection found closed is retried by the pool itself)
     connect-failure         no connection could be made
     refused-stream          the upstream refused the request before it was processed
     retriable-4xx           409
@@ -73,8 +76,8 @@ def should_retry(policy, outcome: Outcome) -> bool:
     failure = outcome.failure
     if failure is not None:
         on = set(policy.retry_on)
-        if failure == "connect-failure":
-            return bool(on & {"5xx", "gateway-error", "connect-failure", "reset"})
+        if failure == "connect-failure":  # the one failure where no byte of the request was sent
+            return bool(on & {"5xx", "gateway-error", "connect-failure", "reset", "reset-before-request"})
         # Envoy counts an upstream reset as a 5xx (it becomes one), so both
         # 5xx and gateway-error retry it.
         if failure == "refused-stream":
