@@ -5,10 +5,11 @@ import sys
 import click
 
 from minimesh.cli.base import friendly, main
+from minimesh.runner.ports import GATEWAY_PORT
 
 
 @main.command()
-@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
+@click.option("--port", type=click.IntRange(0, 65535), default=GATEWAY_PORT, show_default=True,
               envvar="MINIMESH_GATEWAY_PORT", help="The gateway port `minimesh up` will want.")
 @click.option("--compose", is_flag=True, help="Also require Docker and compose (for the compose stacks).")
 @click.option("--control", "control_url", envvar="MINIMESH_CONTROL_URL", default=None,

@@ -3,12 +3,13 @@
 import click
 
 from minimesh.cli.base import CONTROL_OPTION, friendly, main
+from minimesh.runner.ports import GATEWAY_PORT
 
 
 @main.command()
 @click.argument("lesson_dir", type=click.Path(file_okay=False, path_type=str))
 @click.option("--detach", "-d", is_flag=True, help="Start in the background and return once ready.")
-@click.option("--port", "--gateway-port", "gateway_port", type=click.IntRange(0, 65535), default=8080,
+@click.option("--port", "--gateway-port", "gateway_port", type=click.IntRange(0, 65535), default=GATEWAY_PORT,
               show_default=True, envvar="MINIMESH_GATEWAY_PORT",
               help="The gateway's port on 127.0.0.1 (0: any free port; env MINIMESH_GATEWAY_PORT).")
 @click.option("--fresh", is_flag=True,

@@ -18,6 +18,7 @@ import aiohttp
 
 from minimesh.errors import UserError
 from minimesh.lesson.steps import Send
+from minimesh.runner.ports import GATEWAY_HTTPS_PORT
 
 
 @dataclass
@@ -75,7 +76,7 @@ async def send_traffic(gateway_url: str, send: Send, https_url: str | None = Non
     if send.scheme == "https":
         if not https_url:
             raise UserError("this check speaks https to the gateway, whose HTTPS URL is not known: pass "
-                            "--gateway-https URL (compose: https://127.0.0.1:8443)")
+                            f"--gateway-https URL (compose: https://127.0.0.1:{GATEWAY_HTTPS_PORT})")
         gateway_url = https_url
         tls = {"ssl": ssl.create_default_context(cafile=str(send.ca)), "server_hostname": send.host}
     todo = iter(range(send.count))

@@ -54,13 +54,12 @@ import yaml
 
 from minimesh.pki.spiffe import GATEWAY_ACCOUNT, account_key
 from minimesh.errors import UserError
+from minimesh.runner.ports import GATEWAY_HTTPS_PORT, GATEWAY_PORT  # Gateway servers on 443 and 80
 from minimesh.runner.topology import LESSON_TELEMETRY, Instance, Lesson, load_lesson
 
 IMAGE = "minimesh:local"
 WORKDIR = Path("/opt/minimesh")        # where compose/Dockerfile puts the repository
 CONTROL_PORT = 15010
-GATEWAY_PORT = 8080
-GATEWAY_HTTPS_PORT = 8443              # the gateway's HTTPS port: Gateway servers on 443
 APP_PORT = 8080                        # every app listens here, in its own namespace
 INBOUND_PORT, OUTBOUND_PORT, ADMIN_PORT = 15006, 15001, 15000
 CONTROL_HOME = "/var/lib/minimesh"

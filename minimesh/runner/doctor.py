@@ -36,8 +36,7 @@ from pathlib import Path
 from minimesh.errors import UserError
 from minimesh.runner import state as st
 from minimesh.runner.control_client import ControlClient
-from minimesh.runner.ports import is_free
-from minimesh.runner.supervisor import DEFAULT_HTTPS_PORT
+from minimesh.runner.ports import GATEWAY_HTTPS_PORT, is_free
 
 MIN_PYTHON = (3, 11)
 IMAGE = "minimesh:local"
@@ -87,7 +86,7 @@ def gateway_port(port: int) -> Finding:
                    f"or `minimesh up LESSON_DIR --port {port + 1}`")
 
 
-def gateway_https_port(gateway: int, https: int = DEFAULT_HTTPS_PORT) -> Finding:
+def gateway_https_port(gateway: int, https: int = GATEWAY_HTTPS_PORT) -> Finding:
     """The gateway's HTTPS port (Gateway servers on 443): `up` falls back to any free port, so only a ‼."""
     if gateway in (0, https):  # the supervisor then takes any free port for HTTPS (supervisor.py)
         return Finding(True, "the gateway's HTTPS takes any free port")

@@ -13,6 +13,12 @@ import socket
 from minimesh.errors import UserError
 
 HOST = "127.0.0.1"
+# The gateway's plain HTTP port on the host, standing for port 80 of a Gateway: `up` and compose
+# publish it, doctor checks it (--port / MINIMESH_GATEWAY_PORT choose another).
+GATEWAY_PORT = 8080
+# The gateway's HTTPS port, standing for port 443 of a Gateway: `up` takes it when free (supervisor.py),
+# compose publishes it (compose.py), doctor checks it.
+GATEWAY_HTTPS_PORT = 8443
 
 
 class PortAllocator:

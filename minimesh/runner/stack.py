@@ -28,7 +28,6 @@ from minimesh.runner.ports import GATEWAY_HINT, ensure_free, is_listening
 from minimesh.runner.supervisor import READY_TIMEOUT, Supervisor
 from minimesh.runner.topology import load_lesson
 
-DEFAULT_GATEWAY_PORT = 8080
 DOWN_TIMEOUT = 30.0
 
 

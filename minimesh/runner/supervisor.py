@@ -30,7 +30,7 @@ from minimesh.runner import state as st
 from minimesh.runner.control_client import ControlClient, tls_for
 from minimesh.runner.instances import InstanceControl
 from minimesh.runner.plan import HOST, StackPlan, plan_stack
-from minimesh.runner.ports import GATEWAY_HINT, PortAllocator, ensure_free, is_free
+from minimesh.runner.ports import GATEWAY_HINT, GATEWAY_HTTPS_PORT, PortAllocator, ensure_free, is_free
 from minimesh.runner.process import Child, ChildFailed
 from minimesh.runner.readiness import wait_converged, wait_ready
 from minimesh.runner.topology import Lesson
@@ -38,7 +38,6 @@ from minimesh.runner.topology import Lesson
 log = logging.getLogger("minimesh.runner")
 
 READY_TIMEOUT = 60.0
-DEFAULT_HTTPS_PORT = 8443  # the gateway's HTTPS port, standing for port 443 of a Gateway
 STOP_GRACE = 5.0
 
 
@@ -64,8 +63,8 @@ class Supervisor:
         # (pki/operator.py), so every CLI command against this home finds them.
         ensure_operator_credentials(home)
         # The HTTPS port (Gateway servers on 443): 8443 beside the usual 8080 when free, else any free port.
-        https_port = (DEFAULT_HTTPS_PORT if not any_port and gateway_port != DEFAULT_HTTPS_PORT
-                      and is_free(DEFAULT_HTTPS_PORT) else ports.allocate())
+        https_port = (GATEWAY_HTTPS_PORT if not any_port and gateway_port != GATEWAY_HTTPS_PORT
+                      and is_free(GATEWAY_HTTPS_PORT) else ports.allocate())
         ports.reserve(https_port)
         self.plan: StackPlan = plan_stack(lesson, home, gateway_port, ports.allocate, https_port=https_port,
                                           token_for=lambda service: join_token(secret, service),

@@ -278,6 +278,46 @@ async def test_reapplying_an_unchanged_rule_keeps_its_ejections_and_a_changed_on
     assert bad.name in {instance for status, instance, _ in await fire(mesh, 30) if status == 200}
 
 
+async def test_an_instance_that_leaves_takes_its_ejection_with_it_and_comes_back_afresh(clean):
+    mesh = clean
+    bad, next_bad, _ = catalogs(mesh)
+    await eject_then_mend(mesh, bad)  # ejected for 30 s; maxEjectionPercent 10 (one at a time)
+
+    # Its sidecar stops and leaves the registry: the gateway's next snapshot has two catalog endpoints.
+    assert await bad.sidecar.stop() == 0
+
+    async def deregistered():
+        _, status = await mesh.cp("GET", "/v1/status")
+        return bad.name not in {p["node"] for p in status["proxies"]}
+    await wait_for(deregistered, 15, what=f"{bad.name} to leave the registry")
+    await mesh.converged()
+    # Envoy drops a host that leaves its cluster with its outlier state: with most of its 30 s to run,
+    # the ejection is gone from /stats and /metrics as soon as the snapshot is in force...
+    assert await ejected_on_gateway(mesh) == []
+    async with client_session() as http, http.get(mesh.gateway.admin + "/metrics") as r:
+        assert 'minimesh_outlier_ejections_active{destination_service="catalog",destination_subset=""} 0.0' in \
+            await r.text()
+
+    async def told_control_plane():
+        _, status = await mesh.cp("GET", "/v1/status")
+        return not [e for e in status["ejections"] if e["instance"] == bad.name]
+    await wait_for(told_control_plane, 5, what="the control plane to hear the ejection is over")
+
+    # ...and it no longer counts toward maxEjectionPercent: none of the two is ejected, Envoy always allows
+    # one, so the next instance that fails is ejected (with the departed one counted, 2 of 2 > 10 %: not).
+    await set_fault(next_bad, failure_rate=1.0)
+    await fire(mesh, 30)
+    assert [e["instance"] for e in await ejected_on_gateway(mesh)] == [next_bad.name]
+    await set_fault(next_bad, failure_rate=0)
+
+    # The instance comes back on the same address: a new host to Envoy, with nothing of the old ejection
+    # (which would have 20 s or more to run): it gets traffic at once.
+    await bad.sidecar.restart()
+    await mesh.converged()
+    assert [e["instance"] for e in await ejected_on_gateway(mesh)] == [next_bad.name]
+    assert bad.name in {instance for status, instance, _ in await fire(mesh, 30) if status == 200}
+
+
 async def test_consistent_hash_keeps_a_user_on_one_instance(clean):
     mesh = clean
     await mesh.apply(destination_rule("catalog", loadBalancer={"consistentHash": {"httpHeaderName": "x-user"}}))

@@ -130,10 +130,7 @@ class SidecarProcess:
         names = ("listen", "tls", "admin") if self.gateway else ("outbound", "inbound", "admin")
         for attempt in range(attempts):
             self.ports = {name: free_port() for name in names}
-            env = {k: v for k, v in os.environ.items() if k not in SHOP_ENV and k != "MINIMESH_CONTROL_URL"}
-            with open(self.log_path, "ab") as log:
-                self.proc = subprocess.Popen(self._command(), stdout=log, stderr=subprocess.STDOUT,
-                                             stdin=subprocess.DEVNULL, env={**env, "PYTHONUNBUFFERED": "1"})
+            self._spawn()
             try:
                 await wait_for(self._ready, deadline_s, what=f"sidecar {self.instance} /ready")
                 return self
@@ -143,6 +140,19 @@ class SidecarProcess:
                     continue
                 raise
         raise AssertionError("unreachable")
+
+    async def restart(self, deadline_s: float = READY_DEADLINE) -> "SidecarProcess":
+        """Start it again after `stop()`, on the same ports: the same instance back on the same address."""
+        assert self.proc is not None and self.proc.poll() is not None, f"sidecar {self.instance} is still running"
+        self._spawn()
+        await wait_for(self._ready, deadline_s, what=f"sidecar {self.instance} /ready after its restart")
+        return self
+
+    def _spawn(self) -> None:
+        env = {k: v for k, v in os.environ.items() if k not in SHOP_ENV and k != "MINIMESH_CONTROL_URL"}
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(self._command(), stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, env={**env, "PYTHONUNBUFFERED": "1"})
 
     async def _ready(self) -> bool:
         if self.proc.poll() is not None:

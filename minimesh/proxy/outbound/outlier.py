@@ -33,6 +33,17 @@ the DestinationRule, or its outlierDetection, puts every ejected endpoint
 back at once, and applying it again counts from zero; re-applying it
 unchanged keeps every ejection as it was (`stale`, run on each snapshot).
 
+What it has counted about one endpoint lives as long as the endpoint is in the
+cluster. Envoy's detector follows its cluster's membership: a host that leaves
+(its instance deregistered, the service scaled down, its labels no longer
+those of the subset) is dropped with its state — an ejected one stops counting
+toward maxEjectionPercent and stops being reported at once, with no "returned"
+event — and a host that joins, even on an address that was ejected before,
+starts afresh (`departed`, run on each snapshot). An answer from a departed
+endpoint still on its way counts for nothing: Envoy ignores an ejection of a
+host no longer in the cluster. (Envoy keeps a removed host only while active
+health checking still passes it; Istio configures none.)
+
 Each endpoint's state is a small machine, as a table below. Time is
 injected (`clock`), so tests step it instead of sleeping.
 """
@@ -87,6 +98,7 @@ class Detector:
     subset: str | None
     config: object = None  # the cluster's trafficPolicy it counts under; a changed one starts afresh (`stale`)
     hosts: dict[str, Host] = field(default_factory=dict)
+    members: frozenset[str] = frozenset()  # its cluster's endpoint addresses now (`departed`)
     next_sweep: float | None = None
 
     def ejected(self) -> set[str]:
@@ -142,6 +154,14 @@ def stale(detectors: dict[str, Detector], configs: dict) -> list[str]:
             if (config := configs.get(name)) is None or config.outlier_detection is None or config != d.config]
 
 
+def departed(hosts, members) -> list[str]:
+    """Pure: the hosts a new endpoint set ends — each one whose address is no longer among `members`.
+
+    Envoy's member-update callback erases a removed host's monitor; a re-added host gets a new one.
+    """
+    return sorted(address for address in hosts if address not in members)
+
+
 def may_eject(policy, ejected: int, total: int) -> bool:
     """maxEjectionPercent, with Envoy's rule that one host may always be ejected."""
     if ejected == 0:
@@ -169,21 +189,35 @@ class Outliers:
         if d is None or (d.config is not cluster.policy and d.config != cluster.policy):
             if d is not None and d.ejected():
                 self.changed = True  # the old ejections end with the old settings
-            d = self.detectors[cluster.name] = Detector(cluster.service, cluster.subset, cluster.policy)
+            d = self.detectors[cluster.name] = Detector(cluster.service, cluster.subset, cluster.policy,
+                                                        members=frozenset(e.address for e in cluster.endpoints))
         return d
 
     def sync(self, config) -> None:
-        """A new snapshot (a MeshConfig) is in force: end the detectors whose cluster it changed (`stale`)."""
-        configs = {c.name: c.policy for c in config.clusters.values()}
-        for name in stale(self.detectors, configs):
+        """A new snapshot (a MeshConfig) is in force: end the detectors whose cluster it changed (`stale`),
+        and in the others, the endpoints that left their cluster (`departed`)."""
+        clusters = {c.name: c for c in config.clusters.values()}
+        for name in stale(self.detectors, {name: c.policy for name, c in clusters.items()}):
             d = self.detectors.pop(name)
-            if d.ejected():
-                self.changed = True  # `minimesh status` hears they are back
-                # A log line, not an access-log or tap line: Envoy's outlier event log says nothing either.
-                log.info("%s", json.dumps({"event": "outlier_detector_ended", "service": d.service, "subset": d.subset,
-                                           "endpoints_back": sorted(d.ejected())}, separators=(",", ":")))
+            self._ended(d, "outlier_detector_ended", sorted(d.ejected()))
         for name, d in self.detectors.items():
-            d.config = configs[name]  # equal, but the new snapshot's: the per-request check is then `is`
+            cluster = clusters[name]
+            d.config = cluster.policy  # equal, but the new snapshot's: the per-request check is then `is`
+            d.members = frozenset(e.address for e in cluster.endpoints)
+            gone = departed(d.hosts, d.members)
+            ejected = d.ejected()
+            for address in gone:
+                del d.hosts[address]
+            self._ended(d, "outlier_hosts_removed", [a for a in gone if a in ejected])
+
+    def _ended(self, d: Detector, event: str, ejected: list[str]) -> None:
+        """Ejections that ended with their detector or their host, not by time: no "returned" event."""
+        if not ejected:
+            return
+        self.changed = True  # `minimesh status` hears they are over
+        # A log line, not an access-log or tap line: Envoy's outlier event log says nothing either.
+        log.info("%s", json.dumps({"event": event, "service": d.service, "subset": d.subset,
+                                   "endpoints": ejected}, separators=(",", ":")))
 
     def healthy(self, cluster, endpoints):
         """The endpoints to balance over: the ejected ones left out, unless in panic."""
@@ -206,13 +240,15 @@ class Outliers:
         if policy is None:
             return
         d = self.detector(cluster)
+        if endpoint.address not in d.members:
+            return  # it left the cluster while this attempt was on its way (`departed`)
         host = d.hosts.get(endpoint.address)
         if host is None:
             host = d.hosts[endpoint.address] = Host(instance=endpoint.instance)
         reached = count(policy, host, status, failure)
         if reached is None or host.state is State.EJECTED:
             return
-        if not may_eject(policy, len(d.ejected()), len(cluster.endpoints)):
+        if not may_eject(policy, len(d.ejected()), len(d.members)):
             return
         now = self.clock()
         host.state = TRANSITIONS[(host.state, "threshold")]

@@ -4,7 +4,7 @@ import pytest
 
 from minimesh.config import OutlierDetection, parse_resource
 from minimesh.proxy.outbound.outlier import (TRANSITIONS, Detector, Host, Outliers, State, count, in_panic,
-                                             may_eject, stale)
+                                             departed, may_eject, stale)
 from minimesh.proxy.snapshot import Cluster, Endpoint, MeshConfig
 
 from .manifests import dr_doc
@@ -159,3 +159,66 @@ def test_deleting_the_rule_returns_every_ejected_endpoint_at_once_and_reapplying
     outliers.observe(again, bad, 503, None)
     [entry] = outliers.report()
     assert entry["until"] == pytest.approx(outliers.wall() + 30.0, abs=0.5)
+
+
+@pytest.mark.parametrize("hosts, members, ends", [
+    (["a", "b", "c"], {"a", "b", "c"}, []),  # the same endpoints: every host keeps its state
+    (["a", "b", "c"], {"b", "c"}, ["a"]),  # a's instance deregistered
+    (["a", "b"], {"b", "c", "d"}, ["a"]),  # scaled: a gone, c and d new (they start with no host yet)
+    (["a", "b"], set(), ["a", "b"]),  # the service scaled to zero
+    (["b", "a"], {"a:1"}, ["a", "b"]),  # compared by whole address, in address order
+    ([], {"a"}, []),
+])
+def test_a_snapshot_ends_the_hosts_that_left_the_cluster(hosts, members, ends):
+    assert departed({a: Host() for a in hosts}, frozenset(members)) == ends
+
+
+def without(c: Cluster, *gone: Endpoint) -> Cluster:
+    return Cluster(c.service, c.subset, tuple(e for e in c.endpoints if e not in gone), c.load_balancer, c.policy)
+
+
+def test_a_departed_host_takes_its_ejection_with_it_and_a_returning_one_starts_afresh():
+    clock = Clock()
+    outliers = Outliers(clock=clock)
+    c = cluster(**OD)  # maxEjectionPercent 10: one ejection at a time (Envoy always allows one)
+    a, b, _ = c.endpoints
+    outliers.observe(c, a, 503, None)
+    outliers.observe(c, b, 503, None)
+    assert [e["endpoint"] for e in outliers.report()] == [a.address]  # b: the cap
+    outliers.changed = False
+
+    # a's instance deregisters, 1 s into its 30 s ejection: it is not reported, nor counted, at once.
+    clock.now += 1.0
+    two = without(c, a)
+    outliers.sync(MeshConfig(clusters={("catalog", None): two}))
+    assert outliers.report() == [] and outliers.active() == {("catalog", ""): 0} and outliers.changed
+    # An answer from a still on its way counts for nothing (Envoy: the host is no longer in the cluster).
+    outliers.observe(c, a, 503, None)
+    assert outliers.report() == []
+    # So the cap lets the next bad endpoint go: 0 ejected of 2, and one is always allowed.
+    outliers.observe(two, b, 503, None)
+    assert [e["endpoint"] for e in outliers.report()] == [b.address]
+
+    # a registers again on the same address: a new host, healthy, whose next ejection is its first (30 s x 1).
+    three = cluster(**OD)
+    outliers.sync(MeshConfig(clusters={("catalog", None): three}))
+    assert a in outliers.healthy(three, three.endpoints)
+    outliers.sync(MeshConfig(clusters={("catalog", None): without(three, b)}))  # b leaves: a may be ejected
+    outliers.observe(three, a, 503, None)
+    [entry] = outliers.report()
+    assert entry["endpoint"] == a.address and entry["until"] == pytest.approx(outliers.wall() + 30.0, abs=0.5)
+
+
+def test_a_host_leaving_a_subset_ends_its_state_there_only():
+    outliers = Outliers(clock=Clock())
+    rule = parse_resource(dr_doc("catalog", [{"name": "v1", "labels": {"version": "v1"}}], traffic_policy={"outlierDetection": OD}))
+    e = Endpoint("catalog-v1-0", "127.0.0.1:7000", labels=(("version", "v1"),))
+    everyone = Cluster("catalog", None, (e,), policy=rule.policy_for(None))
+    v1 = Cluster("catalog", "v1", (e,), policy=rule.policy_for("v1"))
+    outliers.observe(everyone, e, 503, None)
+    outliers.observe(v1, e, 503, None)
+    assert len(outliers.report()) == 2
+    # Relabelled out of v1: the subset's cluster loses it, the service's keeps it (and its ejection).
+    outliers.sync(MeshConfig(clusters={("catalog", None): everyone, ("catalog", "v1"): Cluster(
+        "catalog", "v1", (), policy=rule.policy_for("v1"))}))
+    assert [(r["subset"], r["endpoint"]) for r in outliers.report()] == [(None, e.address)]
