@@ -20,6 +20,8 @@ route is looked at, as Envoy's RBAC filter runs before its router.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from multidict import CIMultiDict
 
 from minimesh.proxy.inbound.authz import Authorize, Workload
@@ -27,13 +29,16 @@ from minimesh.proxy.headers import add_forwarding
 from minimesh.proxy.ingress import Ingress
 from minimesh.proxy.inbound.jwks import JwksCache
 from minimesh.proxy.inbound.jwt_authn import Authenticate
-from minimesh.config.gateway import HTTP_PORT
+from minimesh.config.gateway import HTTP_PORT, HTTPS_PORT
 from minimesh.proxy.message import Request, Response
 from minimesh.proxy.outbound.stack import build_outbound_stack, host_of
 
 
 # Istio's ingress gateway pods carry these labels; Gateways and policies select the gateway by them.
 GATEWAY_LABELS = {"istio": "ingressgateway"}
+# Istio's ingress gateway pod listens on 8080 and 8443 behind its Service's 80 and 443; a policy
+# selecting the gateway names those (`ports`, `destination.port`: workload ports, never Service ports).
+POD_PORTS = {HTTP_PORT: 8080, HTTPS_PORT: 8443}
 
 
 class GatewayRouter:
@@ -41,7 +46,7 @@ class GatewayRouter:
                  jwks: JwksCache | None = None, breakers=None, outliers=None, port: int = HTTP_PORT):
         self.config_holder = config_holder
         self.port = port  # the Gateway server port this router's listener stands for
-        self.workload = workload or Workload(GATEWAY_LABELS)
+        self.workload = replace(workload or Workload(GATEWAY_LABELS), port=POD_PORTS[port])
         self._ingress: tuple[object, Ingress] | None = None  # (config, its routes): worked out once per snapshot
         stack = build_outbound_stack(pool, in_flight, breakers=breakers, outliers=outliers,
                                      labels=self.workload.labels)  # 3. the bound route, sent on as any sidecar's outbound

@@ -148,7 +148,8 @@ class Sidecar:
         edge = lambda direction, route: Edge(direction, route, self.stats, self.identity,  # noqa: E731
                                              self.telemetry, self.guard)
         jwks = JwksCache()  # RequestAuthentication's jwksUri key sets, shared by this proxy's listeners
-        workload = Workload(self._labels(), namespace=self.namespace, port=o.listen_port if o.gateway else o.app_port, ip=o.advertise_host)
+        # Its port, as policies name it: 8080, the app's container port (the gateway routers set theirs).
+        workload = Workload(self._labels(), namespace=self.namespace, ip=o.advertise_host)
         if o.gateway:
             router = GatewayRouter(self.holder, self.pool, self.in_flight, workload, jwks,
                                    self.breakers, self.outliers)

@@ -23,7 +23,8 @@ from minimesh.config import parse_resource
 from minimesh.errors import ConfigError, MeshError, UserError
 from minimesh.pki.spiffe import spiffe_id
 from minimesh.proxy.inbound.authz import Authorize, Workload
-from minimesh.proxy.gateway import GATEWAY_LABELS
+from minimesh.config.gateway import HTTP_PORT
+from minimesh.proxy.gateway import GATEWAY_LABELS, POD_PORTS
 from minimesh.proxy.inbound.jwks import JwksCache
 from minimesh.proxy.inbound.jwt_authn import Authenticate
 from minimesh.proxy.message import Journey, Request, text_response
@@ -54,7 +55,7 @@ def peer_identity(source: str) -> str | None:
 
 def workload_of(dest: str, version: str) -> tuple[Workload, str]:
     if dest == "gateway":
-        return Workload({"app": "gateway", "version": version, **GATEWAY_LABELS}), "gateway"
+        return Workload({"app": "gateway", "version": version, **GATEWAY_LABELS}, port=POD_PORTS[HTTP_PORT]), "gateway"
     return Workload({"app": dest, "version": version}), "inbound"
 
 

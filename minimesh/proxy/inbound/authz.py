@@ -39,6 +39,7 @@ from typing import Awaitable
 
 from minimesh.config import AuthorizationPolicy
 from minimesh.config.authorization import Check, Rule
+from minimesh.config.security import WORKLOAD_PORT
 from minimesh.errors import AccessDenied
 from minimesh.pki.spiffe import principal as principal_of
 from minimesh.proxy.inbound.authz_cache import DecisionCache, checks_of
@@ -53,7 +54,10 @@ class Workload:
 
     labels: dict
     namespace: str = "default"
-    port: int | None = None  # the port requests are for: the app's (inbound) or the public one (gateway)
+    # The workload port requests are for, as policies name it (`ports`, `destination.port`): the
+    # container's port, not the Service's nor the one a local run happened to pick — 8080 for every
+    # app (config/security.py), 8080 or 8443 at the gateway (gateway.POD_PORTS), as on Istio.
+    port: int | None = WORKLOAD_PORT
     ip: str = "127.0.0.1"  # where callers reach it (destination.ip)
 
 

@@ -34,7 +34,7 @@ class InboundRouter:
         self.config_holder = config_holder
         self.service = service
         self.app_address = f"127.0.0.1:{app_port}"
-        workload = workload or Workload({"app": service}, port=app_port)
+        workload = workload or Workload({"app": service})
         self.stack = build_inbound_stack(pool, workload, jwks or JwksCache())
 
     def __call__(self, request: Request):

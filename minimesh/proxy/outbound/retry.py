@@ -7,12 +7,18 @@ failures (`retryOn`, Envoy's retry conditions):
     5xx                     any 5xx answer, a reset, a connect failure, a per-try timeout
     gateway-error           502, 503, 504 (a per-try timeout counts as 504, a reset as 503)
     reset                   no answer at all: disconnect, reset, connect failure, per-try timeout
+    reset-before-request    no answer, and no byte of the request sent: here that is a connect
+                            failure (a reset or a per-try timeout comes after the request went out;
+                            a pooled connection found closed is retried by the pool itself)
     connect-failure         no connection could be made
     refused-stream          the upstream refused the request before it was processed
     retriable-4xx           409
     retriable-status-codes  the status codes listed beside it (bare numbers in retryOn)
     retriable-headers       the answer carries a header the request named in
                             `x-envoy-retriable-header-names` (Envoy's request header)
+    envoy-ratelimited       the answer carries `x-envoy-ratelimited` (an upstream Envoy's rate
+                            limiter refused it) — and such an answer is retried under this
+                            condition only, never under 5xx, 429 or any other (Envoy's rule)
     cancelled, deadline-exceeded, internal, resource-exhausted, unavailable
                             the gRPC status of the same name in the grpc-status header
 
@@ -45,6 +51,7 @@ from minimesh.proxy.message import Attempt, Request, Response, Service
 
 BACKOFF_BASE = 0.025
 RETRIABLE_HEADER_NAMES = "x-envoy-retriable-header-names"
+RATELIMITED = "x-envoy-ratelimited"  # set by an Envoy rate limiter on its 429 (any upstream may send it)
 GRPC_CONDITIONS = {"cancelled": "1", "deadline-exceeded": "4", "resource-exhausted": "8",
                    "unavailable": "14", "internal": "13"}
 
@@ -61,6 +68,7 @@ class Outcome:
     failure: str | None = None  # "connect-failure", "reset", "timeout"
     grpc_status: str | None = None
     retriable_header: bool = False  # the answer has a header the request listed as retriable
+    ratelimited: bool = False  # the answer carries x-envoy-ratelimited
 
 
 def should_retry(policy, outcome: Outcome) -> bool:
@@ -68,8 +76,8 @@ def should_retry(policy, outcome: Outcome) -> bool:
     failure = outcome.failure
     if failure is not None:
         on = set(policy.retry_on)
-        if failure == "connect-failure":
-            return bool(on & {"5xx", "gateway-error", "connect-failure", "reset"})
+        if failure == "connect-failure":  # the one failure where no byte of the request was sent
+            return bool(on & {"5xx", "gateway-error", "connect-failure", "reset", "reset-before-request"})
         # Envoy counts an upstream reset as a 5xx (it becomes one), so both
         # 5xx and gateway-error retry it.
         if failure == "refused-stream":
@@ -82,6 +90,8 @@ def should_retry(policy, outcome: Outcome) -> bool:
     if status is None:
         return False
     on = policy.retry_on  # every answer passes here: `in` on the short tuple, no set per request
+    if outcome.ratelimited:  # Envoy's wouldRetryFromHeaders: this condition, or no retry at all
+        return "envoy-ratelimited" in on
     if "retriable-headers" in on and outcome.retriable_header:
         return True
     if "5xx" in on and status >= 500:
@@ -180,7 +190,8 @@ class Retry:
             return None, e, Outcome(failure=_FAILURE_OF.get(type(e)))
         self._done(attempt, journey, start, status=response.status)
         return response, None, Outcome(status=response.status, grpc_status=response.headers.get("grpc-status"),
-                                       retriable_header=has_retriable_header(request.headers, response.headers))
+                                       retriable_header=has_retriable_header(request.headers, response.headers),
+                                       ratelimited=RATELIMITED in response.headers)
 
     @staticmethod
     def _done(attempt, journey, start, status=None, error=None):

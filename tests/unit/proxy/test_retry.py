@@ -71,6 +71,15 @@ F = lambda kind: Outcome(failure=kind)  # noqa: E731
     ("internal", S(200, None), False), ("unavailable", S(503), False),
     # combined conditions are ORed
     ("connect-failure,5xx", S(500), True), ("gateway-error,retriable-4xx", S(409), True),
+    # reset-before-request: only while no byte of the request went out — a connect failure here
+    ("reset-before-request", F("connect-failure"), True), ("reset-before-request", F("reset"), False),
+    ("reset-before-request", F("timeout"), False), ("reset-before-request", S(503), False),
+    # envoy-ratelimited: an answer with x-envoy-ratelimited, and such an answer under no other condition
+    ("envoy-ratelimited", Outcome(status=429, ratelimited=True), True),
+    ("envoy-ratelimited", S(429), False), ("envoy-ratelimited", S(503), False),
+    ("5xx", Outcome(status=503, ratelimited=True), False),
+    ("gateway-error,429", Outcome(status=429, ratelimited=True), False),
+    ("5xx,envoy-ratelimited", Outcome(status=503, ratelimited=True), True),
 ])
 def test_should_retry(retry_on, outcome, expected):
     assert should_retry(policy(retry_on), outcome) is expected
