@@ -186,14 +186,17 @@ async def test_dead_app_behind_a_registered_sidecar_is_503_uf_after_retries(mesh
                     assert r.status == 503
                     error = r.headers["x-minimesh-error"]
                     assert error.startswith("UF (connect, inbound)"), error
-        # ghost's sidecar answered 503 UF; to the gateway that is an answer, a 503, which Istio's
-        # default retry policy (1.24 and later: connect-failure, refused-stream, unavailable,
-        # cancelled) does not retry. One attempt each, no URX.
+        # ghost's inbound tried the app three times: Istio (1.24 and later) gives the inbound route
+        # `retry_on: reset-before-request, num_retries: 2` (route.go BuildDefaultHTTPInboundRoute),
+        # and a refused connect is a failure before any byte was sent. Then 503 with URX,UF.
+        inbound = [line for line in ghost.access_log() if line["reporter"] == "inbound"]
+        assert len(inbound) == 3 and all(line["flags"] == "URX,UF" for line in inbound)
+        assert all(line["attempts"] == 3 for line in inbound)
+        # To the gateway that is an answer, a 503, which Istio's outbound default (connect-failure,
+        # refused-stream, unavailable, cancelled) does not retry. One attempt each, no URX.
         lines = [line for line in mesh.gateway.access_log() if line["destination"] == "ghost"]
         assert [line["attempts"] for line in lines] == [1, 1, 1]
         assert not any("URX" in line["flags"] for line in lines)
-        inbound = [line for line in ghost.access_log() if line["reporter"] == "inbound"]
-        assert len(inbound) == 3 and all(line["flags"] == "UF" for line in inbound)
         # The sidecar keeps serving.
         assert await ghost.healthy()
         stats = await ghost.stats()

@@ -119,7 +119,7 @@ def has_retriable_header(request_headers, response_headers) -> bool:
     return any(name.strip() and name.strip() in response_headers for name in names.split(","))
 
 
-_FAILURE_OF = {UpstreamConnectFailure: "connect-failure", UpstreamReset: "reset", UpstreamTimeout: "timeout"}
+FAILURE_OF = {UpstreamConnectFailure: "connect-failure", UpstreamReset: "reset", UpstreamTimeout: "timeout"}
 
 
 class Retry:
@@ -183,19 +183,20 @@ class Retry:
             error = UpstreamTimeout(f"attempt timed out after {per_try:g}s (perTryTimeout)")
             error.layer = "retry"
             error.__cause__ = e
-            self._done(attempt, journey, start, error=error)
+            finish_attempt(attempt, journey, start, error=error)
             return None, error, Outcome(failure="timeout")
         except MeshError as e:
-            self._done(attempt, journey, start, error=e)
-            return None, e, Outcome(failure=_FAILURE_OF.get(type(e)))
-        self._done(attempt, journey, start, status=response.status)
+            finish_attempt(attempt, journey, start, error=e)
+            return None, e, Outcome(failure=FAILURE_OF.get(type(e)))
+        finish_attempt(attempt, journey, start, status=response.status)
         return response, None, Outcome(status=response.status, grpc_status=response.headers.get("grpc-status"),
                                        retriable_header=has_retriable_header(request.headers, response.headers),
                                        ratelimited=RATELIMITED in response.headers)
 
-    @staticmethod
-    def _done(attempt, journey, start, status=None, error=None):
-        attempt.endpoint = journey.endpoint or ""
-        attempt.status = status
-        attempt.error = f"{error.flag}: {error.reason}" if error is not None else None
-        attempt.duration_ms = (time.monotonic() - start) * 1000
+
+def finish_attempt(attempt: Attempt, journey, start: float, status=None, error=None) -> None:
+    """Write down how an attempt ended: where it went, its status or error, how long it took."""
+    attempt.endpoint = journey.endpoint or ""
+    attempt.status = status
+    attempt.error = f"{error.flag}: {error.reason}" if error is not None else None
+    attempt.duration_ms = (time.monotonic() - start) * 1000
