@@ -29,7 +29,7 @@ from .fields import (
     At, boolean, check_fields, duration, integer, mapping, percentage, require, sequence, string,
 )
 from .cors import CorsPolicy, parse_cors_policy
-from .headers import Headers, parse_headers
+from .headers import Headers, parse_headers, route_authority
 from .match import HTTPMatchRequest, parse_match
 from .redirect import HTTPDirectResponse, HTTPRedirect, parse_direct_response, parse_redirect
 from .rewrite import HTTPRewrite, parse_rewrite
@@ -251,6 +251,9 @@ def _parse_route(value: Any, at: At) -> HTTPRoute:
         route = _parse_weighted(require(block, "route", at), at / "route")
     mirrors = _parse_mirrors(block, at)
     has_uri_match = bool(match) and all(m.uri is not None for m in match)
+    rewrite = parse_rewrite(block["rewrite"], at / "rewrite", has_uri_match) if "rewrite" in block else None
+    headers = parse_headers(block["headers"], at / "headers") if "headers" in block else None
+    rewrite, headers = route_authority(rewrite, headers, at, answered_locally=bool(local))  # Host: a rewrite
     return HTTPRoute(
         name=name,
         match=match,
@@ -259,11 +262,11 @@ def _parse_route(value: Any, at: At) -> HTTPRoute:
         retries=_parse_retries(block["retries"], at / "retries") if "retries" in block else None,
         fault=_parse_fault(block["fault"], at / "fault") if "fault" in block else None,
         mirrors=mirrors,
-        rewrite=parse_rewrite(block["rewrite"], at / "rewrite", has_uri_match) if "rewrite" in block else None,
+        rewrite=rewrite,
         redirect=parse_redirect(block["redirect"], at / "redirect") if "redirect" in block else None,
         direct_response=(parse_direct_response(block["directResponse"], at / "directResponse")
                          if "directResponse" in block else None),
-        headers=parse_headers(block["headers"], at / "headers") if "headers" in block else None,
+        headers=headers,
         cors_policy=parse_cors_policy(block["corsPolicy"], at / "corsPolicy") if "corsPolicy" in block else None,
     )
 

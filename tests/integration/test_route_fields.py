@@ -195,6 +195,34 @@ async def test_headers_set_add_remove_at_route_and_destination_and_the_route_win
     assert trail.replace(" ", "") == "client,route"
 
 
+async def test_headers_set_or_add_of_host_rewrite_the_authority_as_istio_does(mesh):
+    # Istio (route.go TranslateHeadersOperations) turns a request set/add of Host or :authority into
+    # the route's host_rewrite_literal, what rewrite.authority gives; a destination's applies unless
+    # the route rewrites it (Envoy runs the route's rewrite last).
+    await apply(mesh, {"match": [{"uri": {"prefix": "/set-host"}}],
+                       "headers": {"request": {"set": {"Host": "backend"}}}, "route": [to("v1")]},
+                {"match": [{"uri": {"prefix": "/add-authority"}}],
+                 "headers": {"request": {"add": {":authority": "added"}}}, "route": [to("v1")]},
+                {"match": [{"uri": {"prefix": "/both"}}], "headers": {"request": {"set": {"host": "route-host"}}},
+                 "route": [to("v1", headers={"request": {"set": {"host": "destination-host"}}})]},
+                {"route": [to("v1", weight=1, headers={"request": {"set": {"host": "host-v1"}}}),
+                           to("v2", weight=1, headers={"request": {"set": {"host": "host-v2"}}})]})
+    for via in ("gateway", "web"):  # the ingress gateway and web's sidecar both rewrite it
+        status, _, body = await call(mesh, "/set-host", via=via)
+        assert (status, body["headers"]["host"], body["version"]) == (200, "backend", "v1"), via
+    _, _, body = await call(mesh, "/add-authority")
+    assert body["headers"]["host"] == "added"
+    _, _, body = await call(mesh, "/both")
+    assert body["headers"]["host"] == "route-host"
+    seen = {}
+    for _ in range(60):  # each destination of the split its own Host; both seen: 1 - 2**-59
+        _, _, body = await call(mesh, "/split", via="web")
+        seen[body["version"]] = body["headers"]["host"]
+        if len(seen) == 2:
+            break
+    assert seen == {"v1": "host-v1", "v2": "host-v2"}
+
+
 async def test_route_response_headers_reach_the_routers_own_503_too(mesh):
     # Envoy's router finalizes its local replies (no healthy upstream here) with the route's response headers.
     await apply(mesh, {"headers": {"response": {"set": {"x-served": "route"}}}, "route": [to("v9")]})

@@ -7,6 +7,12 @@ then `set` (overwrite) and `add` (one more value). Response operations run
 on the upstream's answer in the same order — and on the answers the router
 makes itself further in (503 UH, 504 UT, 503 UO ...), as Envoy's router
 finalizes its local replies with the route's response headers too.
+
+A request `set`/`add` of Host is Istio's authority rewrite (config/headers.py):
+a route's became its `rewrite.authority` (rewrite.py); a destination's is
+applied here, unless the route rewrites the authority itself — Envoy applies
+the weighted cluster's host_rewrite first and the route's after it, and
+Istio leaves a single destination's off when the route has one.
 """
 
 from __future__ import annotations
@@ -45,6 +51,12 @@ class HeaderOps:
         levels = [h for h in (journey.destination_headers, journey.http_route.headers) if h is not None]
         for level in levels:
             apply_operations(request.headers, level.request)
+        authority = levels[0].request.authority  # only a destination's is left here (config/headers.py)
+        if authority is not None:
+            rewrite = journey.http_route.rewrite
+            if rewrite is None or rewrite.authority is None:
+                request.authority = authority
+                request.headers["host"] = authority
         try:
             response = await self.inner(request)
         except MeshError as error:

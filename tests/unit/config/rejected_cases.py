@@ -61,14 +61,50 @@ REJECTED = {
     route:
     - destination: {host: pricing}
 """), "spec.http[0].rewrite.uriRegexRewrite", "not both", crd=True),
-    "headers-set-host": Rejected(_vs("""\
+    # A request set/add of Host is Istio's authority rewrite (accepted); removing it, or setting
+    # it twice, Istio's validation refuses (ValidateHTTPHeaderOperationName, validateAuthorityRewrite).
+    "headers-remove-host": Rejected(_vs("""\
   - headers:
       request:
+        remove:
+        - host  # <-
+    route:
+    - destination: {host: pricing}
+"""), "spec.http[0].headers.request.remove[0]", "Istio refuses Host outside a request's set/add", crd=True),
+    "headers-response-set-host": Rejected(_vs("""\
+  - headers:
+      response:
         set:
           host: other  # <-
     route:
     - destination: {host: pricing}
-"""), "spec.http[0].headers.request.set.host", "use rewrite.authority", crd=True),
+"""), "spec.http[0].headers.response.set.host", "Istio refuses Host outside a request's set/add", crd=True),
+    "headers-set-and-add-host": Rejected(_vs("""\
+  - headers:
+      request:
+        set: {host: one}
+        add:
+          ":authority": two  # <-
+    route:
+    - destination: {host: pricing}
+"""), "spec.http[0].headers.request.add.:authority", "Istio refuses setting it twice", crd=True),
+    "headers-host-and-rewrite-authority": Rejected(_vs("""\
+  - headers:
+      request:
+        set: {host: one}
+    rewrite:
+      authority: two  # <-
+    route:
+    - destination: {host: pricing}
+"""), "spec.http[0].rewrite.authority", "the authority is rewritten twice", crd=True),
+    "headers-set-path": Rejected(_vs("""\
+  - headers:
+      request:
+        set:
+          ":path": /x  # <-
+    route:
+    - destination: {host: pricing}
+"""), "spec.http[0].headers.request.set.:path", "Istio refuses pseudo-headers", crd=True),
     "query-param-presence": Rejected(_vs("""\
   - match:
     - queryParams:

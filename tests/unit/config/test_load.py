@@ -140,6 +140,25 @@ def test_weights_are_relative_as_on_istio_and_a_sum_other_than_100_is_warned():
     assert load_manifests(VS + "  - route:\n    - destination: {host: pricing}\n      weight: 7\n")[0].warnings == ()
 
 
+def test_a_request_set_or_add_of_host_is_the_authority_rewrite_as_on_istio():
+    # istio/istio route.go TranslateHeadersOperations: Host / :authority in request set or add become
+    # the route's host_rewrite_literal (set wins over add; validation refuses both); not a header op.
+    (vs,) = load_manifests(VS + "  - match: [{uri: {prefix: /a}}]\n    headers: {request: {set: {Host: backend}}}\n"
+                           "    rewrite: {uri: /b}\n    route:\n    - destination: {host: pricing}\n"
+                           "  - headers: {request: {add: {':authority': added, x-k: v}}}\n"
+                           "    route:\n    - destination: {host: pricing}\n"
+                           "      headers: {request: {set: {host: dest}}}\n")
+    first, second = vs.http
+    assert (first.rewrite.uri, first.rewrite.authority, first.headers) == ("/b", "backend", None)
+    assert second.rewrite.authority == "added"
+    assert second.headers.request.add == (("x-k", "v"),) and second.headers.request.authority is None
+    assert second.route[0].headers.request.authority == "dest" and second.route[0].headers.request.set == ()
+    # On a route the proxy answers itself there is no upstream to rewrite for: ignored, as Istio, and said.
+    (vs,) = load_manifests(VS + "  - headers: {request: {set: {host: x}}}\n    directResponse: {status: 204}\n")
+    assert vs.http[0].rewrite is None and vs.http[0].headers is None
+    assert len(vs.warnings) == 1 and "ignored" in vs.warnings[0]
+
+
 @pytest.mark.parametrize("retries_yaml, attempts, retry_on, codes", [
     ("{attempts: 4}", 4, DEFAULT_RETRY.retry_on, ()),  # retryOn unset: Istio's default conditions
     ("{perTryTimeout: 1s}", 0, DEFAULT_RETRY.retry_on, ()),  # attempts unset: 0, retries off
