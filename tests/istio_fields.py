@@ -51,6 +51,10 @@ NOTES = {
         "spec.http[].match[].withoutHeaders": "Envoy's inverted match: an absent header does not match (warned)",
         "spec.http[].rewrite.uri": "Envoy's prefix_rewrite of the matched prefix (no uri match: '/', warned)",
     },
+    "Sidecar": {
+        "spec.egress[].hosts": "matched against hostnames as written, as on Istio: a short name "
+                               "('default/catalog') imports no Kubernetes service (warned; write the FQDN)",
+    },
     "AuthorizationPolicy": {
         "spec.rules[].to[].operation.ports": "workload ports, as Istio: 8080 (every app's container port); at the "
                                              "gateway 8080 (HTTP) and 8443 (HTTPS), its pod's ports",
