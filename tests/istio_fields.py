@@ -75,6 +75,10 @@ NOTES = {
     "DestinationRule": {
         "spec.trafficPolicy.portLevelSettings[].port": "80, the one port of a minimesh service; others refused",
         "spec.trafficPolicy.tls.mode": "DISABLE, SIMPLE, MUTUAL, ISTIO_MUTUAL (origination, proxy/outbound/origination.py)",
+        "spec.trafficPolicy.connectionPool.http.idleTimeout": "the pooled connections' idle timeout (at least 1ms, "
+                                                              "as the CRD); set, it overrides tcp.idleTimeout",
+        "spec.trafficPolicy.connectionPool.tcp.idleTimeout": "the pooled connections' idle timeout when "
+                                                             "http.idleTimeout is unset, as Istio; 0s: none",
     },
     "ServiceEntry": {
         "spec.ports": "one port per entry (HTTP); more are refused",
