@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from minimesh.config import load_manifests
-from minimesh.errors import ConfigError
+from minimesh.errors import ConfigError, EgressBlocked
 from minimesh.proxy.outbound.egress import decide, sidecar_for
 from minimesh.proxy.snapshot import parse_snapshot
 from tests.istio_schema import validate_istio
@@ -174,13 +174,16 @@ def test_which_sidecar_applies_own_namespace_selector_first_then_root():
 ])
 def test_egress_decision(authority, policy, expected):
     config = _config(ACCEPTED["se-none"] + "---\n" + SC + f"  outboundTrafficPolicy: {{mode: {policy}}}\n")
-    sidecar = sidecar_for(config.resources, {"app": "web"})
+    assert _decided(config, authority, sidecar_for(config.resources, {"app": "web"})) == expected
+
+
+def _decided(config, authority: str, sidecar) -> str | None:
+    """The registry host a request goes to, None (passed through), or "BH" (refused: 502 BlackHoleCluster)."""
     try:
-        egress = decide(config, authority, sidecar)
-    except Exception as e:  # noqa: BLE001 - the table's "BH" rows expect the refusal
-        assert expected == "BH" and getattr(e, "flag", None) == "BH" and e.status == 502
-        return
-    assert egress.service == expected
+        return decide(config, authority, sidecar).service
+    except EgressBlocked as e:
+        assert e.status == 502
+        return e.flag
 
 
 # --- egress hosts: matched against hostnames as written, as on Istio -------------------------------
@@ -245,9 +248,4 @@ def test_egress_hosts_match_hostnames_as_written(hosts, authority, expected):
     config = _config("---\n".join([ACCEPTED["se-none"], LEGACY, _egress_sidecar(*hosts)]))
     sidecar = sidecar_for(config.resources, {"app": "web"})
     assert sidecar is not None and sidecar.namespace == "default"
-    try:
-        egress = decide(config, authority, sidecar)
-    except Exception as e:  # noqa: BLE001 - the table's "BH" rows expect the refusal
-        assert expected == "BH" and getattr(e, "flag", None) == "BH", e
-        return
-    assert egress.service == expected
+    assert _decided(config, authority, sidecar) == expected
