@@ -51,6 +51,10 @@ NOTES = {
         "spec.http[].match[].withoutHeaders": "Envoy's inverted match: an absent header does not match (warned)",
         "spec.http[].rewrite.uri": "Envoy's prefix_rewrite of the matched prefix (no uri match: '/', warned)",
     },
+    "Sidecar": {
+        "spec.egress[].hosts": "matched against hostnames as written, as on Istio: a short name "
+                               "('default/catalog') imports no Kubernetes service (warned; write the FQDN)",
+    },
     "AuthorizationPolicy": {
         "spec.rules[].to[].operation.ports": "workload ports, as Istio: 8080 (every app's container port); at the "
                                              "gateway 8080 (HTTP) and 8443 (HTTPS), its pod's ports",
@@ -71,6 +75,10 @@ NOTES = {
     "DestinationRule": {
         "spec.trafficPolicy.portLevelSettings[].port": "80, the one port of a minimesh service; others refused",
         "spec.trafficPolicy.tls.mode": "DISABLE, SIMPLE, MUTUAL, ISTIO_MUTUAL (origination, proxy/outbound/origination.py)",
+        "spec.trafficPolicy.connectionPool.http.idleTimeout": "the pooled connections' idle timeout (at least 1ms, "
+                                                              "as the CRD); set, it overrides tcp.idleTimeout",
+        "spec.trafficPolicy.connectionPool.tcp.idleTimeout": "the pooled connections' idle timeout when "
+                                                             "http.idleTimeout is unset, as Istio; 0s: none",
     },
     "ServiceEntry": {
         "spec.ports": "one port per entry (HTTP); more are refused",

@@ -8,13 +8,22 @@ Istio's `Sidecar` resource trims a proxy's view:
                            whose namespace has no Sidecar of its own
     egress[].hosts         the hosts this proxy knows, as "namespace/host":
                            "./*" (every host of the Sidecar's namespace),
-                           "*/*", "default/catalog", "*/api.example.com"
+                           "*/*", "default/catalog.default.svc.cluster.local",
+                           "*/api.example.com", "*/*.example.com"
     outboundTrafficPolicy  ALLOW_ANY (an unknown host passes straight
                            through: Istio's PassthroughCluster) or
                            REGISTRY_ONLY (refused with 502: BlackHoleCluster)
 
 A host the proxy does not know is "unknown" exactly like a host outside the
 mesh: passed through under ALLOW_ANY, refused under REGISTRY_ONLY.
+
+The host part is matched against each service's hostname *as written*
+(Istio's pilot/pkg/model/sidecar.go: an exact lookup, or a `*.suffix`
+wildcard). A Kubernetes service's hostname is its FQDN, so a short name —
+"default/catalog", "./catalog" — imports no Kubernetes service at all, only
+a ServiceEntry host literally written "catalog". Istio accepts it silently
+(the API says the dnsName "should be specified using FQDN format"); minimesh
+does the same and warns at apply, naming the FQDN to write.
 Which Sidecar applies to a workload is decided in proxy/outbound/egress.py.
 """
 
@@ -78,7 +87,7 @@ def parse_sidecar(spec: dict, at: At, **meta) -> Sidecar:
         if len(items) != 1:
             raise (at / "egress").error(f"minimesh reads one egress listener (got {len(items)}); Istio would "
                                         "configure one per port — put every host in one 'hosts' list")
-        egress = _parse_egress(items[0], at / "egress" / 0)
+        egress = _parse_egress(items[0], at / "egress" / 0, meta["namespace"])
     policy = None
     if "outboundTrafficPolicy" in spec:
         block, p_at = mapping(spec["outboundTrafficPolicy"], at / "outboundTrafficPolicy"), at / "outboundTrafficPolicy"
@@ -90,7 +99,21 @@ def parse_sidecar(spec: dict, at: At, **meta) -> Sidecar:
     return Sidecar(workload_selector=selector, egress_hosts=egress, outbound_traffic_policy=policy, **meta)
 
 
-def _parse_egress(value: Any, at: At) -> tuple[EgressHost, ...]:
+def _names_no_service(host: str) -> bool:
+    """A Kubernetes-style partial name ('catalog', 'catalog.default.svc'): no service's hostname is that."""
+    return "*" not in host and ("." not in host or host.endswith(".svc"))
+
+
+def _short_host_warning(entry: str, namespace: str, host: str, own_namespace: str) -> str:
+    name, service_namespace = host, own_namespace if namespace in (".", "*") else namespace
+    if host.endswith(".svc") and host.count(".") == 2:  # 'catalog.default.svc'
+        name, service_namespace, _ = host.split(".")
+    fixed = f"{namespace}/{name.split('.')[0]}.{service_namespace}.svc.cluster.local"
+    return (f"{entry!r} is not an FQDN: as on Istio, the host is matched against service hostnames as written, "
+            f"so it imports no Kubernetes service (only a ServiceEntry host written {host!r}); write {fixed!r}")
+
+
+def _parse_egress(value: Any, at: At, own_namespace: str) -> tuple[EgressHost, ...]:
     block = mapping(value, at)
     for key, what in (("port", "Istio would apply this egress listener to that port only"),
                       ("bind", "Istio would bind the listener to that address"),
@@ -107,6 +130,8 @@ def _parse_egress(value: Any, at: At) -> tuple[EgressHost, ...]:
                                            "'istio-system/*' or '*/api.example.com'")
         if "*" in host and host != "*" and not (host.startswith("*.") and "*" not in host[2:]):
             raise (at / "hosts" / i).error(f"host {host!r}: a wildcard may only be '*' or lead, as '*.example.com'")
+        if _names_no_service(host):
+            (at / "hosts" / i).warn(_short_host_warning(entry, namespace, host, own_namespace))
         hosts.append(EgressHost(namespace, host))
     if not hosts:
         raise (at / "hosts").error("at least one host is required, like './*'")

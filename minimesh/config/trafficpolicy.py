@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .clienttls import ClientTLS, parse_client_tls
+from .duration import parse_duration
 from .fields import At, boolean, check_fields, duration, enum, integer, mapping, number, require, sequence, string
 
 DEFAULT_LOAD_BALANCER = "LEAST_REQUEST"  # Istio's default: power of two choices
@@ -47,7 +48,7 @@ class ConnectionPool:
     max_connections: int | None = None  # tcp.maxConnections -> max_connections
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT  # tcp.connectTimeout
     tcp_keepalive: TcpKeepalive | None = None  # tcp.tcpKeepalive -> SO_KEEPALIVE
-    idle_timeout: float | None = None  # http.idleTimeout (or tcp.idleTimeout): close idle pooled connections
+    idle_timeout: float | None = None  # http.idleTimeout, else tcp.idleTimeout; 0: never closed for idleness
     http1_max_pending_requests: int | None = None  # -> max_pending_requests
     http2_max_requests: int | None = None  # -> max_requests: concurrent requests, HTTP/1.1 too
     max_requests_per_connection: int | None = None  # a connection is closed after this many requests
@@ -188,22 +189,42 @@ def _parse_pool(value: Any, at: At) -> ConnectionPool:
             interval=duration(k["interval"], k_at / "interval") if "interval" in k else None,
             probes=integer(k["probes"], k_at / "probes", 1, 2**31 - 1) if "probes" in k else None,
         )
-    idle = None
-    for source, where in ((http, h_at), (tcp, t_at)):
-        if "idleTimeout" in source:
-            seconds = duration(source["idleTimeout"], where / "idleTimeout")
-            idle = seconds if idle is None else min(idle, seconds)
     return ConnectionPool(
         max_connections=_limit(tcp, "maxConnections", t_at),
         connect_timeout=duration(tcp["connectTimeout"], t_at / "connectTimeout")
         if "connectTimeout" in tcp else DEFAULT_CONNECT_TIMEOUT,
         tcp_keepalive=keepalive,
-        idle_timeout=idle,
+        idle_timeout=_idle_timeout(tcp, t_at, http, h_at),
         http1_max_pending_requests=_limit(http, "http1MaxPendingRequests", h_at),
         http2_max_requests=_limit(http, "http2MaxRequests", h_at),
         max_requests_per_connection=_limit(http, "maxRequestsPerConnection", h_at),
         max_retries=_limit(http, "maxRetries", h_at),
     )
+
+
+def _idle_timeout(tcp: dict, t_at: At, http: dict, h_at: At) -> float | None:
+    """The pooled connections' idle timeout, as Istio's applyConnectionPool picks it
+    (pilot/pkg/networking/core/cluster_traffic_policy.go): http.idleTimeout when set, else
+    tcp.idleTimeout — never the shorter of the two. 0 means none (Envoy: 0s disables it);
+    None means unset (the pool's default)."""
+    if "idleTimeout" in http:
+        value, where = http["idleTimeout"], h_at / "idleTimeout"
+        if _is_zero(value):  # the CRD's rule on http.idleTimeout: duration(self) >= duration('1ms')
+            raise where.error(f"duration {value!r} is too short; Istio's CRD requires at least 1ms here. "
+                              "To keep idle connections open, leave http.idleTimeout unset and set "
+                              "tcp.idleTimeout: 0s (Istio uses it for HTTP too; 0s disables the timeout)")
+        return duration(value, where)
+    if "idleTimeout" in tcp:
+        value, where = tcp["idleTimeout"], t_at / "idleTimeout"
+        return 0.0 if _is_zero(value) else duration(value, where)  # no 1ms rule on tcp.idleTimeout
+    return None
+
+
+def _is_zero(value: Any) -> bool:
+    try:
+        return parse_duration(value) == 0
+    except ValueError:
+        return False  # duration() explains what is wrong with it
 
 
 def _parse_outlier(value: Any, at: At) -> OutlierDetection:

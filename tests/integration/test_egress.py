@@ -194,6 +194,21 @@ async def test_a_sidecars_egress_hosts_hide_entries_of_other_namespaces(clean, a
     assert status == 200 and one.seen == ["/seen"]
 
 
+async def test_a_short_egress_host_imports_no_mesh_service_and_its_fqdn_does(clean, apis):
+    mesh = clean
+    # As on Istio, "default/catalog" is matched against service hostnames as written, and catalog's
+    # hostname is its FQDN: under REGISTRY_ONLY the short name leaves catalog outside the registry.
+    await mesh.apply(sidecar("REGISTRY_ONLY", namespace="default", hosts=["default/catalog"]))
+    status, body, headers = await via_sidecar(mesh, "http://catalog/items")
+    assert status == 502 and headers["x-minimesh-error"].startswith("BH"), body
+    assert "egress hosts leave out default/catalog.default.svc.cluster.local" in headers["x-minimesh-error"]
+    # The FQDN imports it: the same request is served by catalog.
+    await mesh.apply(sidecar("REGISTRY_ONLY", namespace="default",
+                             hosts=["default/catalog.default.svc.cluster.local"]))
+    status, body, _ = await via_sidecar(mesh, "http://catalog/items")
+    assert status == 200 and b'"service": "catalog"' in body, body
+
+
 # --- TLS origination: a DestinationRule's tls to a real TLS server ------------------------------
 
 

@@ -15,7 +15,10 @@ applies to the workload (config/sidecar_resource.py): the Sidecar in the
 workload's namespace whose workloadSelector matches its labels, else that
 namespace's Sidecar without a selector, else the root namespace's
 (istio-system) — the mesh-wide default. Its outboundTrafficPolicy, when set,
-replaces the mesh's default, ALLOW_ANY. Gateways are not configured by
+replaces the mesh's default, ALLOW_ANY. Its egress hosts are matched, as on
+Istio, against a service's hostname as written: a Kubernetes service's FQDN
+(catalog.default.svc.cluster.local, never the short "catalog"), a
+ServiceEntry host exactly as the entry lists it. Gateways are not configured by
 Sidecar resources (nor on Istio), so they always pass through.
 
 The decision is pure: it takes the snapshot and the request's authority.
@@ -79,10 +82,10 @@ def decide(config, authority: str, sidecar: Sidecar | None) -> Egress:
     service = config.service_key(host)  # read as a pod of this proxy's namespace would
     known = _registry_entry(config, service, port)
     if known is not None:
-        namespace, external = known
-        if sidecar is None or any(sidecar.imports(namespace, name) for name in (_short(service), fqdn(service))):
+        namespace, external, hostname = known
+        if sidecar is None or sidecar.imports(namespace, hostname):
             return Egress(service, external)
-        why = f"Sidecar {sidecar.namespace}/{sidecar.name}'s egress hosts leave out {namespace}/{_short(service)}"
+        why = f"Sidecar {sidecar.namespace}/{sidecar.name}'s egress hosts leave out {namespace}/{hostname}"
     else:
         why = f"{authority} is not in the mesh's registry (no mesh service, no ServiceEntry for it"
         why += f" on port {port or 80})"
@@ -93,20 +96,20 @@ def decide(config, authority: str, sidecar: Sidecar | None) -> Egress:
     return Egress(None, True)
 
 
-def _short(key: str) -> str:
-    """A service key as an egress host names it: 'catalog', 'catalog' (of foo), 'rates.example.com'."""
-    return key.split(".", 1)[0] if namespace_of_key(key) is not None else key
+def _registry_entry(config, service: str, port: int | None) -> tuple[str, bool, str] | None:
+    """(namespace, external?, hostname) of a known host, or None.
 
-
-def _registry_entry(config, service: str, port: int | None) -> tuple[str, bool] | None:
-    """(namespace, external?) of a known host, or None."""
+    The hostname is the one a Sidecar's egress hosts are matched against, as Istio
+    has it: a Kubernetes service's FQDN, a ServiceEntry host exactly as the entry
+    writes it (Istio never qualifies those).
+    """
     entry = config.external_hosts.get(service)
     if entry is not None:
         if (port or 80) != entry.port:
             return None  # a ServiceEntry opens its own port only
-        return entry.namespace, entry.external
+        return entry.namespace, entry.external, (entry.written or entry.host).lower()
     if config.cluster(service, None) is not None:
-        return namespace_of_key(service) or DEFAULT_NAMESPACE, False
+        return namespace_of_key(service) or DEFAULT_NAMESPACE, False, fqdn(service)
     return None
 
 

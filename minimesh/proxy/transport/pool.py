@@ -26,7 +26,8 @@ is sent once more on a fresh connection, as every HTTP client does.
 
 A destination whose DestinationRule has a `connectionPool` gets a pool of
 its own, built from its `ConnectionSettings` (connect timeout, idle timeout,
-TCP keepalive, requests per connection, max connections) — the breaker
+TCP keepalive, requests per connection, max connections; an idle timeout of
+0s keeps idle connections for good, as Envoy's 0 does) — the breaker
 layer (breaker.py) counts and queues; this pool enforces the socket side.
 [issue-14 pool settings: the lines marked so.]
 """
@@ -34,6 +35,7 @@ layer (breaker.py) counts and queues; this pool enforces the socket side.
 from __future__ import annotations
 
 import asyncio
+import math
 import socket
 import ssl
 import time
@@ -67,7 +69,7 @@ class ConnectionSettings:  # [issue-14 pool settings]
     max_connections: int | None = None  # tcp.maxConnections (the breaker queues; this is the socket cap)
     max_requests_per_connection: int | None = None  # http.maxRequestsPerConnection: then the connection closes
     connect_timeout: float = CONNECT_TIMEOUT  # tcp.connectTimeout
-    idle_timeout: float = IDLE_TIMEOUT  # http.idleTimeout / tcp.idleTimeout
+    idle_timeout: float = IDLE_TIMEOUT  # http.idleTimeout, else tcp.idleTimeout; math.inf: none (0s)
     keepalive: tuple[float | None, float | None, int | None] | None = None  # tcp.tcpKeepalive (time, interval, probes)
 
     @classmethod
@@ -75,8 +77,15 @@ class ConnectionSettings:  # [issue-14 pool settings]
         """From a config.ConnectionPool."""
         k = pool.tcp_keepalive
         return cls(pool.max_connections, pool.max_requests_per_connection, pool.connect_timeout,
-                   pool.idle_timeout if pool.idle_timeout is not None else IDLE_TIMEOUT,
+                   _idle(pool.idle_timeout),
                    (k.time, k.interval, k.probes) if k is not None else None)
+
+
+def _idle(seconds: float | None) -> float:
+    """A connectionPool's idle timeout for the pool: unset is ours (15 s); 0s is none, as Envoy's 0."""
+    if seconds is None:
+        return IDLE_TIMEOUT
+    return math.inf if seconds == 0 else seconds
 
 
 class _Destination:  # [issue-14 pool settings]

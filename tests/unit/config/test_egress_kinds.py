@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from minimesh.config import load_manifests
-from minimesh.errors import ConfigError
+from minimesh.errors import ConfigError, EgressBlocked
 from minimesh.proxy.outbound.egress import decide, sidecar_for
 from minimesh.proxy.snapshot import parse_snapshot
 from tests.istio_schema import validate_istio
@@ -174,10 +174,78 @@ def test_which_sidecar_applies_own_namespace_selector_first_then_root():
 ])
 def test_egress_decision(authority, policy, expected):
     config = _config(ACCEPTED["se-none"] + "---\n" + SC + f"  outboundTrafficPolicy: {{mode: {policy}}}\n")
-    sidecar = sidecar_for(config.resources, {"app": "web"})
+    assert _decided(config, authority, sidecar_for(config.resources, {"app": "web"})) == expected
+
+
+def _decided(config, authority: str, sidecar) -> str | None:
+    """The registry host a request goes to, None (passed through), or "BH" (refused: 502 BlackHoleCluster)."""
     try:
-        egress = decide(config, authority, sidecar)
-    except Exception as e:  # noqa: BLE001 - the table's "BH" rows expect the refusal
-        assert expected == "BH" and getattr(e, "flag", None) == "BH" and e.status == 502
+        return decide(config, authority, sidecar).service
+    except EgressBlocked as e:
+        assert e.status == 502
+        return e.flag
+
+
+# --- egress hosts: matched against hostnames as written, as on Istio -------------------------------
+# pilot/pkg/model/sidecar.go (hostClassification.Matches): an exact lookup of the service's hostname,
+# or a '*.suffix' wildcard. A Kubernetes service's hostname is its FQDN; a ServiceEntry's is its host as
+# written. So 'default/catalog' imports no Kubernetes service: accepted, and warned about at apply.
+
+SC_DEFAULT = SC.replace("istio-system", "default")
+
+
+def _egress_sidecar(*hosts: str, mode: str = "REGISTRY_ONLY") -> str:
+    listed = "".join(f"    - {h!r}\n" for h in hosts)
+    return SC_DEFAULT + f"  egress:\n  - hosts:\n{listed}  outboundTrafficPolicy: {{mode: {mode}}}\n"
+
+
+@pytest.mark.parametrize("host, fix", [
+    ("default/catalog", "'default/catalog.default.svc.cluster.local'"),
+    ("./catalog", "'./catalog.default.svc.cluster.local'"),
+    ("*/catalog", "'*/catalog.default.svc.cluster.local'"),
+    ("foo/catalog", "'foo/catalog.foo.svc.cluster.local'"),
+    ("default/catalog.default.svc", "'default/catalog.default.svc.cluster.local'"),
+    ("./*", None),
+    ("*/*", None),
+    ("default/catalog.default.svc.cluster.local", None),
+    ("*/api.example.com", None),
+    ("*/*.example.com", None),
+])
+def test_a_short_egress_host_is_accepted_and_warned_with_the_fqdn_to_write(host, fix):
+    [sidecar] = load_manifests(_egress_sidecar("./*", host), "sc.yaml")
+    if fix is None:
+        assert sidecar.warnings == ()
         return
-    assert egress.service == expected
+    # One line: file:line: field: what Istio does, and the fix. Line 10 holds the second host of the list.
+    [warning] = sidecar.warnings
+    assert "\n" not in warning
+    assert warning.startswith(f"sc.yaml:10: spec.egress[0].hosts[1]: {host!r} is not an FQDN"), warning
+    assert "imports no Kubernetes service" in warning and warning.endswith(f"write {fix}"), warning
+    assert validate_istio(yaml.safe_load(_egress_sidecar("./*", host))) == []  # valid Istio: hence a warning
+
+
+LEGACY = SE.replace("name: api", "name: legacy").replace("[api.example.com]", "[legacy]") + PORT
+
+
+@pytest.mark.parametrize("hosts, authority, expected", [
+    # A mesh service: only its FQDN (or a wildcard covering it) imports it.
+    (["default/catalog"], "catalog", "BH"),
+    (["./catalog"], "catalog", "BH"),
+    (["*/catalog"], "catalog", "BH"),
+    (["default/catalog.default.svc.cluster.local"], "catalog", "catalog"),
+    (["./catalog.default.svc.cluster.local"], "catalog.default.svc.cluster.local", "catalog"),
+    (["*/*.svc.cluster.local"], "catalog", "catalog"),
+    (["./*"], "catalog", "catalog"),
+    (["istio-system/*"], "catalog", "BH"),
+    # A ServiceEntry host is matched as the entry writes it — even a short one, as on Istio.
+    (["default/legacy"], "legacy", "legacy"),
+    (["default/legacy.default.svc.cluster.local"], "legacy", "BH"),
+    (["*/api.example.com"], "api.example.com", "api.example.com"),
+    (["*/*.example.com"], "api.example.com", "api.example.com"),
+    (["default/catalog"], "api.example.com", "BH"),
+])
+def test_egress_hosts_match_hostnames_as_written(hosts, authority, expected):
+    config = _config("---\n".join([ACCEPTED["se-none"], LEGACY, _egress_sidecar(*hosts)]))
+    sidecar = sidecar_for(config.resources, {"app": "web"})
+    assert sidecar is not None and sidecar.namespace == "default"
+    assert _decided(config, authority, sidecar) == expected

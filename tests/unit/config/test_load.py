@@ -8,6 +8,7 @@ from minimesh.config import (
     VirtualService, check_references, load_file, load_files, load_manifests, parse_resource, short_host,
 )
 from minimesh.errors import ConfigError
+from tests.istio_schema import validate_istio
 
 from .cases import ACCEPTED, VS
 from .rejected_cases import REJECTED
@@ -311,3 +312,36 @@ def test_check_references_flags_undefined_subsets():
     assert "http[0].route[1]: subset 'v3' of host 'pricing'" in problems[0] and "defines: v1, v2" in problems[0]
     assert "http[0].mirror: subset 'v2' of host 'catalog'" in problems[1] and "no DestinationRule" in problems[1]
     assert check_references(load_manifests(ACCEPTED["vs-everything"] + "---\n" + ACCEPTED["dr-everything"])) == []
+
+
+DR_POOL = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: p}\nspec:\n  host: p\n" \
+          "  trafficPolicy:\n    connectionPool: %s\n"
+
+
+@pytest.mark.parametrize("pool, idle", [
+    # Istio's applyConnectionPool (pilot/pkg/networking/core/cluster_traffic_policy.go): http.idleTimeout when
+    # set, else tcp.idleTimeout, into Envoy's common idle_timeout — never the shorter of the two.
+    ("{tcp: {idleTimeout: 2s}}", 2.0),
+    ("{http: {idleTimeout: 3s}}", 3.0),
+    ("{http: {idleTimeout: 1h}, tcp: {idleTimeout: 1s}}", 3600.0),  # http wins, though longer
+    ("{http: {idleTimeout: 1s}, tcp: {idleTimeout: 0s}}", 1.0),
+    # tcp.idleTimeout: 0s disables the timeout (the API: "If set to 0s, the timeout will be disabled"; the CRD
+    # has no 1ms rule on it since istio/istio#55409), and so it does for HTTP connections too.
+    ("{tcp: {idleTimeout: 0s}}", 0.0),
+    ("{tcp: {idleTimeout: '0'}}", 0.0),
+    ("{tcp: {maxConnections: 5}}", None),  # unset: the pool's default
+])
+def test_the_idle_timeout_is_http_idle_timeout_else_tcp_idle_timeout_as_istio(pool, idle):
+    (dr,) = load_manifests(DR_POOL % pool, "dr.yaml")
+    assert dr.traffic_policy.connection_pool.idle_timeout == idle
+    assert validate_istio(yaml.safe_load(DR_POOL % pool)) == []  # valid on Istio: so accepted here
+
+
+def test_an_http_idle_timeout_of_0s_is_refused_as_istios_crd_does_naming_tcp_idle_timeout():
+    text = DR_POOL % "{http: {idleTimeout: 0s}}"
+    assert validate_istio(yaml.safe_load(text)), "Istio's CRD accepts http.idleTimeout: 0s after all"
+    with pytest.raises(ConfigError) as e:
+        load_manifests(text, "dr.yaml")
+    message = str(e.value)
+    assert message.startswith("dr.yaml:7: spec.trafficPolicy.connectionPool.http.idleTimeout:"), message
+    assert "at least 1ms" in message and "tcp.idleTimeout: 0s" in message and "\n" not in message
