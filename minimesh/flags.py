@@ -37,7 +37,8 @@ FLAGS: dict[str, Flag] = {f.code: f for f in (
          504),
     Flag("URX", "UpstreamRetryLimitExceeded", "Every retry was used up and the last answer was still a failure.",
          "The upstream fails more often than `retries.attempts` can hide; raise attempts, fix the upstream, or "
-         "look at which instance fails (`minimesh tap`)."),
+         "look at which instance fails (`minimesh tap`). On an inbound line with UF: the app refused the "
+         "connection three times (Istio's inbound retry), so it is down, not just restarting."),
     Flag("UO", "UpstreamOverflow", "The circuit breaker refused the request: too many pending or retried requests.",
          "connectionPool limits in the DestinationRule (http1MaxPendingRequests, maxRetries) reached under load.",
          503),
