@@ -25,7 +25,8 @@ failures (`retryOn`, Envoy's retry conditions):
 With no `retries` block Istio (1.24 and later) retries twice on
 connect-failure, refused-stream, unavailable and cancelled — never on a 503
 the app sent (virtualservice.DEFAULT_RETRY). A retry prefers a host not tried
-yet (`retryIgnorePreviousHosts`, default true; balancer.py).
+yet (`retryIgnorePreviousHosts`, default true; balancer.py). The inbound side
+has a default of its own, reset-before-request twice (inbound/retry.py).
 
 Between tries we wait a "fully jittered" exponential backoff, as Envoy does:
 a random time in [0, base × (2^n − 1)], base 25 ms (or the route's
