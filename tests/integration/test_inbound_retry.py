@@ -22,6 +22,7 @@ from minimesh.proxy.inbound.stack import InboundRouter
 from minimesh.proxy.observe.stats import Stats
 from minimesh.proxy.transport.listener import Listener
 from minimesh.proxy.transport.pool import UpstreamPool
+from tests.support.control import wait_for
 from tests.support.mesh import client_session
 from tests.support.shop import free_port
 
@@ -65,11 +66,7 @@ async def inbound_sidecar(app_port: int, backoff: Backoff):
 
 async def finished(edge: RecordingEdge, n: int):
     """The edge's done() may come just after the answer: poll for it, with a deadline."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 5
-    while len(edge.journeys) < n:
-        assert loop.time() < deadline, "the inbound never finished the request"
-        await asyncio.sleep(0.01)
+    await wait_for(lambda: len(edge.journeys) >= n, 5, interval=0.01, what="the inbound to finish the request")
     return edge.journeys[n - 1]
 
 

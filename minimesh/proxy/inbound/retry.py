@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 
 from minimesh.config.virtualservice import HTTPRetry
 from minimesh.errors import MeshError, UpstreamConnectFailure

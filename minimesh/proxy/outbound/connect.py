@@ -22,12 +22,11 @@ def connection_settings(pool) -> ConnectionSettings:
 class Forward:
     """Layer: send the request to the endpoint the balancer picked."""
 
-    def __init__(self, pool: UpstreamPool, secure: bool = True):
+    def __init__(self, pool: UpstreamPool):
         self.pool = pool
-        self.secure = secure  # False for the loopback hop to our own app: never TLS
 
     async def __call__(self, request: Request) -> Response:
-        tls = self.pool.mtls(request) if self.secure and self.pool.mtls is not None else None
+        tls = self.pool.mtls(request) if self.pool.mtls is not None else None
         cluster = request.journey.cluster
         pool = cluster.policy.connection_pool if cluster is not None and cluster.policy is not None else None
         if pool is None:
@@ -36,12 +35,11 @@ class Forward:
             # The destination's connectionPool: its own connect/idle timeouts, keepalive, requests per connection.
             response = await self.pool.send(request.journey.endpoint, request, tls,
                                             settings=connection_settings(pool), destination=cluster.name)
-        if self.secure:
-            # What telemetry reports for this outbound hop: mutual TLS or not, and the identity the
-            # upstream proved (the pool refuses a certificate naming anyone else: secure naming).
-            # The inbound hop to our own app keeps the caller's, set by the listener.
-            request.journey.mtls = tls is not None and getattr(tls, "mutual", True)  # SIMPLE origination: not mutual
-            request.journey.peer_identity = getattr(tls, "expected_peer", None) if tls is not None else None
+        # What telemetry reports for this outbound hop: mutual TLS or not, and the identity the
+        # upstream proved (the pool refuses a certificate naming anyone else: secure naming).
+        # (The inbound hop to our own app, inbound/retry.py, keeps the caller's, set by the listener.)
+        request.journey.mtls = tls is not None and getattr(tls, "mutual", True)  # SIMPLE origination: not mutual
+        request.journey.peer_identity = getattr(tls, "expected_peer", None) if tls is not None else None
         return response
 
 

@@ -24,6 +24,7 @@ from multidict import CIMultiDict
 from minimesh.config.headers import HeaderOperations
 from minimesh.errors import MeshError
 from minimesh.proxy.message import Request, Response, Service
+from minimesh.proxy.outbound.rewrite import rewrite_authority
 
 
 def apply_operations(headers: CIMultiDict, ops: HeaderOperations) -> None:
@@ -55,8 +56,7 @@ class HeaderOps:
         if authority is not None:
             rewrite = journey.http_route.rewrite
             if rewrite is None or rewrite.authority is None:
-                request.authority = authority
-                request.headers["host"] = authority
+                rewrite_authority(request, authority)
         try:
             response = await self.inner(request)
         except MeshError as error:

@@ -48,6 +48,11 @@ class Rewrite:
         if rewrite is not None:
             request.path = rewrite_path(rewrite, journey.http_match, request.path)
             if rewrite.authority is not None:
-                request.authority = rewrite.authority
-                request.headers["host"] = rewrite.authority
+                rewrite_authority(request, rewrite.authority)
         return self.inner(request)  # nothing to do on the way back: no frame of ours
+
+
+def rewrite_authority(request: Request, authority: str) -> None:
+    """Send the request to `authority`: its Host, as Envoy's host_rewrite_literal does."""
+    request.authority = authority
+    request.headers["host"] = authority
